@@ -1,0 +1,277 @@
+"""The adapter for providers that speak STAPI 0.1.0 (stapi-fastapi 0.8.0 is the reference).
+
+All I/O goes through `_call`, the boundary where transport failures, unexpected statuses and
+payloads that are not STAPI become the gateway's own errors. Payloads are validated once here
+with stapi-pydantic and handed on as the provider's JSON, so extra fields survive the trip.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import orjson
+from pydantic import BaseModel, TypeAdapter, ValidationError
+from stapi_pydantic import (
+    Conformance,
+    OpportunityCollection,
+    OpportunitySearchRecord,
+    OpportunitySearchRecords,
+    OpportunitySearchStatus,
+    Order,
+    OrderCollection,
+    OrderStatuses,
+    Product,
+    ProductsCollection,
+    RootResponse,
+)
+
+from adapters.base import Created, JSONObject, Page, SearchMode, SearchResult
+from adapters.transport import ResponseTooLarge
+from gateway.errors import (
+    GatewayError,
+    InvalidRequest,
+    ProviderBadStatus,
+    ProviderInvalidPayload,
+    ProviderTimeout,
+    ProviderUnreachable,
+    RequestValidationFailed,
+    UpstreamNotFound,
+)
+
+M = TypeVar("M", bound=BaseModel)
+
+_STATUS_LIST = TypeAdapter(list[OpportunitySearchStatus])
+_DETAIL_LIMIT = 200
+
+
+def next_token(links: list[JSONObject]) -> str | None:
+    """The provider's page token from a `next` link: the body's `next`, else the href's query."""
+    for link in links:
+        if link.get("rel") != "next":
+            continue
+        body = link.get("body")
+        if isinstance(body, dict) and isinstance(body.get("next"), str):
+            return str(body["next"])
+        values = parse_qs(urlsplit(str(link.get("href", ""))).query).get("next")
+        if values:
+            return values[0]
+    return None
+
+
+def upstream_detail(response: httpx.Response) -> str:
+    """A short, printable summary of a provider's error body (never the whole body)."""
+    try:
+        detail = orjson.loads(response.content).get("detail")
+    except (orjson.JSONDecodeError, AttributeError):
+        detail = None
+    text = detail if isinstance(detail, str) else response.reason_phrase or "error"
+    return text[:_DETAIL_LIMIT]
+
+
+def validation_errors(response: httpx.Response) -> list[dict[str, Any]]:
+    """FastAPI-style `detail` lists, reduced to `loc`, `msg` and `type`."""
+    try:
+        detail = orjson.loads(response.content).get("detail")
+    except (orjson.JSONDecodeError, AttributeError):
+        return []
+    if not isinstance(detail, list):
+        return []
+    return [
+        {"loc": item.get("loc", []), "msg": item.get("msg", ""), "type": item.get("type", "")}
+        for item in detail
+        if isinstance(item, dict)
+    ]
+
+
+class StapiAdapter:
+    """Talks to one STAPI provider through its pooled httpx client."""
+
+    def __init__(self, provider_id: str, client: httpx.AsyncClient) -> None:
+        self.provider_id = provider_id
+        self.client = client
+        self.base_url = str(client.base_url).rstrip("/")
+
+    # --- the boundary ----------------------------------------------------------------
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        expected: tuple[int, ...] = (200,),
+        params: dict[str, Any] | None = None,
+        json: JSONObject | None = None,
+        headers: dict[str, str] | None = None,
+        client_payload: bool = False,
+    ) -> httpx.Response:
+        pid = self.provider_id
+        try:
+            response = await self.client.request(
+                method,
+                path,
+                params=params,
+                content=orjson.dumps(json) if json is not None else None,
+                headers={"Content-Type": "application/json", **(headers or {})} if json else headers,
+            )
+        except httpx.TimeoutException:
+            raise ProviderTimeout(pid, f"provider '{pid}' did not answer in time") from None
+        except ResponseTooLarge:
+            raise ProviderInvalidPayload(pid, f"provider '{pid}' sent a body larger than allowed") from None
+        except httpx.TransportError as exc:
+            kind = exc.__class__.__name__
+            raise ProviderUnreachable(pid, f"provider '{pid}' could not be reached ({kind})") from None
+        if response.status_code in expected:
+            return response
+        raise self._status_error(response, client_payload)
+
+    def _status_error(self, response: httpx.Response, client_payload: bool) -> GatewayError:
+        pid, status = self.provider_id, response.status_code
+        if status == 404:
+            return UpstreamNotFound(pid, f"provider '{pid}': {upstream_detail(response)}")
+        # A 400/422 on a request that carries the client's payload is the client's mistake as
+        # judged by the provider; on anything else it is the provider misbehaving.
+        if client_payload and status == 422:
+            return RequestValidationFailed(f"provider '{pid}' rejected the request", validation_errors(response))
+        if client_payload and status == 400:
+            return InvalidRequest(f"provider '{pid}' rejected the request: {upstream_detail(response)}")
+        return ProviderBadStatus(pid, f"provider '{pid}' answered HTTP {status}", status)
+
+    def _json(self, response: httpx.Response) -> Any:
+        try:
+            return orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            raise ProviderInvalidPayload(self.provider_id, f"provider '{self.provider_id}' sent invalid JSON") from None
+
+    def _validated(self, model: type[M], response: httpx.Response) -> JSONObject:
+        data = self._json(response)
+        try:
+            model.model_validate(data)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "body"
+            raise ProviderInvalidPayload(
+                self.provider_id,
+                f"provider '{self.provider_id}' sent an invalid {model.__name__}: {where}: {first['msg']}",
+            ) from None
+        assert isinstance(data, dict)
+        return data
+
+    async def _get(self, model: type[M], path: str, **params: Any) -> JSONObject:
+        query = {k: v for k, v in params.items() if v is not None}
+        return self._validated(model, await self._call("GET", path, params=query or None))
+
+    def _page(self, body: JSONObject, field: str) -> Page:
+        links = body.get("links") or []
+        return Page(
+            items=body[field],
+            next_token=next_token(links),
+            links=links,
+            number_matched=body.get("numberMatched"),
+        )
+
+    # --- STAPI operations ------------------------------------------------------------
+
+    async def landing_page(self) -> JSONObject:
+        """The provider's landing page."""
+        return await self._get(RootResponse, "/")
+
+    async def conformance(self) -> list[str]:
+        """The provider's API-level conformance classes."""
+        body = await self._get(Conformance, "/conformance")
+        return list(body["conformsTo"])
+
+    async def list_products(self, *, token: str | None, limit: int) -> Page:
+        """One page of the provider's products."""
+        return self._page(await self._get(ProductsCollection, "/products", next=token, limit=limit), "products")
+
+    async def get_product(self, product_id: str) -> JSONObject:
+        """One product."""
+        return await self._get(Product, f"/products/{product_id}")
+
+    async def product_conformance(self, product_id: str) -> list[str]:
+        """The product's computed conformance classes."""
+        body = await self._get(Conformance, f"/products/{product_id}/conformance")
+        return list(body["conformsTo"])
+
+    async def queryables(self, product_id: str) -> JSONObject:
+        """The product's queryables schema."""
+        return self._schema(await self._call("GET", f"/products/{product_id}/queryables"))
+
+    async def order_parameters(self, product_id: str) -> JSONObject:
+        """The product's order-parameters schema."""
+        return self._schema(await self._call("GET", f"/products/{product_id}/order-parameters"))
+
+    def _schema(self, response: httpx.Response) -> JSONObject:
+        data = self._json(response)
+        if not isinstance(data, dict):
+            raise ProviderInvalidPayload(self.provider_id, f"provider '{self.provider_id}' sent a non-object schema")
+        return data
+
+    async def search_opportunities(self, product_id: str, payload: JSONObject, mode: SearchMode) -> SearchResult:
+        """Search opportunities; stapi-fastapi only accepts the bare `wait`/`respond-async` forms."""
+        response = await self._call(
+            "POST",
+            f"/products/{product_id}/opportunities",
+            expected=(200, 201),
+            json=payload,
+            headers={"Prefer": mode.value},
+            client_payload=True,
+        )
+        is_async = response.status_code == 201
+        model: type[BaseModel] = OpportunitySearchRecord if is_async else OpportunityCollection
+        return SearchResult(
+            body=self._validated(model, response),
+            is_async=is_async,
+            location=response.headers.get("location"),
+            preference_applied=response.headers.get("preference-applied"),
+        )
+
+    async def get_opportunity_collection(self, product_id: str, collection_id: str) -> JSONObject:
+        """The collection an async search produced."""
+        return await self._get(OpportunityCollection, f"/products/{product_id}/opportunities/{collection_id}")
+
+    async def list_search_records(self, *, token: str | None, limit: int) -> Page:
+        """One page of search records."""
+        body = await self._get(OpportunitySearchRecords, "/searches/opportunities", next=token, limit=limit)
+        return self._page(body, "search_records")
+
+    async def get_search_record(self, record_id: str) -> JSONObject:
+        """One search record."""
+        return await self._get(OpportunitySearchRecord, f"/searches/opportunities/{record_id}")
+
+    async def search_record_statuses(self, record_id: str) -> list[JSONObject]:
+        """A search record's statuses (stapi-fastapi answers a bare array)."""
+        response = await self._call("GET", f"/searches/opportunities/{record_id}/statuses")
+        data = self._json(response)
+        try:
+            _STATUS_LIST.validate_python(data)
+        except ValidationError:
+            raise ProviderInvalidPayload(self.provider_id, "search record statuses are not valid STAPI") from None
+        assert isinstance(data, list)
+        return data
+
+    async def create_order(self, product_id: str, payload: JSONObject) -> Created:
+        """Place an order once; the caller owns retries and unknown outcomes."""
+        response = await self._call(
+            "POST", f"/products/{product_id}/orders", expected=(200, 201), json=payload, client_payload=True
+        )
+        return Created(body=self._validated(Order, response), location=response.headers.get("location"))
+
+    async def list_orders(self, *, token: str | None, limit: int) -> Page:
+        """One page of orders."""
+        return self._page(await self._get(OrderCollection, "/orders", next=token, limit=limit), "features")
+
+    async def get_order(self, order_id: str) -> JSONObject:
+        """One order."""
+        return await self._get(Order, f"/orders/{order_id}")
+
+    async def order_statuses(self, order_id: str, *, token: str | None, limit: int) -> Page:
+        """One page of an order's statuses."""
+        body = await self._get(OrderStatuses, f"/orders/{order_id}/statuses", next=token, limit=limit)
+        return self._page(body, "statuses")
+
+    async def aclose(self) -> None:
+        """Close the provider's connection pool."""
+        await self.client.aclose()

@@ -1,0 +1,54 @@
+"""The one wiring module: routes, middleware order, error handlers and lifespan."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Mapping
+
+import httpx
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.routing import Route
+
+from gateway import handlers
+from gateway.errors import GatewayError
+from gateway.middleware import RequestContextMiddleware
+from gateway.routes import products, root
+from gateway.runtime import Runtime
+from gateway.settings import Settings
+
+ROUTES = [
+    Route("/", root.landing_page, methods=["GET"]),
+    Route("/conformance", root.conformance, methods=["GET"]),
+    Route("/products", products.list_products, methods=["GET"]),
+    Route("/products/{product_id}", products.get_product, methods=["GET"]),
+    Route("/products/{product_id}/conformance", products.product_conformance, methods=["GET"]),
+    Route("/products/{product_id}/queryables", products.product_queryables, methods=["GET"]),
+    Route("/products/{product_id}/order-parameters", products.product_order_parameters, methods=["GET"]),
+]
+
+
+def create_app(settings: Settings, *, transports: Mapping[str, httpx.AsyncBaseTransport] | None = None) -> Starlette:
+    """The gateway as an ASGI app. `transports` replaces providers' network transports (tests)."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        rt = await Runtime.open(settings, transports)
+        app.state.runtime = rt
+        try:
+            yield
+        finally:
+            await rt.aclose()
+
+    return Starlette(
+        routes=ROUTES,
+        # Outermost first: the request id exists before anything else runs or fails.
+        middleware=[Middleware(RequestContextMiddleware)],
+        exception_handlers={
+            GatewayError: handlers.gateway_error,
+            HTTPException: handlers.http_error,
+            Exception: handlers.unexpected_error,
+        },
+        lifespan=lifespan,
+    )

@@ -1,0 +1,130 @@
+"""The gateway's exception hierarchy: what went wrong, never how to say it over HTTP.
+
+`gateway.handlers` owns the single table that turns these into responses.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class GatewayError(Exception):
+    """Base of every error the gateway raises on purpose."""
+
+    code = "gateway_error"
+
+    def __init__(self, detail: str, *, extra: dict[str, Any] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra or {}
+
+
+# --- the client's mistakes -------------------------------------------------------------
+
+
+class InvalidRequest(GatewayError):
+    """The request is malformed in a way no schema describes (bad query value, bad header)."""
+
+    code = "invalid_request"
+
+
+class InvalidCursor(InvalidRequest):
+    """A pagination cursor that this gateway did not mint for this route."""
+
+    code = "invalid_cursor"
+
+
+class NotFound(GatewayError):
+    """The addressed resource does not exist."""
+
+    code = "not_found"
+
+
+class UnknownProvider(NotFound):
+    """An identifier names a provider that is not configured."""
+
+    code = "unknown_provider"
+
+
+class RequestValidationFailed(GatewayError):
+    """The body or parameters fail validation; `errors` lists each failing location."""
+
+    code = "validation_failed"
+
+    def __init__(self, detail: str, errors: list[dict[str, Any]]) -> None:
+        super().__init__(detail, extra={"errors": errors})
+        self.errors = errors
+
+
+# --- the providers' failures -----------------------------------------------------------
+
+
+class ProviderError(GatewayError):
+    """A provider failed to give a usable answer."""
+
+    code = "provider_error"
+
+    def __init__(self, provider_id: str, detail: str) -> None:
+        super().__init__(detail, extra={"provider": provider_id})
+        self.provider_id = provider_id
+
+
+class ProviderTimeout(ProviderError):
+    """The provider did not answer within its timeout or the request's deadline."""
+
+    code = "provider_timeout"
+
+
+class ProviderUnreachable(ProviderError):
+    """No connection to the provider could be made, or it was lost."""
+
+    code = "provider_unreachable"
+
+
+class ProviderBadStatus(ProviderError):
+    """The provider answered with an unexpected HTTP status."""
+
+    code = "provider_bad_status"
+
+    def __init__(self, provider_id: str, detail: str, status: int) -> None:
+        super().__init__(provider_id, detail)
+        self.status = status
+
+
+class ProviderInvalidPayload(ProviderError):
+    """The provider's answer is not valid STAPI (not JSON, or not the expected model)."""
+
+    code = "provider_invalid_payload"
+
+
+class UpstreamNotFound(NotFound):
+    """The provider says the addressed resource does not exist."""
+
+    code = "not_found"
+
+    def __init__(self, provider_id: str, detail: str) -> None:
+        super().__init__(detail, extra={"provider": provider_id})
+        self.provider_id = provider_id
+
+
+class AllProvidersFailed(GatewayError):
+    """Every provider a request needed failed; `timed_out` tells whether all of them timed out."""
+
+    code = "providers_failed"
+
+    def __init__(self, detail: str, failures: dict[str, ProviderError]) -> None:
+        super().__init__(detail, extra={"federation:missing": sorted(failures)})
+        self.failures = failures
+
+    @property
+    def timed_out(self) -> bool:
+        return all(isinstance(e, ProviderTimeout) for e in self.failures.values())
+
+
+# --- the gateway's own resources -------------------------------------------------------
+
+
+class StoreUnavailable(GatewayError):
+    """The state store (Redis) cannot be reached or answered with an error."""
+
+    code = "store_unavailable"

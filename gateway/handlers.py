@@ -1,0 +1,94 @@
+"""The one table from the gateway's exceptions to HTTP responses."""
+
+from __future__ import annotations
+
+import structlog
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway.errors import (
+    AllProvidersFailed,
+    GatewayError,
+    InvalidRequest,
+    NotFound,
+    ProviderBadStatus,
+    ProviderError,
+    ProviderInvalidPayload,
+    ProviderTimeout,
+    ProviderUnreachable,
+    RequestValidationFailed,
+    StoreUnavailable,
+)
+from gateway.responses import JSONResponse, error_body
+
+log = structlog.get_logger("gateway.errors")
+
+# Most specific first: the first class in the error's MRO that appears here decides.
+STATUS_BY_ERROR: dict[type[GatewayError], int] = {
+    InvalidRequest: 400,
+    NotFound: 404,
+    RequestValidationFailed: 422,
+    ProviderTimeout: 504,
+    ProviderUnreachable: 502,
+    ProviderBadStatus: 502,
+    ProviderInvalidPayload: 502,
+    ProviderError: 502,
+    AllProvidersFailed: 502,
+    StoreUnavailable: 503,
+    GatewayError: 500,
+}
+
+_HTTP_CODES = {
+    400: "invalid_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+
+
+def status_for(exc: GatewayError) -> int:
+    """The HTTP status for a gateway error."""
+    if isinstance(exc, AllProvidersFailed) and exc.timed_out:
+        return 504
+    for cls in type(exc).__mro__:
+        if cls in STATUS_BY_ERROR:
+            return STATUS_BY_ERROR[cls]
+    return 500
+
+
+def request_id_of(request: Request) -> str:
+    """The id the request middleware gave this request."""
+    return str(request.scope.get("state", {}).get("request_id", "-"))
+
+
+def _respond(status: int, body: dict[str, object], request_id: str, headers: dict[str, str] | None = None) -> Response:
+    return JSONResponse(body, status_code=status, headers={"X-Request-ID": request_id, **(headers or {})})
+
+
+async def gateway_error(request: Request, exc: Exception) -> Response:
+    """Render a GatewayError."""
+    assert isinstance(exc, GatewayError)
+    rid = request_id_of(request)
+    status = status_for(exc)
+    if status >= 500:
+        log.warning("request_failed", code=exc.code, detail=exc.detail, status=status)
+    return _respond(status, error_body(exc.code, exc.detail, rid, exc.extra), rid)
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    """Render Starlette's routing errors (404, 405) in the contract's format."""
+    assert isinstance(exc, HTTPException)
+    rid = request_id_of(request)
+    code = _HTTP_CODES.get(exc.status_code, "http_error")
+    detail = exc.detail if exc.status_code != 404 else f"No resource at {request.url.path}."
+    return _respond(exc.status_code, error_body(code, str(detail), rid), rid, dict(exc.headers or {}))
+
+
+async def unexpected_error(request: Request, exc: Exception) -> Response:
+    """Render a bug as a JSON 500 without a stack trace; the trace goes to the log."""
+    rid = request_id_of(request)
+    log.exception("unhandled_error", exc_info=exc)
+    detail = "The gateway failed unexpectedly; the error is logged under this request id."
+    return _respond(500, error_body("internal_error", detail, rid), rid)

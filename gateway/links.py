@@ -1,0 +1,105 @@
+"""Rewriting a provider's hrefs into the gateway's, with namespaced ids.
+
+Pure functions: the provider's base URL and the gateway's base URL go in, hrefs come out.
+Hrefs on a provider's origin that have no gateway counterpart are dropped rather than leaked,
+so a client never learns a provider's address; hrefs to other sites (licences, docs) pass.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, unquote, urlsplit
+
+from gateway.ids import namespaced
+
+_HOST = re.compile(r"^[A-Za-z0-9.\-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$")
+
+# Provider paths with a gateway counterpart; `{id}` segments are provider ids to namespace.
+_ROUTES = [
+    re.compile(r"^(?P<plain>|conformance|products|orders|searches/opportunities)$"),
+    re.compile(r"^products/(?P<id>[^/]+)(?P<tail>|/conformance|/queryables|/order-parameters|/opportunities|/orders)$"),
+    re.compile(r"^products/(?P<id>[^/]+)/opportunities/(?P<sub>[^/]+)$"),
+    re.compile(r"^orders/(?P<id>[^/]+)(?P<tail>|/statuses)$"),
+    re.compile(r"^searches/opportunities/(?P<id>[^/]+)(?P<tail>|/statuses)$"),
+]
+
+
+def base_url(
+    *,
+    public_url: str | None,
+    scheme: str,
+    host: str | None,
+    root_path: str = "",
+    forwarded_proto: str | None = None,
+    forwarded_host: str | None = None,
+) -> str:
+    """The gateway's base URL: `public_url` if configured, else what the client addressed."""
+    if public_url:
+        return public_url.rstrip("/")
+    proto = (forwarded_proto or "").split(",")[0].strip().lower()
+    if proto not in ("http", "https"):
+        proto = scheme
+    fwd_host = (forwarded_host or "").split(",")[0].strip()
+    chosen = fwd_host if fwd_host and _HOST.match(fwd_host) else host
+    if not chosen or not _HOST.match(chosen):
+        chosen = "localhost"
+    return f"{proto}://{chosen}{root_path.rstrip('/')}"
+
+
+def _quoted(upstream_id: str, provider_id: str) -> str:
+    return quote(namespaced(provider_id, unquote(upstream_id)), safe=":@-._~")
+
+
+@dataclass(frozen=True, slots=True)
+class LinkRewriter:
+    """Maps one provider's hrefs onto the gateway."""
+
+    provider_id: str
+    provider_base: str
+    gateway_base: str
+
+    def href(self, href: str) -> str | None:
+        """The gateway's href for a provider href; None if it has no gateway counterpart."""
+        base = self.provider_base.rstrip("/")
+        if href != base and not href.startswith(base + "/") and not href.startswith(base + "?"):
+            return href if self._foreign(href) else None
+        parts = urlsplit(href)
+        if parts.query:
+            # Provider page tokens never travel unsigned; the gateway mints its own cursors.
+            return None
+        rel = href[len(base) :].split("?", 1)[0].strip("/")
+        path = self._path(rel)
+        return None if path is None else f"{self.gateway_base}/{path}"
+
+    def _foreign(self, href: str) -> bool:
+        theirs = urlsplit(href)
+        ours = urlsplit(self.provider_base)
+        return (theirs.scheme, theirs.netloc) != (ours.scheme, ours.netloc) and bool(theirs.netloc)
+
+    def _path(self, rel: str) -> str | None:
+        for route in _ROUTES:
+            match = route.match(rel)
+            if match is None:
+                continue
+            groups = match.groupdict()
+            if "plain" in groups:
+                return rel
+            prefix = rel[: match.start("id")]
+            path = prefix + _quoted(groups["id"], self.provider_id) + (groups.get("tail") or "")
+            if groups.get("sub"):
+                path += "/opportunities/" + _quoted(groups["sub"], self.provider_id)
+            return path
+        return None
+
+    def links(self, links: list[dict[str, Any]], *, drop_rels: frozenset[str] = frozenset()) -> list[dict[str, Any]]:
+        """The links with hrefs rewritten; unmappable ones and `drop_rels` removed."""
+        out = []
+        for link in links:
+            if link.get("rel") in drop_rels:
+                continue
+            href = self.href(str(link.get("href", "")))
+            if href is not None:
+                out.append({**link, "href": href})
+        return out

@@ -1,0 +1,81 @@
+"""What every route needs from a request: the runtime, the base URL, a deadline, paging input."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+
+from gateway import ids
+from gateway.errors import NotFound, RequestValidationFailed
+from gateway.fanout import Deadline
+from gateway.links import LinkRewriter, base_url
+from gateway.runtime import Provider, Runtime
+
+DEFAULT_LIMIT = 10
+MAX_LIMIT = 100
+
+
+def runtime(request: Request) -> Runtime:
+    """The running gateway's resources."""
+    rt: Runtime = request.app.state.runtime
+    return rt
+
+
+def gateway_base(request: Request) -> str:
+    """Where the client reached the gateway: `public_url`, forwarded headers, or the Host."""
+    headers = request.headers
+    return base_url(
+        public_url=runtime(request).settings.gateway.public_base_url,
+        scheme=request.url.scheme,
+        host=headers.get("host"),
+        root_path=request.scope.get("root_path", ""),
+        forwarded_proto=headers.get("x-forwarded-proto"),
+        forwarded_host=headers.get("x-forwarded-host"),
+    )
+
+
+def deadline(request: Request) -> Deadline:
+    """This request's time budget."""
+    return Deadline(runtime(request).settings.gateway.deadline_s)
+
+
+def query_limit(request: Request) -> int:
+    """`limit` from the query: 1 or more, at most MAX_LIMIT (larger values are clamped)."""
+    raw = request.query_params.get("limit")
+    if raw is None:
+        return DEFAULT_LIMIT
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        error = {"loc": ["query", "limit"], "msg": "must be an integer of at least 1", "type": "value_error"}
+        raise RequestValidationFailed("The query parameter 'limit' is invalid.", [error])
+    return min(value, MAX_LIMIT)
+
+
+def resolve(request: Request, gateway_id: str, what: str) -> tuple[Provider, str]:
+    """The provider and upstream id behind a namespaced id; 404 for ids no provider owns."""
+    parts = ids.split(gateway_id)
+    if parts is None:
+        raise NotFound(f"No {what} '{gateway_id}' exists: ids look like 'provider:{what}'.")
+    provider_id, upstream_id = parts
+    return runtime(request).providers.get(provider_id), upstream_id
+
+
+def rewriter(request: Request, provider: Provider) -> LinkRewriter:
+    """The link rewriter from this provider to the gateway as the client sees it."""
+    return LinkRewriter(provider.id, provider.settings.base_url, gateway_base(request))
+
+
+def link(href: str, rel: str, media_type: str = "application/json", **extra: Any) -> dict[str, Any]:
+    """A STAPI link object."""
+    return {"href": href, "rel": rel, "type": media_type, **extra}
+
+
+def with_missing(body: dict[str, Any], missing: list[str]) -> dict[str, Any]:
+    """Add the contract's `federation:missing` field when some providers are missing."""
+    if missing:
+        body["federation:missing"] = missing
+    return body

@@ -1,0 +1,42 @@
+"""The landing page and the gateway's API-level conformance."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway.responses import JSONResponse
+from gateway.routes.common import gateway_base, link, runtime
+
+STAPI_VERSION = "0.1.0"
+CORE = f"https://stapi.example.com/v{STAPI_VERSION}/core"
+
+# Only what the gateway itself serves; classes are added as their routes land.
+CONFORMANCE = [CORE]
+
+
+async def landing_page(request: Request) -> Response:
+    """`GET /`: links, conformance and the configured providers."""
+    rt = runtime(request)
+    base = gateway_base(request)
+    gw = rt.settings.gateway
+    body = {
+        "id": "stapi-gateway",
+        "title": gw.title,
+        "description": gw.description,
+        "stapi_version": STAPI_VERSION,
+        "conformsTo": CONFORMANCE,
+        "links": [
+            link(f"{base}/", "self"),
+            link(f"{base}/", "root"),
+            link(f"{base}/conformance", "conformance"),
+            link(f"{base}/products", "products"),
+        ],
+        "providers": [{"id": p.id, "title": p.settings.display_title} for p in rt.providers],
+    }
+    return JSONResponse(body)
+
+
+async def conformance(request: Request) -> Response:
+    """`GET /conformance`."""
+    return JSONResponse({"conformsTo": CONFORMANCE})

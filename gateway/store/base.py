@@ -1,0 +1,79 @@
+"""The contract every state store honours, whatever holds the bytes.
+
+Keys and index names are plain strings chosen by the caller; each store puts them under its
+own prefix (default `DEFAULT_PREFIX`), so several gateways can share one Redis. Plain keys and
+indexes live in separate namespaces: a key and an index may share a name without clashing.
+
+Every failure to reach or use the backing service is raised as `gateway.errors.StoreUnavailable`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Protocol
+
+DEFAULT_PREFIX = "stapi-gw:"
+
+#: A position in an index: (score, member). Pages resume strictly after one.
+IndexPosition = tuple[float, str]
+
+
+class Store(Protocol):
+    """Async key/value store with TTLs, atomic lock primitives and sorted indexes."""
+
+    async def get(self, key: str) -> bytes | None:
+        """Return the value stored under `key`, or None if absent or expired."""
+
+    async def set(self, key: str, value: bytes, ttl_s: float | None = None) -> None:
+        """Store `value`; without `ttl_s` the key never expires (any previous TTL is dropped)."""
+
+    async def set_if_absent(self, key: str, value: bytes, ttl_s: float | None = None) -> bool:
+        """Atomically store `value` only if `key` is absent; True if this call stored it."""
+
+    async def delete(self, key: str) -> bool:
+        """Remove `key`; True if it existed."""
+
+    async def delete_if_equals(self, key: str, value: bytes) -> bool:
+        """Atomically remove `key` only if it currently holds `value`; True if removed."""
+
+    async def index_add(self, index: str, member: str, score: float, ttl_s: float | None = None) -> None:
+        """Add `member` (or move it) to `index` at `score`; `ttl_s` (re)sets the whole index's TTL."""
+
+    async def index_remove(self, index: str, member: str) -> None:
+        """Remove `member` from `index` (no error if it is not there)."""
+
+    async def index_page(
+        self,
+        index: str,
+        *,
+        limit: int,
+        after: IndexPosition | None = None,
+        descending: bool = False,
+    ) -> list[tuple[str, float]]:
+        """Up to `limit` (member, score) pairs ordered by (score, member), strictly after `after`."""
+
+    async def ping(self) -> None:
+        """Return if the store is usable, raise StoreUnavailable otherwise."""
+
+    async def aclose(self) -> None:
+        """Release connections; the store must not be used afterwards."""
+
+
+def check_ttl(ttl_s: float | None) -> None:
+    """Reject TTLs that no backend can honour, so both implementations fail the same way."""
+    if ttl_s is not None and not (math.isfinite(ttl_s) and ttl_s > 0):
+        raise ValueError(f"ttl_s must be a positive finite number of seconds, got {ttl_s!r}")
+
+
+def check_page(limit: int, after: IndexPosition | None) -> None:
+    """Reject page requests the implementations would otherwise answer inconsistently."""
+    if limit < 0:
+        raise ValueError(f"limit must be >= 0, got {limit}")
+    if after is not None and math.isnan(after[0]):
+        raise ValueError("after score must not be NaN")
+
+
+def check_score(score: float) -> None:
+    """Redis refuses NaN scores; refuse them everywhere so the memory store agrees."""
+    if math.isnan(score):
+        raise ValueError("index score must not be NaN")

@@ -1,0 +1,175 @@
+"""Redis-backed store, shared by every gateway process pointed at the same server.
+
+Keys are `<prefix>kv:<key>` and indexes (ZSETs) `<prefix>ix:<index>`, so the two namespaces
+cannot collide. Every redis-py failure leaves this module as `StoreUnavailable`, worded from a
+redacted copy of the URL so a password never reaches logs or HTTP responses.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any, cast
+from urllib.parse import urlsplit
+
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import RedisError
+
+from gateway.errors import StoreUnavailable
+from gateway.store.base import DEFAULT_PREFIX, IndexPosition, check_page, check_score, check_ttl
+
+# A lock must only be released by its owner: GET and DEL have to happen as one step.
+_DELETE_IF_EQUALS = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+def redact_url(url: str) -> str:
+    """The URL without its user-info, safe to show in logs and error messages."""
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    return parts._replace(netloc=host, query="", fragment="").geturl()
+
+
+def _ttl_ms(ttl_s: float | None) -> int | None:
+    check_ttl(ttl_s)
+    # PX takes whole milliseconds and refuses 0; round up so a key never outlives nothing.
+    return None if ttl_s is None else max(1, math.ceil(ttl_s * 1000))
+
+
+def _rows(raw: Iterable[Any]) -> list[tuple[str, float]]:
+    # RESP2 answers (member, score) tuples, RESP3 [member, score] lists: unpacking takes both.
+    return [(member.decode(), float(score)) for member, score in raw]
+
+
+class RedisStore:
+    """A `Store` on a Redis server via `redis.asyncio`."""
+
+    def __init__(self, client: Redis, *, prefix: str = DEFAULT_PREFIX, label: str = "redis") -> None:
+        """Wrap `client`, which must not use decode_responses; `label` names it in errors."""
+        self.prefix = prefix
+        self._redis = client
+        self._label = label
+        self._delete_if_equals = client.register_script(_DELETE_IF_EQUALS)
+        # Redis never echoes the password, but scrub it from messages in case a future one does.
+        self._password: str | None = client.connection_pool.connection_kwargs.get("password") or None
+
+    @classmethod
+    def from_url(cls, url: str, *, prefix: str = DEFAULT_PREFIX) -> RedisStore:
+        """Connect lazily to `url` (redis://, rediss:// or unix://) with short timeouts."""
+        client = Redis.from_url(
+            url,
+            socket_connect_timeout=2.0,
+            socket_timeout=2.0,
+            health_check_interval=30,
+            # One quick retry survives a pooled connection dropped by a Redis restart; more
+            # would only delay the StoreUnavailable a caller needs to see promptly.
+            retry=Retry(ExponentialWithJitterBackoff(cap=0.2, base=0.02), retries=1),
+        )
+        return cls(client, prefix=prefix, label=redact_url(url))
+
+    @contextmanager
+    def _translated(self, operation: str) -> Iterator[None]:
+        try:
+            yield
+        except (RedisError, OSError) as exc:
+            reason = f"{type(exc).__name__}: {exc}"
+            if self._password:
+                reason = reason.replace(self._password, "***")
+            raise StoreUnavailable(f"State store {self._label} unavailable during {operation}: {reason}") from exc
+
+    def _kv(self, key: str) -> str:
+        return f"{self.prefix}kv:{key}"
+
+    def _ix(self, index: str) -> str:
+        return f"{self.prefix}ix:{index}"
+
+    # --- plain keys ----------------------------------------------------------------------
+
+    async def get(self, key: str) -> bytes | None:
+        with self._translated("get"):
+            # Values stay bytes because the client never sets decode_responses (see __init__).
+            return cast("bytes | None", await self._redis.get(self._kv(key)))
+
+    async def set(self, key: str, value: bytes, ttl_s: float | None = None) -> None:
+        px = _ttl_ms(ttl_s)
+        with self._translated("set"):
+            await self._redis.set(self._kv(key), value, px=px)
+
+    async def set_if_absent(self, key: str, value: bytes, ttl_s: float | None = None) -> bool:
+        px = _ttl_ms(ttl_s)
+        with self._translated("set_if_absent"):
+            return bool(await self._redis.set(self._kv(key), value, nx=True, px=px))
+
+    async def delete(self, key: str) -> bool:
+        with self._translated("delete"):
+            return bool(await self._redis.delete(self._kv(key)))
+
+    async def delete_if_equals(self, key: str, value: bytes) -> bool:
+        with self._translated("delete_if_equals"):
+            return bool(await self._delete_if_equals(keys=[self._kv(key)], args=[value]))
+
+    # --- sorted indexes ------------------------------------------------------------------
+
+    async def index_add(self, index: str, member: str, score: float, ttl_s: float | None = None) -> None:
+        check_score(score)
+        px = _ttl_ms(ttl_s)
+        name = self._ix(index)
+        with self._translated("index_add"):
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.zadd(name, {member: score})
+                if px is not None:
+                    pipe.pexpire(name, px)
+                await pipe.execute()
+
+    async def index_remove(self, index: str, member: str) -> None:
+        with self._translated("index_remove"):
+            await self._redis.zrem(self._ix(index), member)
+
+    async def index_page(
+        self,
+        index: str,
+        *,
+        limit: int,
+        after: IndexPosition | None = None,
+        descending: bool = False,
+    ) -> list[tuple[str, float]]:
+        """Page through the ZSET in (score, member) order; see the comment below for `after`."""
+        check_page(limit, after)
+        if limit == 0:
+            return []
+        name = self._ix(index)
+        with self._translated("index_page"):
+            if after is None:
+                return _rows(await self._redis.zrange(name, 0, limit - 1, desc=descending, withscores=True))
+            # Redis orders equal scores by member bytes, but no single command starts a range
+            # mid-way through a tie. So, in one MULTI for a consistent snapshot, read the whole
+            # tie group at the cursor's score and filter it here, then up to `limit` members
+            # strictly beyond that score. Tie groups are expected to be small (timestamps); a
+            # huge one costs a large read, never a wrong page. repr() round-trips the float
+            # exactly, and UTF-8 byte order equals str order, so the filter agrees with Redis.
+            score, member = after
+            at = repr(float(score))
+            beyond = ("(" + at, "-inf") if descending else ("(" + at, "+inf")
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.zrange(name, at, at, desc=descending, withscores=True, byscore=True)
+                pipe.zrange(name, *beyond, desc=descending, withscores=True, byscore=True, offset=0, num=limit)
+                ties_raw, rest_raw = await pipe.execute()
+        ties = [row for row in _rows(ties_raw) if (row[0] < member if descending else row[0] > member)]
+        return (ties + _rows(rest_raw))[:limit]
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    async def ping(self) -> None:
+        with self._translated("ping"):
+            await self._redis.ping()
+
+    async def aclose(self) -> None:
+        with self._translated("aclose"):
+            await self._redis.aclose()

@@ -1,0 +1,83 @@
+"""Running the gateway in-process in front of ASGI upstreams, with its lifespan driven for real."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from starlette.types import ASGIApp, Message
+
+from gateway.app import create_app
+from gateway.settings import ProviderSettings, Settings
+
+GATEWAY_URL = "http://gateway.test"
+
+
+@asynccontextmanager
+async def lifespan(app: ASGIApp) -> AsyncIterator[None]:
+    """Run an ASGI app's startup and shutdown, as a server would (httpx's transport does not)."""
+    inbox: asyncio.Queue[Message] = asyncio.Queue()
+    outbox: asyncio.Queue[Message] = asyncio.Queue()
+
+    async def receive() -> Message:
+        return await inbox.get()
+
+    async def send(message: Message) -> None:
+        await outbox.put(message)
+
+    task = asyncio.create_task(app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, receive, send))
+    await inbox.put({"type": "lifespan.startup"})
+    started = await outbox.get()
+    if started["type"] != "lifespan.startup.complete":
+        await task
+        raise RuntimeError(f"startup failed: {started.get('message')}")
+    try:
+        yield
+    finally:
+        await inbox.put({"type": "lifespan.shutdown"})
+        await outbox.get()
+        await task
+
+
+def provider_settings(ids: list[str], **overrides: Any) -> list[ProviderSettings]:
+    """Providers at http://{id}.test, where tests route them to in-process apps."""
+    return [ProviderSettings(id=pid, url=f"http://{pid}.test", title=f"Provider {pid}", **overrides) for pid in ids]
+
+
+@asynccontextmanager
+async def gateway_client(
+    upstreams: Mapping[str, ASGIApp | httpx.AsyncBaseTransport],
+    *,
+    settings: Settings | None = None,
+    provider_overrides: Mapping[str, Any] | None = None,
+    **gateway: Any,
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of a gateway whose providers are the given ASGI apps (or fault transports)."""
+    if settings is None:
+        gateway.setdefault("secret", "test-secret")
+        settings = Settings.build(provider_settings(list(upstreams), **(provider_overrides or {})), **gateway)
+    transports = {
+        pid: up if isinstance(up, httpx.AsyncBaseTransport) else httpx.ASGITransport(app=up)
+        for pid, up in upstreams.items()
+    }
+    app = create_app(settings, transports=transports)
+    async with lifespan(app), httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=GATEWAY_URL) as client:
+        yield client
+
+
+def hrefs(value: Any) -> list[str]:
+    """Every `href` anywhere in a JSON document."""
+    found: list[str] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key == "href" and isinstance(item, str):
+                found.append(item)
+            else:
+                found.extend(hrefs(item))
+    elif isinstance(value, list):
+        for item in value:
+            found.extend(hrefs(item))
+    return found
