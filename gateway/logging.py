@@ -13,6 +13,7 @@ def configure_logging(level: str = "info", *, json: bool | None = None) -> None:
     as_json = not sys.stderr.isatty() if json is None else json
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_logger_name,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]

@@ -82,7 +82,8 @@ async def test_search_modes(adapter: StapiAdapter) -> None:
     assert len(sync.body["features"]) == 2
     pending = await adapter.search_opportunities("sar", payload, SearchMode.ASYNC)
     assert pending.is_async
-    assert pending.location and pending.location.endswith(pending.body["id"])
+    assert pending.location
+    assert pending.location.endswith(pending.body["id"])
     record = await adapter.get_search_record(pending.body["id"])
     assert record["product_id"] == "sar"
     assert await adapter.search_record_statuses(pending.body["id"])
@@ -93,7 +94,8 @@ async def test_orders(adapter: StapiAdapter) -> None:
     payload = {"datetime": WINDOW, "geometry": POINT, "order_parameters": {"delivery_format": "cog"}}
     created = await adapter.create_order("eo", payload)
     order_id = created.body["id"]
-    assert created.location and created.location.endswith(order_id)
+    assert created.location
+    assert created.location.endswith(order_id)
     assert [o["id"] for o in (await adapter.list_orders(token=None, limit=10)).items] == [order_id]
     assert (await adapter.get_order(order_id))["id"] == order_id
     assert (await adapter.order_statuses(order_id, token=None, limit=10)).items

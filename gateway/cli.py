@@ -1,0 +1,157 @@
+"""`stapi-gateway`: serve, check-config, demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import socket
+import sys
+from collections.abc import Iterator, Sequence
+
+import uvicorn
+import uvloop
+
+from gateway.app import create_app
+from gateway.demo.simulator import simulator_app
+from gateway.logging import configure_logging
+from gateway.settings import ConfigError, ProviderSettings, Settings, load_settings
+
+CONFIG_ENV = "STAPI_GATEWAY_CONFIG"
+DEMO_VENDORS = {"acme": "ACME Space (simulated optical)", "orbit": "Orbit Radar (simulated SAR)"}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="stapi-gateway", description="One STAPI endpoint over many providers.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the gateway")
+    serve.add_argument("--config", default=os.environ.get(CONFIG_ENV), help=f"YAML file (or ${CONFIG_ENV})")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--log-level", default="info")
+    check = commands.add_parser("check-config", help="validate a configuration; contacts nothing")
+    check.add_argument("path")
+    demo = commands.add_parser("demo", help="the gateway and two simulated providers, no setup needed")
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--port", type=int, default=8000)
+    demo.add_argument("--log-level", default="info")
+    simulate = commands.add_parser("simulate", help="one simulated STAPI provider (for compose and benchmarks)")
+    simulate.add_argument("--vendor", choices=sorted(DEMO_VENDORS), required=True)
+    simulate.add_argument("--host", default="127.0.0.1")
+    simulate.add_argument("--port", type=int, default=9001)
+    simulate.add_argument("--latency-s", type=float, default=0.0, help="added to every answer")
+    simulate.add_argument("--log-level", default="info")
+    return parser
+
+
+def _uvicorn_config(app: object, host: str, port: int, log_level: str) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,  # type: ignore[arg-type]
+        host=host,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        log_config=None,
+        log_level=log_level,
+        access_log=False,
+    )
+
+
+def cmd_check_config(path: str) -> int:
+    """Print every problem of a configuration, or a one-line OK."""
+    try:
+        settings = load_settings(path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem)
+        print(f"{len(exc.problems)} problem(s) found", file=sys.stderr)
+        return 1
+    print(settings.summary())
+    return 0
+
+
+def cmd_serve(config: str | None, host: str, port: int, log_level: str) -> int:
+    """Load the configuration and serve until interrupted."""
+    if not config:
+        print(f"stapi-gateway serve: give --config PATH or set {CONFIG_ENV}", file=sys.stderr)
+        return 2
+    try:
+        settings = load_settings(config)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 1
+    configure_logging(log_level)
+    uvicorn.Server(_uvicorn_config(create_app(settings), host, port, log_level)).run()
+    return 0
+
+
+class _QuietServer(uvicorn.Server):
+    """A server that leaves signals to the gateway's server in the same process."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """Install no handlers."""
+        yield
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+async def _demo(host: str, port: int, log_level: str) -> None:
+    vendors: list[tuple[str, _QuietServer]] = []
+    providers = []
+    for vendor, title in DEMO_VENDORS.items():
+        vendor_port = _free_port(host)
+        server = _QuietServer(_uvicorn_config(simulator_app(vendor), host, vendor_port, "warning"))
+        vendors.append((vendor, server))
+        providers.append(ProviderSettings(id=vendor, url=f"http://{host}:{vendor_port}", title=title))
+    settings = Settings.build(providers, title="STAPI Gateway (demo)", store="memory://")
+    tasks = [asyncio.create_task(server.serve()) for _, server in vendors]
+    while not all(server.started for _, server in vendors):
+        if any(task.done() for task in tasks):
+            raise SystemExit("a demo provider failed to start")
+        await asyncio.sleep(0.02)
+    print(f"Demo providers: {', '.join(p.base_url for p in providers)}", file=sys.stderr)
+    print(f"Open http://{host}:{port}/products  (Ctrl-C stops everything)", file=sys.stderr)
+    try:
+        await uvicorn.Server(_uvicorn_config(create_app(settings), host, port, log_level)).serve()
+    finally:
+        for _, vendor_server in vendors:
+            vendor_server.should_exit = True
+        await asyncio.gather(*tasks)
+
+
+def cmd_demo(host: str, port: int, log_level: str) -> int:
+    """The gateway in front of two simulated providers on loopback."""
+    configure_logging(log_level)
+    uvloop.run(_demo(host, port, log_level))
+    return 0
+
+
+def cmd_simulate(vendor: str, host: str, port: int, latency_s: float, log_level: str) -> int:
+    """Serve one simulated provider."""
+    configure_logging(log_level)
+    uvicorn.Server(_uvicorn_config(simulator_app(vendor, latency_s=latency_s), host, port, log_level)).run()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script."""
+    args = _parser().parse_args(argv)
+    if args.command == "check-config":
+        return cmd_check_config(args.path)
+    if args.command == "serve":
+        return cmd_serve(args.config, args.host, args.port, args.log_level)
+    if args.command == "simulate":
+        return cmd_simulate(args.vendor, args.host, args.port, args.latency_s, args.log_level)
+    return cmd_demo(args.host, args.port, args.log_level)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

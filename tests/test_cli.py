@@ -1,0 +1,138 @@
+"""The `stapi-gateway` command: check-config in-process, serve and demo as real processes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+from gateway.cli import main
+from tests.upstreams import ProductSpec, build_provider, serve
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "config" / "gateway.yaml"
+SCRIPT = Path(sys.executable).parent / "stapi-gateway"
+
+
+def free_port() -> int:
+    """A port nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def test_check_config_accepts_the_example(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shipped example is valid once its variable is set; the summary names the providers."""
+    monkeypatch.setenv("ACME_TOKEN", "t")
+    assert main(["check-config", str(EXAMPLE)]) == 0
+    assert "acme, orbit" in capsys.readouterr().out
+
+
+def test_check_config_reports_every_problem(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Each problem is printed with file and key path, and the exit status is non-zero."""
+    config = tmp_path / "gw.yaml"
+    config.write_text("gateway:\n  deadline_s: -1\n  colour: red\nproviders:\n  Bad:\n    url: http://x\n")
+    assert main(["check-config", str(config)]) == 1
+    out = capsys.readouterr().out
+    assert f"{config}: gateway.deadline_s:" in out
+    assert f"{config}: gateway.colour:" in out
+    assert f"{config}: providers.Bad:" in out
+
+
+def test_serve_refuses_a_bad_config_before_listening(tmp_path: Path) -> None:
+    """`serve` with an invalid file prints the problems and exits non-zero without serving."""
+    config = tmp_path / "gw.yaml"
+    config.write_text("providers:\n  a:\n    url: http://127.0.0.1:1\n    timeout_s: ${NOT_SET_ANYWHERE}\n")
+    result = subprocess.run(
+        [str(SCRIPT), "serve", "--config", str(config)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 1
+    assert "NOT_SET_ANYWHERE" in result.stderr
+
+
+@asynccontextmanager
+async def process(*args: str, port: int) -> AsyncIterator[tuple[httpx.AsyncClient, list[str]]]:
+    """Run `stapi-gateway ARGS` and yield a client once it answers, plus its collected stderr."""
+    proc = await asyncio.create_subprocess_exec(
+        str(SCRIPT), *args, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, env={**os.environ}
+    )
+    lines: list[str] = []
+
+    async def drain() -> None:
+        assert proc.stderr is not None
+        async for line in proc.stderr:
+            lines.append(line.decode())
+
+    drainer = asyncio.create_task(drain())
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient(base_url=base, timeout=10) as client:
+            for _ in range(300):
+                if proc.returncode is not None:
+                    raise AssertionError("gateway exited early:\n" + "".join(lines))
+                try:
+                    await client.get("/")
+                    break
+                except httpx.TransportError:
+                    await asyncio.sleep(0.05)
+            yield client, lines
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(proc.wait(), 15)
+        await drainer
+        # uvicorn re-raises the SIGTERM it handled once shutdown is complete.
+        assert code in (0, -signal.SIGTERM), "".join(lines)
+        assert any("Application shutdown complete" in line for line in lines)
+
+
+async def test_serve_end_to_end_against_two_stapi_fastapi_providers(tmp_path: Path) -> None:
+    """`stapi-gateway serve` lists both providers' products as provider:product with gateway links."""
+    acme = build_provider([ProductSpec("optical"), ProductSpec("optical-hd", async_=True)], name="acme")
+    orbit = build_provider([ProductSpec("sar")], name="orbit")
+    async with serve(acme) as acme_url, serve(orbit) as orbit_url:
+        (tmp_path / "providers").mkdir()
+        (tmp_path / "providers" / "orbit.yaml").write_text(f"id: orbit\nurl: {orbit_url}\ntitle: Orbit\n")
+        config = tmp_path / "gateway.yaml"
+        config.write_text(
+            "gateway:\n  title: E2E\n  deadline_s: 5\n"
+            f"include: [providers/*.yaml]\nproviders:\n  acme:\n    url: {acme_url}\n"
+            "    headers:\n      Authorization: Bearer ${E2E_TOKEN}\n"
+        )
+        os.environ["E2E_TOKEN"] = "e2e-secret-token"
+        port = free_port()
+        try:
+            async with process("serve", "--config", str(config), "--port", str(port), port=port) as (client, logs):
+                listing = (await client.get("/products", headers={"X-Request-ID": "e2e-1"})).json()
+                product = await client.get("/products/acme:optical-hd")
+        finally:
+            del os.environ["E2E_TOKEN"]
+    ids = sorted(p["id"] for p in listing["products"])
+    assert ids == ["acme:optical", "acme:optical-hd", "orbit:sar"]
+    assert product.status_code == 200
+    assert product.json()["id"] == "acme:optical-hd"
+    self_href = next(link["href"] for link in product.json()["links"] if link["rel"] == "self")
+    assert self_href == f"http://127.0.0.1:{port}/products/acme:optical-hd"
+    records = [json.loads(line) for line in logs if line.startswith("{")]
+    assert any(r.get("request_id") == "e2e-1" and r.get("path") == "/products" for r in records), logs
+    assert not [line for line in logs if "e2e-secret-token" in line]
+
+
+async def test_demo_serves_products_of_two_providers() -> None:
+    """`stapi-gateway demo` needs no config or Redis and shows both simulated vendors' products."""
+    port = free_port()
+    async with process("demo", "--port", str(port), port=port) as (client, _):
+        body = (await client.get("/products?limit=100")).json()
+    providers = {p["id"].split(":")[0] for p in body["products"]}
+    assert providers == {"acme", "orbit"}
+    assert "federation:missing" not in body
