@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import orjson
+from cql2 import Expr
 from pydantic import Field
 from stapi_pydantic import OrderParameters, Product, Provider, ProviderRole, Queryables
 
@@ -136,6 +137,21 @@ class PassPlan:
         properties.update(self.product.opportunity_properties(rng))
         feature_id = f"{self.product.id}-{self.seed:08x}-{k}"
         return {"type": "Feature", "geometry": self.geometry, "properties": properties, "id": feature_id, "links": []}
+
+    def page(self, first: int, limit: int, cql2: dict[str, Any] | None) -> tuple[list[dict[str, Any]], str | None]:
+        """Up to `limit` features from pass `first` on that match `cql2`, and the pass to resume at."""
+        if not cql2:
+            stop = min(self.slots, first + limit)
+            return [self.feature(k) for k in range(first, stop)], (str(stop) if stop < self.slots else None)
+        expr, hits = Expr(cql2), list[dict[str, Any]]()
+        for k in range(first, self.slots):
+            feature = self.feature(k)
+            if not expr.matches(feature["properties"]):
+                continue
+            if len(hits) == limit:
+                return hits, str(k)  # resume at the first hit beyond the page
+            hits.append(feature)
+        return hits, None
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,6 @@ from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 import orjson
-from cql2 import Expr
 from pydantic import BaseModel, ValidationError
 from stapi_pydantic import (
     OpportunityPayload,
@@ -119,22 +118,10 @@ def _opportunities(product: ProductDef, search: OpportunityPayload) -> tuple[lis
     plan = PassPlan.plan(product, search.geometry.model_dump(mode="json"), *search.datetime)
     if search.next is not None and not (search.next.isdigit() and int(search.next) < plan.slots):
         raise ApiError(404, "Error finding pagination token")
-    first, limit = int(search.next or 0), max(1, min(search.limit, 100))
-    if not search.filter:
-        stop = min(plan.slots, first + limit)
-        return [plan.feature(k) for k in range(first, stop)], (str(stop) if stop < plan.slots else None)
-    expr, hits = Expr(search.filter), list[dict[str, Any]]()
-    for k in range(first, plan.slots):
-        feature = plan.feature(k)
-        try:
-            matched = expr.matches(feature["properties"])
-        except Exception as exc:  # evaluation errors (e.g. comparing a string with a number) are bare too
-            raise ApiError(422, f"Filter cannot be evaluated: {exc}") from None
-        if matched and len(hits) == limit:
-            return hits, str(k)  # resume at this pass, the first hit beyond the page
-        if matched:
-            hits.append(feature)
-    return hits, None
+    try:
+        return plan.page(int(search.next or 0), max(1, min(search.limit, 100)), search.filter)
+    except Exception as exc:  # cql2 evaluation errors (e.g. comparing a string with a number) are bare
+        raise ApiError(422, f"Filter cannot be evaluated: {exc}") from None
 
 
 class Simulator:
