@@ -14,7 +14,7 @@ from starlette.routing import Route
 from gateway import handlers
 from gateway.errors import GatewayError
 from gateway.middleware import RequestContextMiddleware
-from gateway.routes import products, root
+from gateway.routes import opportunities, products, root, searches
 from gateway.runtime import Runtime
 from gateway.settings import Settings
 
@@ -26,6 +26,15 @@ ROUTES = [
     Route("/products/{product_id}/conformance", products.product_conformance, methods=["GET"]),
     Route("/products/{product_id}/queryables", products.product_queryables, methods=["GET"]),
     Route("/products/{product_id}/order-parameters", products.product_order_parameters, methods=["GET"]),
+    Route("/products/{product_id}/opportunities", opportunities.search_opportunities, methods=["POST"]),
+    Route(
+        "/products/{product_id}/opportunities/{collection_id}",
+        opportunities.get_opportunity_collection,
+        methods=["GET"],
+    ),
+    Route("/searches/opportunities", searches.list_search_records, methods=["GET"]),
+    Route("/searches/opportunities/{record_id}", searches.get_search_record, methods=["GET"]),
+    Route("/searches/opportunities/{record_id}/statuses", searches.search_record_statuses, methods=["GET"]),
 ]
 
 

@@ -1,8 +1,10 @@
 """Reading configuration files: YAML parsing, `${VAR}` interpolation, includes, error locations.
 
 Nothing here knows the schema; `gateway.settings` owns the models and decides what is valid.
-Every function reports trouble as `ConfigProblem` values instead of raising, so that one run
-of `check-config` can show an operator everything that is wrong at once.
+What lives here is generic: field types the models share (`PositiveFloat`, `RootUrl`,
+`HttpHeaders`, ...), and helpers for keyed sections, ids and list-item errors. Loading reports
+trouble as `ConfigProblem` values instead of raising, so that one run of `check-config` can show
+an operator everything that is wrong at once.
 """
 
 from __future__ import annotations
@@ -10,14 +12,29 @@ from __future__ import annotations
 import glob
 import os
 import re
-from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, Protocol, Self, TypeVar
 
 import yaml
-from pydantic import ValidationError
+from pydantic import AfterValidator, BaseModel, Field, HttpUrl, ValidationError
+from pydantic_core import PydanticCustomError
 
 KeyPart = str | int
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+class _Identified(Protocol):
+    @property
+    def id(self) -> str: ...
+
+    @classmethod
+    def model_validate(cls, obj: Any, /) -> Self: ...
+
+
+IdentifiedT = TypeVar("IdentifiedT", bound=_Identified)
+# ctx key of a `PydanticCustomError` that locates its problems at items of the failing list.
+ITEM_PROBLEMS = "item_problems"
 
 
 @dataclass(frozen=True)
@@ -31,6 +48,15 @@ class ConfigProblem:
     def __str__(self) -> str:
         where = f"{self.file}: {self.key_path}" if self.key_path else self.file
         return f"{where}: {self.message}"
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; `problems` lists every reason found, not just the first."""
+
+    def __init__(self, problems: Sequence[ConfigProblem]) -> None:
+        self.problems = list(problems)
+        lines = "\n".join(f"  {problem}" for problem in self.problems)
+        super().__init__(f"invalid configuration ({len(self.problems)} problem(s)):\n{lines}")
 
 
 def key_path(parts: Sequence[KeyPart]) -> str:
@@ -164,12 +190,80 @@ def resolve_includes(patterns: list[Any], main_file: str) -> tuple[list[str], li
     return files, problems
 
 
+def by_id(
+    model: type[IdentifiedT], items: Iterable[IdentifiedT | Mapping[str, Any]], what: str
+) -> dict[str, IdentifiedT]:
+    """Models, given as models or as mappings to validate, keyed by `id` in order; a repeated id is a ValueError."""
+    out: dict[str, IdentifiedT] = {}
+    for item in items:
+        value = item if isinstance(item, model) else model.model_validate(item)
+        if value.id in out:
+            raise ValueError(f"duplicate {what} id {value.id!r}")
+        out[value.id] = value
+    return out
+
+
+def counted(names: Collection[str], noun: str) -> str:
+    """`1 provider (a)`, `2 providers (a, b)`."""
+    return f"{len(names)} {noun}{'' if len(names) == 1 else 's'} ({', '.join(names)})"
+
+
+def repeats(values: Sequence[Hashable]) -> list[tuple[int, int]]:
+    """`(index, index of its first occurrence)` for every value that repeats an earlier one."""
+    first: dict[Hashable, int] = {}
+    return [(index, first[value]) for index, value in enumerate(values) if first.setdefault(value, index) != index]
+
+
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+def _check_http_headers(value: dict[str, str]) -> dict[str, str]:
+    seen: set[str] = set()
+    for name, header in value.items():
+        if not _HEADER_NAME.fullmatch(name):
+            raise ValueError(f"{name!r} is not a valid HTTP header name")
+        if name.lower() in seen:
+            raise ValueError(f"header {name!r} is given twice (names are case-insensitive)")
+        seen.add(name.lower())
+        # Values often come from ${VAR}; a stray newline there would smuggle in extra headers.
+        if any(c in header for c in "\r\n\0"):
+            raise ValueError(f"value of header {name!r} contains a line break or NUL")
+    return value
+
+
+def _root_url(url: HttpUrl) -> HttpUrl:
+    # Query and fragment would be lost or duplicated once paths are appended to the root.
+    if url.query or url.fragment:
+        raise ValueError("must not have a query string or fragment")
+    return url
+
+
+# Field types shared by the settings models.
+PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+NonNegativeFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+PositiveInt = Annotated[int, Field(gt=0)]
+# An http(s) root that paths are appended to.
+RootUrl = Annotated[HttpUrl, AfterValidator(_root_url)]
+# Outgoing HTTP headers: valid names, each once (case-insensitively), no line breaks in values.
+HttpHeaders = Annotated[dict[str, str], AfterValidator(_check_http_headers)]
+
+
+def item_problems(problems: Sequence[tuple[int, str]]) -> PydanticCustomError:
+    """An error for a list validator to raise: one problem per `(index, message)`, each located at its item."""
+    detail = "; ".join(f"[{index}]: {message}" for index, message in problems)
+    return PydanticCustomError("item_problems", "{detail}", {"detail": detail, ITEM_PROBLEMS: list(problems)})
+
+
 def validation_errors(exc: ValidationError, fields: Iterable[str]) -> list[tuple[tuple[KeyPart, ...], str]]:
     """A pydantic error as `(location, message)` pairs, with unknown keys listing the allowed ones."""
     out: list[tuple[tuple[KeyPart, ...], str]] = []
     # Inputs are never echoed: after interpolation they may hold tokens from the environment.
-    for err in exc.errors(include_url=False, include_input=False, include_context=False):
+    # Context is read only for `item_problems`, whose messages the validators wrote themselves.
+    for err in exc.errors(include_url=False, include_input=False, include_context=True):
         loc = tuple(part for part in err["loc"] if part != "[key]")
+        if err["type"] == "item_problems":
+            out += [((*loc, index), message) for index, message in err.get("ctx", {})[ITEM_PROBLEMS]]
+            continue
         if err["type"] == "extra_forbidden":
             message = f"unknown key (expected one of: {', '.join(fields)})"
         elif err["type"] == "missing":
@@ -214,3 +308,41 @@ class ProblemCollector:
         files, problems = resolve_includes(patterns, main_file)
         self.problems += problems
         return files
+
+    def validate(
+        self, model: type[ModelT], file: str, where: tuple[KeyPart, ...], data: Any, *, id_from_key: bool = False
+    ) -> ModelT | None:
+        """`model` validated from `data`, or None after reporting each error at its key path under `where`."""
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            for loc, message in validation_errors(exc, model.model_fields):
+                # When the id is the mapping key, the key itself is what the operator must fix.
+                self.report(file, (*where, *([] if id_from_key and loc == ("id",) else loc)), message)
+            return None
+
+    def keyed_entries(
+        self, file: str, section: str, raw: Any, what: str
+    ) -> list[tuple[tuple[KeyPart, ...], dict[Any, Any] | None, bool]]:
+        """Entries of a `section:` mapping of id to `what` settings, as `(where, fields with id, id_from_key)`.
+
+        A missing or null section has no entries; an entry that is not a mapping is reported and
+        comes with fields None; an `id:` inside an entry must equal its key.
+        """
+        if raw is None:
+            return []
+        if not isinstance(raw, dict):
+            self.report(file, (section,), f"must be a mapping of {what} id to {what} settings")
+            return []
+        entries: list[tuple[tuple[KeyPart, ...], dict[Any, Any] | None, bool]] = []
+        for key, fields in raw.items():
+            where: tuple[KeyPart, ...] = (section, str(key))
+            fields = {} if fields is None else fields
+            if not isinstance(fields, dict):
+                self.report(file, where, f"must be a mapping of {what} settings")
+                entries.append((where, None, False))
+                continue
+            if "id" in fields and fields["id"] != key:
+                self.report(file, (*where, "id"), f"disagrees with the {what}'s key {key!r}")
+            entries.append((where, {**fields, "id": key}, "id" not in fields))
+        return entries

@@ -8,6 +8,8 @@ that fail keep their position, so a later page picks them up and nothing is visi
 
 from __future__ import annotations
 
+import heapq
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,26 +60,39 @@ def dump_state(positions: dict[str, Position]) -> dict[str, Any]:
     return {"p": {pid: pos.dump() for pid, pos in positions.items()}}
 
 
+SortKey = Callable[[dict[str, Any]], Any]
+
+
+def _round_robin(fresh: dict[str, list[dict[str, Any]]], limit: int) -> list[tuple[str, dict[str, Any]]]:
+    merged: list[tuple[str, dict[str, Any]]] = []
+    depth = 0
+    while len(merged) < limit and any(depth < len(items) for items in fresh.values()):
+        merged.extend((pid, items[depth]) for pid, items in fresh.items() if depth < len(items))
+        depth += 1
+    return merged[:limit]
+
+
+def _sorted(fresh: dict[str, list[dict[str, Any]]], limit: int, key: SortKey) -> list[tuple[str, dict[str, Any]]]:
+    # A k-way merge takes a prefix of every provider's list, which keeps each skip count valid.
+    streams = [[(key(item), pid, item) for item in items] for pid, items in fresh.items()]
+    merged = heapq.merge(*streams, key=lambda entry: (entry[0], entry[1]))
+    return [(pid, item) for _, pid, item in (next(merged) for _ in range(min(limit, sum(map(len, streams)))))]
+
+
 def merge_page(
-    positions: dict[str, Position], pages: dict[str, Page], limit: int
+    positions: dict[str, Position], pages: dict[str, Page], limit: int, key: SortKey | None = None
 ) -> tuple[list[tuple[str, dict[str, Any]]], dict[str, Position]]:
     """One gateway page from the providers' pages, and every provider's position after it.
 
-    `positions` holds the providers still to visit; a provider without a page (it failed)
-    keeps its position. A provider whose part is exhausted drops out of the result positions.
+    Items interleave round-robin in provider order, or, with `key`, in key order. `positions`
+    holds the providers still to visit; a provider without a page (it failed) keeps its
+    position. A provider whose part is exhausted drops out of the result positions.
     """
     fresh = {pid: page.items[positions[pid].skip :] for pid, page in pages.items()}
+    merged = _round_robin(fresh, limit) if key is None else _sorted(fresh, limit, key)
     taken = dict.fromkeys(fresh, 0)
-    merged: list[tuple[str, dict[str, Any]]] = []
-    while len(merged) < limit:
-        progressed = False
-        for pid, items in fresh.items():
-            if taken[pid] < len(items) and len(merged) < limit:
-                merged.append((pid, items[taken[pid]]))
-                taken[pid] += 1
-                progressed = True
-        if not progressed:
-            break
+    for pid, _ in merged:
+        taken[pid] += 1
     after: dict[str, Position] = {}
     for pid, pos in positions.items():
         page = pages.get(pid)

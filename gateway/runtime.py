@@ -1,4 +1,4 @@
-"""The resources one running gateway owns: provider adapters, the store, the cursor secret.
+"""The resources one running gateway owns: providers, the store, cursors, background searches.
 
 Opened by the app's lifespan and closed by it; routes reach them through `request.app.state`.
 """
@@ -6,81 +6,20 @@ Opened by the app's lifespan and closed by it; routes reach them through `reques
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import httpx
 
-from adapters.base import ProviderAdapter
-from adapters.stapi import StapiAdapter
-from adapters.transport import build_client
+from gateway.catalogue import Catalogue
 from gateway.cursor import CursorCodec
-from gateway.errors import UnknownProvider
-from gateway.settings import ProviderSettings, Settings
+from gateway.providers import Providers, build_providers
+from gateway.search_runner import SearchRunner
+from gateway.searches import SearchRecords
+from gateway.settings import Settings
 from gateway.store import Store, open_store
 
-AdapterFactory = Callable[[ProviderSettings, httpx.AsyncClient], ProviderAdapter]
-
-# One entry per value of a provider's `adapter:` key.
-ADAPTERS: dict[str, AdapterFactory] = {
-    "stapi": lambda settings, client: StapiAdapter(settings.id, client),
-}
-
 _SECRET_KEY = "cursor-secret"
-
-
-@dataclass(frozen=True, slots=True)
-class Provider:
-    """A configured provider and the adapter that reaches it."""
-
-    settings: ProviderSettings
-    adapter: ProviderAdapter
-
-    @property
-    def id(self) -> str:
-        """The provider id."""
-        return self.settings.id
-
-
-class Providers:
-    """The configured providers, in configuration order."""
-
-    def __init__(self, providers: list[Provider]) -> None:
-        self._by_id = {p.id: p for p in providers}
-
-    def __iter__(self) -> Iterator[Provider]:
-        return iter(self._by_id.values())
-
-    def __len__(self) -> int:
-        return len(self._by_id)
-
-    def get(self, provider_id: str) -> Provider:
-        """The provider with this id; UnknownProvider if none is configured."""
-        try:
-            return self._by_id[provider_id]
-        except KeyError:
-            raise UnknownProvider(f"No provider '{provider_id}' is configured on this gateway.") from None
-
-    async def aclose(self) -> None:
-        """Close every adapter's connections."""
-        for provider in self:
-            await provider.adapter.aclose()
-
-
-def build_providers(settings: Settings, transports: Mapping[str, httpx.AsyncBaseTransport] | None = None) -> Providers:
-    """An adapter per configured provider, each on its own pooled client."""
-    transports = transports or {}
-    out = []
-    for ps in settings.providers.values():
-        client = build_client(
-            ps.base_url,
-            timeout_s=ps.timeout_s,
-            headers=dict(ps.headers),
-            transport=transports.get(ps.id),
-            max_connections=ps.max_connections,
-        )
-        out.append(Provider(ps, ADAPTERS[ps.adapter](ps, client)))
-    return Providers(out)
 
 
 async def cursor_secret(settings: Settings, store: Store) -> bytes:
@@ -101,6 +40,9 @@ class Runtime:
     providers: Providers
     store: Store
     cursors: CursorCodec
+    catalogue: Catalogue
+    searches: SearchRecords
+    runner: SearchRunner
 
     @classmethod
     async def open(
@@ -113,9 +55,22 @@ class Runtime:
         except BaseException:
             await store.aclose()
             raise
-        return cls(settings, build_providers(settings, transports), store, CursorCodec(secret))
+        providers = build_providers(settings, transports)
+        catalogue = Catalogue(settings, providers)
+        gw = settings.gateway
+        searches = SearchRecords(store, gw.search_ttl_s)
+        runner = SearchRunner(
+            searches,
+            catalogue,
+            concurrency=gw.search_concurrency,
+            refresh_s=gw.search_refresh_s,
+            deadline_s=gw.deadline_s,
+        )
+        runner.start()
+        return cls(settings, providers, store, CursorCodec(secret), catalogue, searches, runner)
 
     async def aclose(self) -> None:
-        """Release every resource."""
+        """Stop background work, then release every resource."""
+        await self.runner.stop()
         await self.providers.aclose()
         await self.store.aclose()

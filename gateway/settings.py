@@ -7,27 +7,20 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    HttpUrl,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from gateway.config_loader import ConfigProblem, KeyPart, ProblemCollector, key_path, validation_errors
+from gateway import config_loader as loader
+from gateway.config_loader import ConfigError, ConfigProblem, KeyPart, NonNegativeFloat, PositiveFloat, PositiveInt
 
 __all__ = [
     "STORE_ENV",
     "ConfigError",
     "ConfigProblem",
+    "FederatedProduct",
     "GatewaySettings",
     "ProviderSettings",
     "Settings",
@@ -39,21 +32,29 @@ STORE_ENV = "STAPI_GATEWAY_STORE"
 STORE_SCHEMES = ("memory://", "redis://", "rediss://", "unix://")
 # fullmatch, not `^...$`: `$` would accept a trailing newline.
 PROVIDER_ID = re.compile(r"[a-z][a-z0-9-]{0,31}")
-_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-_TOP_KEYS = ("gateway", "include", "providers")
-
-PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-PositiveInt = Annotated[int, Field(gt=0)]
+# Ids the gateway mints carry no provider prefix, so they never contain ':'.
+FEDERATED_ID = re.compile(r"[a-z][a-z0-9-]{0,63}")
+_TOP_KEYS = ("gateway", "include", "providers", "products")
 
 
-def _root_url(url: HttpUrl) -> HttpUrl:
-    # Query and fragment would be lost or duplicated once paths are appended to the root.
-    if url.query or url.fragment:
-        raise ValueError("must not have a query string or fragment")
-    return url
+def _member_problem(value: str) -> str | None:
+    provider, colon, product = value.partition(":")
+    if not colon:
+        return "must be 'provider:product', e.g. 'acme:optical-50cm'"
+    if not provider or not product:
+        return f"the {'provider' if not provider else 'product'} part (before/after the first ':') is empty"
+    if provider != provider.strip() or product != product.strip():
+        return "must not have spaces around the provider or product part"
+    return None
 
 
-RootUrl = Annotated[HttpUrl, AfterValidator(_root_url)]
+def _member(value: str) -> str:
+    if problem := _member_problem(value):
+        raise ValueError(problem)
+    return value
+
+
+Member = Annotated[str, AfterValidator(_member)]
 
 
 class GatewaySettings(BaseModel):
@@ -63,12 +64,20 @@ class GatewaySettings(BaseModel):
 
     title: str = "STAPI Gateway"
     description: str = ""
-    public_url: RootUrl | None = None
+    public_url: loader.RootUrl | None = None
     store: str = "memory://"
     deadline_s: PositiveFloat = 10.0
     # repr=False keeps the HMAC secret out of logs and tracebacks that print the settings.
     secret: str | None = Field(default=None, min_length=1, repr=False)
     max_body_bytes: PositiveInt = 1_048_576
+    # Async search records and stored opportunity collections expire after this.
+    search_ttl_s: PositiveFloat = 86_400.0
+    # Minimum interval between two upstream status polls of one search record.
+    search_refresh_s: PositiveFloat = 2.0
+    # Background searches (emulated sync searches and upstream polls) at once in one process.
+    search_concurrency: PositiveInt = 8
+    # How long a provider product's conformance/capabilities are cached; 0 = not cached.
+    catalogue_ttl_s: NonNegativeFloat = 60.0
 
     @field_validator("store")
     @classmethod
@@ -89,12 +98,12 @@ class ProviderSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     id: str
-    url: RootUrl
+    url: loader.RootUrl
     adapter: Literal["stapi"] = "stapi"
     title: str | None = None
     timeout_s: PositiveFloat = 5.0
     # Usually carries credentials, so it stays out of repr.
-    headers: dict[str, str] = Field(default_factory=dict, repr=False)
+    headers: loader.HttpHeaders = Field(default_factory=dict, repr=False)
     max_connections: PositiveInt = 100
 
     @field_validator("id")
@@ -105,21 +114,6 @@ class ProviderSettings(BaseModel):
                 "provider id must match ^[a-z][a-z0-9-]{0,31}$: a lowercase letter, then at most 31 "
                 "lowercase letters, digits or '-'"
             )
-        return value
-
-    @field_validator("headers")
-    @classmethod
-    def _check_headers(cls, value: dict[str, str]) -> dict[str, str]:
-        seen: set[str] = set()
-        for name, header in value.items():
-            if not _HEADER_NAME.fullmatch(name):
-                raise ValueError(f"{name!r} is not a valid HTTP header name")
-            if name.lower() in seen:
-                raise ValueError(f"header {name!r} is given twice (names are case-insensitive)")
-            seen.add(name.lower())
-            # Values often come from ${VAR}; a stray newline there would smuggle in extra headers.
-            if any(c in header for c in "\r\n\0"):
-                raise ValueError(f"value of header {name!r} contains a line break or NUL")
         return value
 
     @property
@@ -133,13 +127,61 @@ class ProviderSettings(BaseModel):
         return self.title or self.id
 
 
+class FederatedProduct(BaseModel):
+    """A product of the gateway's own that federates products of several providers (`products:`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    title: str | None = None
+    description: str = ""
+    keywords: list[str] = Field(default_factory=list)
+    # Namespaced product ids, `provider:product`, of the providers' products it federates.
+    members: list[Member]
+
+    @field_validator("id")
+    @classmethod
+    def _check_id(cls, value: str) -> str:
+        if not FEDERATED_ID.fullmatch(value):
+            raise ValueError(
+                "federated product id must match ^[a-z][a-z0-9-]{0,63}$: a lowercase letter, then at most 63 "
+                "lowercase letters, digits or '-' (no ':', which only provider products carry)"
+            )
+        return value
+
+    @field_validator("members")
+    @classmethod
+    def _check_members(cls, value: list[str]) -> list[str]:
+        if len(value) < 2:
+            raise ValueError(f"needs at least 2 members, got {len(value)}: one member is just that product")
+        if repeats := loader.repeats(value):
+            raise loader.item_problems(
+                [(i, f"duplicate member {value[i]!r}, already members[{j}]") for i, j in repeats]
+            )
+        return value
+
+    @property
+    def display_title(self) -> str:
+        """The configured title, or the id when there is none."""
+        return self.title or self.id
+
+    def member_ids(self) -> list[tuple[str, str]]:
+        """Each member as `(provider_id, product_id)`, split at the first ':'."""
+        return [(provider, product) for provider, _, product in (m.partition(":") for m in self.members)]
+
+
+def _unknown_provider(provider: str, known: Iterable[str]) -> str:
+    return f"unknown provider {provider!r} (configured: {', '.join(known) or 'none'})"
+
+
 class Settings(BaseModel):
-    """Everything the gateway needs to start: its own settings and its providers, in file order."""
+    """Everything the gateway needs to start: its settings, providers and federated products, in file order."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     providers: dict[str, ProviderSettings] = Field(default_factory=dict)
+    products: dict[str, FederatedProduct] = Field(default_factory=dict)
     source: str | None = None
 
     @model_validator(mode="after")
@@ -147,6 +189,12 @@ class Settings(BaseModel):
         for key, provider in self.providers.items():
             if key != provider.id:
                 raise ValueError(f"providers key {key!r} differs from its provider's id {provider.id!r}")
+        for key, product in self.products.items():
+            if key != product.id:
+                raise ValueError(f"products key {key!r} differs from its federated product's id {product.id!r}")
+            for pid, _ in product.member_ids():
+                if pid not in self.providers:
+                    raise ValueError(f"federated product {key!r}: {_unknown_provider(pid, self.providers)}")
         return self
 
     @classmethod
@@ -154,35 +202,25 @@ class Settings(BaseModel):
         cls,
         providers: Iterable[ProviderSettings | Mapping[str, Any]] = (),
         *,
+        products: Iterable[FederatedProduct | Mapping[str, Any]] = (),
         source: str | None = None,
         **gateway: Any,
     ) -> Settings:
-        """Build settings in code: `Settings.build([ProviderSettings(...)], deadline_s=2)`."""
-        by_id: dict[str, ProviderSettings] = {}
-        for item in providers:
-            provider = item if isinstance(item, ProviderSettings) else ProviderSettings.model_validate(item)
-            if provider.id in by_id:
-                raise ValueError(f"duplicate provider id {provider.id!r}")
-            by_id[provider.id] = provider
-        return cls(gateway=GatewaySettings.model_validate(gateway), providers=by_id, source=source)
+        """Build settings in code: `Settings.build([ProviderSettings(...)], products=[...], deadline_s=2)`."""
+        return cls(
+            gateway=GatewaySettings.model_validate(gateway),
+            providers=loader.by_id(ProviderSettings, providers, "provider"),
+            products=loader.by_id(FederatedProduct, products, "federated product"),
+            source=source,
+        )
 
     def summary(self) -> str:
         """One line for `check-config`; names no URLs, since a store URL may hold a password."""
-        count = len(self.providers)
-        noun = "provider" if count == 1 else "providers"
-        return f"{self.source or 'settings'}: OK, {count} {noun} ({', '.join(self.providers)})"
+        line = f"{self.source or 'settings'}: OK, {loader.counted(self.providers, 'provider')}"
+        return line + (f", {loader.counted(self.products, 'federated product')}" if self.products else "")
 
 
-class ConfigError(Exception):
-    """The configuration cannot be used; `problems` lists every reason found, not just the first."""
-
-    def __init__(self, problems: Sequence[ConfigProblem]) -> None:
-        self.problems = list(problems)
-        lines = "\n".join(f"  {problem}" for problem in self.problems)
-        super().__init__(f"invalid configuration ({len(self.problems)} problem(s)):\n{lines}")
-
-
-class _Assembler(ProblemCollector):
+class _Assembler(loader.ProblemCollector):
     """Reads the main file and its includes into one `Settings`, collecting every problem."""
 
     def __init__(self, path: str, environ: Mapping[str, str]) -> None:
@@ -200,13 +238,18 @@ class _Assembler(ProblemCollector):
             if key not in _TOP_KEYS:
                 self.report(self.path, (str(key),), f"unknown key (expected one of: {', '.join(_TOP_KEYS)})")
         gateway = self.gateway(doc.get("gateway"))
-        self.main_providers(doc.get("providers"))
+        for where, fields, id_from_key in self.keyed_entries(self.path, "providers", doc.get("providers"), "provider"):
+            self.entries += 1
+            if fields is not None:
+                self.add_provider(self.path, where, fields, id_from_key=id_from_key)
         self.includes(doc.get("include"))
         if self.entries == 0:
             self.report(self.path, ("providers",), "no providers configured (under `providers` or `include`)")
+        # After the includes: members may name providers defined in any file.
+        products = self.products(doc.get("products"))
         if self.problems or gateway is None:
             return None
-        return Settings(gateway=gateway, providers=self.providers, source=self.path)
+        return Settings(gateway=gateway, providers=self.providers, products=products, source=self.path)
 
     def gateway(self, raw: Any) -> GatewaySettings | None:
         data = {} if raw is None else raw
@@ -219,29 +262,12 @@ class _Assembler(ProblemCollector):
         try:
             return GatewaySettings.model_validate(data)
         except ValidationError as exc:
-            for loc, message in validation_errors(exc, GatewaySettings.model_fields):
+            for loc, message in loader.validation_errors(exc, GatewaySettings.model_fields):
                 if override and loc[:1] == ("store",):
                     self.problems.append(ConfigProblem("environment", STORE_ENV, message))
                 else:
                     self.report(self.path, ("gateway", *loc), message)
             return None
-
-    def main_providers(self, raw: Any) -> None:
-        if raw is None:
-            return
-        if not isinstance(raw, dict):
-            self.report(self.path, ("providers",), "must be a mapping of provider id to provider settings")
-            return
-        for key, fields in raw.items():
-            where: tuple[KeyPart, ...] = ("providers", str(key))
-            self.entries += 1
-            fields = {} if fields is None else fields
-            if not isinstance(fields, dict):
-                self.report(self.path, where, "must be a mapping of provider settings")
-                continue
-            if "id" in fields and fields["id"] != key:
-                self.report(self.path, (*where, "id"), f"disagrees with the provider's key {key!r}")
-            self.add_provider(self.path, where, {**fields, "id": key}, id_from_key="id" not in fields)
 
     def includes(self, raw: Any) -> None:
         if raw is None:
@@ -263,16 +289,28 @@ class _Assembler(ProblemCollector):
                 message = f"duplicate provider id {raw_id!r}, already defined in {self.origins[raw_id]}"
                 self.report(file, where if id_from_key else (*where, "id"), message)
             else:
-                self.origins[raw_id] = f"{file} ({key_path(where)})" if where else file
-        try:
-            provider = ProviderSettings.model_validate(data)
-        except ValidationError as exc:
-            for loc, message in validation_errors(exc, ProviderSettings.model_fields):
-                # When the id is the mapping key, the key itself is what the operator must fix.
-                self.report(file, (*where, *([] if id_from_key and loc == ("id",) else loc)), message)
-            return
-        if unique:
+                self.origins[raw_id] = f"{file} ({loader.key_path(where)})" if where else file
+        provider = self.validate(ProviderSettings, file, where, data, id_from_key=id_from_key)
+        if provider is not None and unique:
             self.providers[provider.id] = provider
+
+    def products(self, raw: Any) -> dict[str, FederatedProduct]:
+        # Providers that failed validation for another reason still count: one mistake, one problem.
+        known = [pid for pid in self.origins if PROVIDER_ID.fullmatch(pid)]
+        products: dict[str, FederatedProduct] = {}
+        for where, fields, id_from_key in self.keyed_entries(self.path, "products", raw, "federated product"):
+            if fields is None:
+                continue
+            members = fields.get("members")
+            for index, member in enumerate(members if isinstance(members, list) else []):
+                # Malformed members are the model's to report; only well-formed ones can name a provider.
+                pid = member.partition(":")[0] if isinstance(member, str) and not _member_problem(member) else None
+                if pid is not None and pid not in known:
+                    self.report(self.path, (*where, "members", index), _unknown_provider(pid, known))
+            federated = self.validate(FederatedProduct, self.path, where, fields, id_from_key=id_from_key)
+            if federated is not None:
+                products[federated.id] = federated
+        return products
 
 
 def load_settings(path: str | Path, environ: Mapping[str, str] | None = None) -> Settings:

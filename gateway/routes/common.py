@@ -6,11 +6,11 @@ from typing import Any
 
 from starlette.requests import Request
 
-from gateway import ids
-from gateway.errors import NotFound, RequestValidationFailed
+from gateway.errors import RequestValidationFailed
 from gateway.fanout import Deadline
 from gateway.links import LinkRewriter, base_url
-from gateway.runtime import Provider, Runtime
+from gateway.providers import Provider
+from gateway.runtime import Runtime
 
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 100
@@ -53,15 +53,6 @@ def query_limit(request: Request) -> int:
         error = {"loc": ["query", "limit"], "msg": "must be an integer of at least 1", "type": "value_error"}
         raise RequestValidationFailed("The query parameter 'limit' is invalid.", [error])
     return min(value, MAX_LIMIT)
-
-
-def resolve(request: Request, gateway_id: str, what: str) -> tuple[Provider, str]:
-    """The provider and upstream id behind a namespaced id; 404 for ids no provider owns."""
-    parts = ids.split(gateway_id)
-    if parts is None:
-        raise NotFound(f"No {what} '{gateway_id}' exists: ids look like 'provider:{what}'.")
-    provider_id, upstream_id = parts
-    return runtime(request).providers.get(provider_id), upstream_id
 
 
 def rewriter(request: Request, provider: Provider) -> LinkRewriter:

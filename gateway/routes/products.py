@@ -1,7 +1,8 @@
-"""The product catalogue: merged over every provider, and per product."""
+"""The product catalogue: merged over every provider (and the federated products), and per product."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -9,87 +10,155 @@ from starlette.responses import Response
 
 from adapters.base import JSONObject, Page
 from gateway import fanout, ids, merge
+from gateway.catalogue import Member, Target
 from gateway.errors import UpstreamNotFound
+from gateway.federation import (
+    federated_document,
+    federated_order_parameters,
+    federated_queryables,
+    gateway_conformance,
+)
 from gateway.links import LinkRewriter
 from gateway.responses import JSONResponse
-from gateway.routes.common import deadline, gateway_base, link, query_limit, resolve, rewriter, runtime, with_missing
+from gateway.routes.common import deadline, gateway_base, link, query_limit, runtime, with_missing
+from gateway.settings import FederatedProduct
 
 CURSOR_KIND = "products"
+# The federated products page like one more provider; a ':' keeps this key apart from provider ids.
+FEDERATED = ":federated"
 _PAGING_RELS = frozenset({"next", "prev", "first", "last"})
 
 
 def namespace_product(product: JSONObject, links: LinkRewriter) -> JSONObject:
-    """A provider's product as the gateway shows it: namespaced id, gateway links."""
+    """A provider's product as the gateway shows it: namespaced id, gateway links, both search modes."""
+    product_id = ids.namespaced(links.provider_id, str(product["id"]))
+    rewritten = links.links(product.get("links") or [], drop_rels=_PAGING_RELS)
+    if not any(link.get("rel") == "opportunities" for link in rewritten):
+        rewritten.append(link(f"{links.gateway_base}/products/{product_id}/opportunities", "opportunities"))
     return {
         **product,
-        "id": ids.namespaced(links.provider_id, str(product["id"])),
-        "links": links.links(product.get("links") or [], drop_rels=_PAGING_RELS),
+        "id": product_id,
+        "conformsTo": gateway_conformance(list(product.get("conformsTo") or [])),
+        "links": rewritten,
     }
+
+
+async def _federated_doc(request: Request, product: FederatedProduct) -> JSONObject:
+    rt = runtime(request)
+    target = rt.catalogue.target(product.id)
+    limit = deadline(request)
+
+    def fetch(member: Member) -> Callable[[], Awaitable[JSONObject]]:
+        return lambda: rt.catalogue.product(member, limit)
+
+    gathered = await fanout.gather({m.gateway_id: fetch(m) for m in target.members}, limit)
+    return federated_document(product, list(gathered.results.values()), gateway_base(request))
+
+
+async def _federated_page(request: Request, token: str | None, size: int) -> Page:
+    products = runtime(request).catalogue.federated
+    start = int(token) if token and token.isdigit() else 0
+    chosen = products[start : start + size]
+    docs = [await _federated_doc(request, product) for product in chosen]
+    end = start + len(chosen)
+    return Page(items=docs, next_token=str(end) if end < len(products) else None)
 
 
 async def list_products(request: Request) -> Response:
     """`GET /products`: every provider's products, asked in parallel, under one cursor."""
     rt = runtime(request)
     limit = query_limit(request)
-    provider_ids = [p.id for p in rt.providers]
+    sources = ([FEDERATED] if rt.catalogue.federated else []) + [p.id for p in rt.providers]
     cursor = request.query_params.get("next")
     if cursor:
-        positions = merge.load_state(rt.cursors.decode(CURSOR_KIND, cursor), provider_ids)
+        positions = merge.load_state(rt.cursors.decode(CURSOR_KIND, cursor), sources)
     else:
-        positions = merge.start(provider_ids, limit)
+        positions = merge.start(sources, limit)
 
-    def page_of(pid: str) -> Any:
-        pos = positions[pid]
-        return lambda: rt.providers.get(pid).adapter.list_products(token=pos.token, limit=pos.size)
+    def page_of(source: str) -> Callable[[], Awaitable[Page]]:
+        pos = positions[source]
+        if source == FEDERATED:
+            return lambda: _federated_page(request, pos.token, pos.size)
+        return lambda: rt.providers.get(source).adapter.list_products(token=pos.token, limit=pos.size)
 
-    gathered: fanout.Fanout[Page] = await fanout.gather({pid: page_of(pid) for pid in positions}, deadline(request))
+    gathered = await fanout.gather({source: page_of(source) for source in positions}, deadline(request))
     gathered.require_any("products")
     merged, after = merge.merge_page(positions, gathered.results, limit)
 
     base = gateway_base(request)
-    rewriters = {pid: LinkRewriter(pid, rt.providers.get(pid).settings.base_url, base) for pid in gathered.results}
+    rewriters = {
+        pid: LinkRewriter(pid, rt.providers.get(pid).settings.base_url, base)
+        for pid in gathered.results
+        if pid != FEDERATED
+    }
     links = [link(f"{base}/products", "self")]
     if after:
         token = rt.cursors.encode(CURSOR_KIND, merge.dump_state(after))
         links.append(link(f"{base}/products?next={token}&limit={limit}", "next"))
-    body = {
-        "type": "ProductCollection",
-        "products": [namespace_product(item, rewriters[pid]) for pid, item in merged],
-        "links": links,
-    }
+    products = [item if source == FEDERATED else namespace_product(item, rewriters[source]) for source, item in merged]
+    body = {"type": "ProductCollection", "products": products, "links": links}
     return JSONResponse(with_missing(body, gathered.missing))
 
 
-async def _product_call(request: Request, operation: str) -> tuple[Any, LinkRewriter, str]:
-    gateway_id = request.path_params["product_id"]
-    provider, upstream_id = resolve(request, gateway_id, "product")
-    call = getattr(provider.adapter, operation)
+async def _member_call(request: Request, target: Target, operation: str) -> Any:
+    """One provider product's answer to `operation`; 404 in the gateway's words if it has none."""
+    member = target.members[0]
+    call = getattr(member.provider.adapter, operation)
     try:
-        result = await fanout.call_one(provider.id, lambda: call(upstream_id), deadline(request))
+        return await fanout.call_one(member.provider.id, lambda: call(member.product_id), deadline(request))
     except UpstreamNotFound:
-        raise UpstreamNotFound(provider.id, f"No product '{gateway_id}' exists.") from None
-    return result, rewriter(request, provider), gateway_id
+        raise UpstreamNotFound(member.provider.id, f"No product '{target.product_id}' exists.") from None
+
+
+async def _members_call(request: Request, target: Target, operation: str) -> dict[str, Any]:
+    """Every member's answer to `operation`, keyed by member id; failures are left out."""
+    limit = deadline(request)
+
+    def fetch(member: Member) -> Callable[[], Awaitable[Any]]:
+        call = getattr(member.provider.adapter, operation)
+        return lambda: call(member.product_id)
+
+    gathered = await fanout.gather({m.gateway_id: fetch(m) for m in target.members}, limit)
+    gathered.require_any(f"the members of '{target.product_id}'")
+    return gathered.results
 
 
 async def get_product(request: Request) -> Response:
-    """`GET /products/{provider}:{product}`."""
-    product, links, _ = await _product_call(request, "get_product")
-    return JSONResponse(namespace_product(product, links))
+    """`GET /products/{id}`: one provider's product or a federated product."""
+    rt = runtime(request)
+    target = rt.catalogue.target(request.path_params["product_id"])
+    if target.federated is not None:
+        return JSONResponse(await _federated_doc(request, target.federated))
+    provider = target.members[0].provider
+    links = LinkRewriter(provider.id, provider.settings.base_url, gateway_base(request))
+    return JSONResponse(namespace_product(await _member_call(request, target, "get_product"), links))
 
 
 async def product_conformance(request: Request) -> Response:
-    """`GET /products/{id}/conformance`: the provider's computed list for the product."""
-    classes, _, _ = await _product_call(request, "product_conformance")
-    return JSONResponse({"conformsTo": classes})
+    """`GET /products/{id}/conformance`: the product's classes as the gateway serves them."""
+    target = runtime(request).catalogue.target(request.path_params["product_id"])
+    if target.federated is not None:
+        return JSONResponse({"conformsTo": (await _federated_doc(request, target.federated))["conformsTo"]})
+    return JSONResponse({"conformsTo": gateway_conformance(await _member_call(request, target, "product_conformance"))})
 
 
 async def product_queryables(request: Request) -> Response:
-    """`GET /products/{id}/queryables`: the provider's JSON Schema, passed through."""
-    schema, _, _ = await _product_call(request, "queryables")
+    """`GET /products/{id}/queryables`: the provider's JSON Schema, or what all members share."""
+    target = runtime(request).catalogue.target(request.path_params["product_id"])
+    if target.federated is not None:
+        schemas = await _members_call(request, target, "queryables")
+        schema = federated_queryables(target.federated, list(schemas.values()))
+    else:
+        schema = await _member_call(request, target, "queryables")
     return JSONResponse(schema, media_type="application/schema+json")
 
 
 async def product_order_parameters(request: Request) -> Response:
-    """`GET /products/{id}/order-parameters`: the provider's JSON Schema, passed through."""
-    schema, _, _ = await _product_call(request, "order_parameters")
+    """`GET /products/{id}/order-parameters`: the provider's JSON Schema, or one per member."""
+    target = runtime(request).catalogue.target(request.path_params["product_id"])
+    if target.federated is not None:
+        schemas = await _members_call(request, target, "order_parameters")
+        schema = federated_order_parameters(target.federated, schemas)
+    else:
+        schema = await _member_call(request, target, "order_parameters")
     return JSONResponse(schema, media_type="application/schema+json")

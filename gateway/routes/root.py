@@ -9,10 +9,11 @@ from gateway.responses import JSONResponse
 from gateway.routes.common import gateway_base, link, runtime
 
 STAPI_VERSION = "0.1.0"
-CORE = f"https://stapi.example.com/v{STAPI_VERSION}/core"
+_BASE = f"https://stapi.example.com/v{STAPI_VERSION}"
+CORE = f"{_BASE}/core"
 
 # Only what the gateway itself serves; classes are added as their routes land.
-CONFORMANCE = [CORE]
+CONFORMANCE = [CORE, f"{_BASE}/searches-opportunity", f"{_BASE}/searches-opportunity-statuses"]
 
 
 async def landing_page(request: Request) -> Response:
@@ -31,6 +32,7 @@ async def landing_page(request: Request) -> Response:
             link(f"{base}/", "root"),
             link(f"{base}/conformance", "conformance"),
             link(f"{base}/products", "products"),
+            link(f"{base}/searches/opportunities", "opportunity-search-records"),
         ],
         "providers": [{"id": p.id, "title": p.settings.display_title} for p in rt.providers],
     }

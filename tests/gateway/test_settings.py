@@ -12,6 +12,7 @@ from gateway.errors import GatewayError
 from gateway.settings import (
     ConfigError,
     ConfigProblem,
+    FederatedProduct,
     GatewaySettings,
     ProviderSettings,
     Settings,
@@ -121,6 +122,9 @@ def test_shipped_example_loads() -> None:
     settings = load_settings(REPO_ROOT / "config" / "gateway.yaml", environ={"ACME_TOKEN": "tok"})
 
     assert list(settings.providers) == ["acme", "orbit"]
+    assert [p.member_ids() for p in settings.products.values()] == [
+        [("acme", "optical-50cm"), ("acme", "optical-30cm"), ("orbit", "sar-spotlight")]
+    ]
     assert settings.providers["acme"].base_url == "http://127.0.0.1:9001"
     assert settings.providers["acme"].headers == {"Authorization": "Bearer tok"}
     assert settings.providers["orbit"].base_url == "http://127.0.0.1:9002"
@@ -261,7 +265,12 @@ def test_store_schemes_rejected(store: str) -> None:
 @pytest.mark.parametrize(
     ("where", "main_text", "include_text", "expected"),
     [
-        ("top", MINIMAL + "products: {}\n", None, "{main}: products: unknown key (expected one of: gateway"),
+        (
+            "top",
+            MINIMAL + "extras: {}\n",
+            None,
+            "{main}: extras: unknown key (expected one of: gateway, include, providers, products)",
+        ),
         (
             "gateway",
             "gateway: {titel: x}\n" + MINIMAL,
@@ -275,6 +284,18 @@ def test_store_schemes_rejected(store: str) -> None:
             "{main}: providers.acme.timeout: unknown key (expected one of: id",
         ),
         ("include", "include: [p/*.yaml]\n", "id: b\nurl: http://h\nretries: 2\n", "{inc}: retries: unknown key"),
+        (
+            "products in include",
+            "include: [p/*.yaml]\n",
+            "id: b\nurl: http://h\nproducts: {x: {members: [b:1, b:2]}}\n",
+            "{inc}: products: unknown key (expected one of: id, url",
+        ),
+        (
+            "federated product",
+            MINIMAL + "products:\n  fp: {members: [acme:a, acme:b], summary: x}\n",
+            None,
+            "{main}: products.fp.summary: unknown key (expected one of: id, title, description, keywords, members)",
+        ),
     ],
 )
 def test_unknown_key_is_reported_at_every_level(
@@ -556,3 +577,269 @@ def test_unset_variable_is_not_reported_twice(tmp_path: Path) -> None:
     main = write(tmp_path, "g.yaml", "providers:\n  acme:\n    url: '${ACME_URL}'\n")
 
     assert problems(main) == [f"{main}: providers.acme.url: environment variable ACME_URL is not set"]
+
+
+# --- search and catalogue tuning --------------------------------------------------------
+
+
+def test_search_and_catalogue_keys_have_documented_defaults() -> None:
+    """Without them in the file, the search and catalogue keys take their documented defaults."""
+    gateway = GatewaySettings()
+
+    assert (gateway.search_ttl_s, gateway.search_refresh_s) == (86400.0, 2.0)
+    assert (gateway.search_concurrency, gateway.catalogue_ttl_s) == (8, 60.0)
+
+
+def test_search_and_catalogue_keys_load_from_file(tmp_path: Path) -> None:
+    """The search and catalogue keys are read from `gateway:`, and `catalogue_ttl_s: 0` disables the cache."""
+    text = "gateway: {search_ttl_s: 60, search_refresh_s: 0.5, search_concurrency: 2, catalogue_ttl_s: 0}\n"
+    gateway = load_settings(write(tmp_path, "g.yaml", text + MINIMAL), environ={}).gateway
+
+    assert (gateway.search_ttl_s, gateway.search_refresh_s, gateway.search_concurrency) == (60.0, 0.5, 2)
+    assert gateway.catalogue_ttl_s == 0
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("search_ttl_s", 0, "Input should be greater than 0"),
+        ("search_ttl_s", -1, "Input should be greater than 0"),
+        ("search_refresh_s", 0, "Input should be greater than 0"),
+        ("search_refresh_s", "-0.5", "Input should be greater than 0"),
+        ("search_concurrency", 0, "Input should be greater than 0"),
+        ("search_concurrency", -3, "Input should be greater than 0"),
+        ("search_concurrency", 1.5, "Input should be a valid integer"),
+        ("catalogue_ttl_s", -1, "Input should be greater than or equal to 0"),
+        ("catalogue_ttl_s", ".inf", "Input should be a finite number"),
+    ],
+)
+def test_search_and_catalogue_keys_reject_bad_values(tmp_path: Path, field: str, value: object, message: str) -> None:
+    """Zero or negative durations and concurrency are reported at `gateway.<key>` (the cache TTL may be 0)."""
+    main = write(tmp_path, "g.yaml", f"gateway:\n  {field}: {value}\n" + MINIMAL)
+
+    [found] = problems(main)
+
+    assert found.startswith(f"{main}: gateway.{field}: {message}")
+
+
+# --- federated products -----------------------------------------------------------------
+
+TWO_PROVIDERS = """
+include: [p/*.yaml]
+providers:
+  acme:
+    url: http://127.0.0.1:9001
+"""
+
+
+def federated(tmp_path: Path, products: str, orbit: str = "id: orbit\nurl: http://127.0.0.1:9002\n") -> Path:
+    """A main file with `acme` inline, `orbit` from an include file, and `products` appended."""
+    write(tmp_path, "p/orbit.yaml", orbit)
+    return write(tmp_path, "g.yaml", TWO_PROVIDERS + textwrap.dedent(products))
+
+
+def test_federated_products_load_in_file_order(tmp_path: Path) -> None:
+    """Federated products keep file order and every field; members may name providers from include files."""
+    main = federated(
+        tmp_path,
+        """
+        products:
+          zz-last-id:
+            title: Optical, 50 cm or better
+            description: Tasking from any optical vendor
+            keywords: [optical, vhr]
+            members: [acme:optical, "orbit:wv-legion"]
+          aa-first-id:
+            members:
+              - orbit:sar
+              - acme:sar:with-colon
+        """,
+    )
+
+    settings = load_settings(main, environ={})
+
+    assert list(settings.products) == ["zz-last-id", "aa-first-id"]
+    first, second = settings.products.values()
+    assert (first.id, first.display_title, first.description, first.keywords) == (
+        "zz-last-id",
+        "Optical, 50 cm or better",
+        "Tasking from any optical vendor",
+        ["optical", "vhr"],
+    )
+    assert first.member_ids() == [("acme", "optical"), ("orbit", "wv-legion")]
+    assert (second.display_title, second.description, second.keywords) == ("aa-first-id", "", [])
+    assert second.member_ids() == [("orbit", "sar"), ("acme", "sar:with-colon")]
+    assert (
+        settings.summary() == f"{main}: OK, 2 providers (acme, orbit), 2 federated products (zz-last-id, aa-first-id)"
+    )
+
+
+@pytest.mark.parametrize("text", ["", "products:\n", "products: {}\n"])
+def test_products_section_is_optional(tmp_path: Path, text: str) -> None:
+    """No, a null or an empty `products:` section means no federated products, and the summary omits them."""
+    settings = load_settings(federated(tmp_path, text), environ={})
+
+    assert settings.products == {}
+    assert "federated" not in settings.summary()
+
+
+@pytest.mark.parametrize("bad_id", ["a:b", "acme:optical", "Optical", "oPtical", "1abc", "-a", "a_b", "a" * 65, ""])
+def test_bad_federated_id_is_reported_at_its_key(tmp_path: Path, bad_id: str) -> None:
+    """A federated product key outside ^[a-z][a-z0-9-]{0,63}$ (a colon, uppercase, ...) is reported at that key."""
+    main = federated(tmp_path, f"products:\n  '{bad_id}':\n    members: [acme:a, orbit:b]\n")
+
+    assert problems(main) == [
+        f"{main}: products.{bad_id}: federated product id must match ^[a-z][a-z0-9-]{{0,63}}$: a lowercase "
+        "letter, then at most 63 lowercase letters, digits or '-' (no ':', which only provider products carry)"
+    ]
+
+
+@pytest.mark.parametrize("good_id", ["a", "a" * 64, "optical-high-res", "x-1-2"])
+def test_good_federated_ids_accepted(good_id: str) -> None:
+    """Federated ids at the edges of the alphabet and length limit are valid."""
+    assert FederatedProduct(id=good_id, members=["a:x", "b:y"]).id == good_id
+
+
+@pytest.mark.parametrize(
+    ("members", "expected"),
+    [
+        ("[acme, orbit:b]", ["members[0]: must be 'provider:product', e.g. 'acme:optical-50cm'"]),
+        ("['acme:', orbit:b]", ["members[0]: the product part (before/after the first ':') is empty"]),
+        ("[acme:a, ':b']", ["members[1]: the provider part (before/after the first ':') is empty"]),
+        ("['acme: a', orbit:b]", ["members[0]: must not have spaces around the provider or product part"]),
+        ("[acme:a, 42]", ["members[1]: Input should be a valid string"]),
+        ("[acme:a]", ["members: needs at least 2 members, got 1: one member is just that product"]),
+        ("[]", ["members: needs at least 2 members, got 0: one member is just that product"]),
+        ("acme:a", ["members: Input should be a valid list"]),
+        ("null", ["members: Input should be a valid list"]),
+        (
+            "[acme:a, orbit:b, acme:a, orbit:b, acme:a]",
+            [
+                "members[2]: duplicate member 'acme:a', already members[0]",
+                "members[3]: duplicate member 'orbit:b', already members[1]",
+                "members[4]: duplicate member 'acme:a', already members[0]",
+            ],
+        ),
+        ("[foo:a, orbit:b]", ["members[0]: unknown provider 'foo' (configured: acme, orbit)"]),
+        (
+            "[acme:a, Orbit:b, foo:c]",
+            [
+                "members[1]: unknown provider 'Orbit' (configured: acme, orbit)",
+                "members[2]: unknown provider 'foo' (configured: acme, orbit)",
+            ],
+        ),
+    ],
+)
+def test_bad_members_are_reported_by_index(tmp_path: Path, members: str, expected: list[str]) -> None:
+    """Malformed, too few, duplicate and unknown-provider members are each reported at their key path."""
+    main = federated(tmp_path, f"products:\n  fp:\n    members: {members}\n")
+
+    assert problems(main) == [f"{main}: products.fp.{line}" for line in expected]
+
+
+@pytest.mark.parametrize(
+    ("products", "expected"),
+    [
+        ("products: [fp]\n", "products: must be a mapping of federated product id to federated product settings"),
+        ("products: {fp: x}\n", "products.fp: must be a mapping of federated product settings"),
+        ("products: {fp: null}\n", "products.fp.members: required key is missing"),
+        ("products: {fp: {title: T}}\n", "products.fp.members: required key is missing"),
+        (
+            "products: {fp: {id: other, members: [acme:a, orbit:b]}}\n",
+            "products.fp.id: disagrees with the federated product's key 'fp'",
+        ),
+        ("products: {fp: {members: [acme:a, orbit:b], keywords: x}}\n", "products.fp.keywords: Input should be"),
+    ],
+)
+def test_products_section_shape_problems(tmp_path: Path, products: str, expected: str) -> None:
+    """A `products:` section or entry of the wrong shape is reported, not crashed on."""
+    main = federated(tmp_path, products)
+
+    [found] = problems(main)
+
+    assert found.startswith(f"{main}: {expected}")
+
+
+def test_member_of_broken_included_provider_is_not_unknown(tmp_path: Path) -> None:
+    """A provider whose include file has another error still counts as configured: one mistake, one problem."""
+    main = federated(
+        tmp_path, "products: {fp: {members: [acme:a, orbit:b]}}\n", orbit="id: orbit\nurl: http://h\ntimeout_s: 0\n"
+    )
+
+    assert problems(main) == [f"{tmp_path / 'p/orbit.yaml'}: timeout_s: Input should be greater than 0"]
+
+
+def test_unset_variable_in_member_is_reported_once(tmp_path: Path) -> None:
+    """A member broken only by an unset variable yields the variable problem, not also an unknown provider."""
+    main = federated(tmp_path, "products: {fp: {members: ['${WHO}:a', orbit:b]}}\n")
+
+    assert problems(main) == [f"{main}: products.fp.members[0]: environment variable WHO is not set"]
+
+
+def test_federated_problems_are_reported_with_the_others(tmp_path: Path) -> None:
+    """Federated product problems join the gateway and provider problems of the same load."""
+    main = federated(
+        tmp_path,
+        """
+        gateway: {search_concurrency: 0}
+        products:
+          Bad: {members: [acme:a, orbit:b]}
+          fp: {members: [nope:a]}
+        """,
+        orbit="id: orbit\nurl: ftp://h\n",
+    )
+
+    assert set(problems(main)) == {
+        f"{main}: gateway.search_concurrency: Input should be greater than 0",
+        f"{tmp_path / 'p/orbit.yaml'}: url: URL scheme should be 'http' or 'https'",
+        f"{main}: products.Bad: federated product id must match ^[a-z][a-z0-9-]{{0,63}}$: a lowercase letter, then "
+        "at most 63 lowercase letters, digits or '-' (no ':', which only provider products carry)",
+        f"{main}: products.fp.members[0]: unknown provider 'nope' (configured: acme, orbit)",
+        f"{main}: products.fp.members: needs at least 2 members, got 1: one member is just that product",
+    }
+
+
+def test_settings_build_with_federated_products() -> None:
+    """`Settings.build` takes federated products as models or mappings, in order, and the summary counts them."""
+    settings = Settings.build(
+        [{"id": "a", "url": "http://x"}, {"id": "b", "url": "http://y"}],
+        products=[FederatedProduct(id="one", members=["a:p", "b:q"]), {"id": "two", "members": ["b:q", "a:p"]}],
+        source="test",
+    )
+
+    assert list(settings.products) == ["one", "two"]
+    assert settings.products["two"].member_ids() == [("b", "q"), ("a", "p")]
+    assert settings.summary() == "test: OK, 2 providers (a, b), 2 federated products (one, two)"
+
+
+@pytest.mark.parametrize(
+    ("products", "message"),
+    [
+        (
+            [{"id": "fp", "members": ["a:p", "zz:q"]}],
+            "federated product 'fp': unknown provider 'zz' \\(configured: a\\)",
+        ),
+        ([{"id": "fp", "members": ["a:p", "a:q"]}] * 2, "duplicate federated product id 'fp'"),
+        ([{"id": "fp", "members": ["a:p", "a:p"]}], "duplicate member 'a:p', already members\\[0\\]"),
+    ],
+)
+def test_settings_build_rejects_bad_federated_products(products: list[dict[str, object]], message: str) -> None:
+    """In code too, members must name known providers, ids must be unique and members distinct."""
+    with pytest.raises(ValueError, match=message):
+        Settings.build([{"id": "a", "url": "http://x"}], products=products)
+
+
+def test_settings_products_keys_must_match_ids() -> None:
+    """A products mapping keyed by something other than each product's id is rejected."""
+    provider = ProviderSettings(id="a", url="http://h")
+    with pytest.raises(ValidationError, match="differs from its federated product's id"):
+        Settings(providers={"a": provider}, products={"x": FederatedProduct(id="y", members=["a:1", "a:2"])})
+
+
+def test_federated_product_is_frozen_and_strict() -> None:
+    """Federated products cannot be mutated and reject unknown fields."""
+    product = FederatedProduct(id="fp", members=["a:1", "b:2"])
+    with pytest.raises(ValidationError, match="frozen"):
+        product.title = "x"  # type: ignore[misc]
+    with pytest.raises(ValidationError, match="Extra inputs"):
+        FederatedProduct(id="fp", members=["a:1", "b:2"], providers=["a"])  # type: ignore[call-arg]

@@ -24,7 +24,13 @@ async def test_conformance_is_the_gateways_own() -> None:
     """`GET /conformance` lists the classes the gateway serves."""
     async with gateway_client(build_providers(1)) as client:
         body = (await client.get("/conformance")).json()
-    assert body == {"conformsTo": ["https://stapi.example.com/v0.1.0/core"]}
+    assert body == {
+        "conformsTo": [
+            "https://stapi.example.com/v0.1.0/core",
+            "https://stapi.example.com/v0.1.0/searches-opportunity",
+            "https://stapi.example.com/v0.1.0/searches-opportunity-statuses",
+        ]
+    }
 
 
 async def test_client_request_id_is_echoed() -> None:

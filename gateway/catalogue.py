@@ -1,0 +1,129 @@
+"""What the gateway knows about products: who owns them and which search modes they support.
+
+A gateway product id is either `{provider}:{product}` (one provider's product) or the id of a
+federated product from the configuration (several members). Either way a search runs over a
+list of `Member`s. Capabilities come from each product's computed conformance (the declared
+list in `/products` is unreliable in stapi-fastapi 0.8.0) and are cached briefly.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from gateway import ids
+from gateway.errors import NotFound
+from gateway.fanout import Deadline, call_one
+from gateway.providers import Provider, Providers
+from gateway.settings import FederatedProduct, Settings
+
+_PREFIX = "https://stapi.example.com/v0.1.0/"
+SYNC_CLASS = _PREFIX + "opportunities"
+# The spec's conformance table and stapi-fastapi say `opportunities-async`; the spec's
+# opportunity page says `async-opportunities`. Providers may use either.
+ASYNC_CLASSES = frozenset({_PREFIX + "opportunities-async", _PREFIX + "async-opportunities"})
+ASYNC_CLASS = _PREFIX + "opportunities-async"
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """Which opportunity search modes a provider product supports natively."""
+
+    sync: bool
+    async_: bool
+
+    @classmethod
+    def from_conformance(cls, classes: list[str]) -> Capabilities:
+        """Read the modes off a product's conformance list."""
+        return cls(sync=SYNC_CLASS in classes, async_=bool(ASYNC_CLASSES.intersection(classes)))
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """One provider product taking part in a search."""
+
+    provider: Provider
+    product_id: str
+
+    @property
+    def gateway_id(self) -> str:
+        """The namespaced id clients see."""
+        return ids.namespaced(self.provider.id, self.product_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """The product a client addressed, and the members that serve it."""
+
+    product_id: str
+    members: list[Member]
+    federated: FederatedProduct | None = None
+
+
+class Catalogue:
+    """Resolves gateway product ids and caches provider products' capabilities."""
+
+    def __init__(self, settings: Settings, providers: Providers) -> None:
+        self._settings = settings
+        self._providers = providers
+        self._ttl_s = settings.gateway.catalogue_ttl_s
+        self._capabilities: dict[str, tuple[float, Any]] = {}
+        self._products: dict[str, tuple[float, Any]] = {}
+
+    @property
+    def federated(self) -> list[FederatedProduct]:
+        """The configured federated products, in file order."""
+        return list(self._settings.products.values())
+
+    def target(self, product_id: str) -> Target:
+        """The members behind a gateway product id; NotFound/UnknownProvider otherwise."""
+        federated = self._settings.products.get(product_id)
+        if federated is not None:
+            members = [Member(self._providers.get(p), up) for p, up in federated.member_ids()]
+            return Target(product_id, members, federated)
+        parts = ids.split(product_id)
+        if parts is None:
+            raise NotFound(f"No product '{product_id}' exists: ids look like 'provider:product'.")
+        return Target(product_id, [Member(self._providers.get(parts[0]), parts[1])])
+
+    async def _cached(self, cache: dict[str, tuple[float, Any]], key: str, load: Callable[[], Awaitable[T]]) -> T:
+        hit = cache.get(key)
+        now = time.monotonic()
+        if hit is not None and hit[0] > now:
+            value: T = hit[1]
+            return value
+        value = await load()
+        if self._ttl_s > 0:
+            cache[key] = (now + self._ttl_s, value)
+        return value
+
+    async def capabilities(self, member: Member, deadline: Deadline) -> Capabilities:
+        """The member's search modes, from cache or from its provider."""
+        adapter = member.provider.adapter
+
+        async def load() -> Capabilities:
+            call = lambda: adapter.product_conformance(member.product_id)  # noqa: E731
+            return Capabilities.from_conformance(await call_one(member.provider.id, call, deadline))
+
+        return await self._cached(self._capabilities, member.gateway_id, load)
+
+    def learn_async_only(self, member: Member) -> None:
+        """Remember that a product answered `Prefer: wait` with a search record.
+
+        stapi-fastapi 0.8.0 lists the sync class for async-only products too, so only the
+        answer tells; the lesson lasts as long as any cached capability.
+        """
+        if self._ttl_s > 0:
+            self._capabilities[member.gateway_id] = (time.monotonic() + self._ttl_s, Capabilities(False, True))
+
+    async def product(self, member: Member, deadline: Deadline) -> dict[str, Any]:
+        """The member's product document as its provider serves it, from cache or fetched."""
+        adapter = member.provider.adapter
+        call = lambda: adapter.get_product(member.product_id)  # noqa: E731
+        return await self._cached(
+            self._products, member.gateway_id, lambda: call_one(member.provider.id, call, deadline)
+        )

@@ -1,0 +1,109 @@
+"""Opportunity searches as data: the client's request, the `Prefer` header, and opportunities
+translated to the gateway's ids and links. No I/O here."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+import orjson
+from pydantic import ValidationError
+from stapi_pydantic import OpportunityPayload
+
+from gateway import ids
+from gateway.errors import InvalidRequest, RequestValidationFailed
+from gateway.links import LinkRewriter
+
+Preference = Literal["wait", "respond-async"]
+MAX_LIMIT = 100
+SEARCH_FIELDS = ("datetime", "geometry", "filter")
+
+
+def parse_prefer(header: str | None) -> Preference | None:
+    """The search mode a `Prefer` header asks for (RFC 7240: any case, parameters ignored)."""
+    if not header:
+        return None
+    tokens = {item.split(";")[0].split("=")[0].strip().lower() for item in header.split(",")}
+    # `respond-async, wait=10` asks for async with a hint of how long the client would wait.
+    if "respond-async" in tokens:
+        return "respond-async"
+    if "wait" in tokens:
+        return "wait"
+    return None
+
+
+def _error(loc: list[str | int], msg: str, kind: str) -> dict[str, Any]:
+    return {"loc": loc, "msg": msg, "type": kind}
+
+
+def validate_search(body: bytes) -> dict[str, Any]:
+    """The client's search request, checked before any provider is asked.
+
+    Returns `datetime`, `geometry`, `filter` as the client sent them, plus `limit` (1 to
+    MAX_LIMIT) and `next` (the gateway's cursor or None).
+    """
+    try:
+        raw = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise InvalidRequest("The request body is not valid JSON.") from None
+    if not isinstance(raw, dict):
+        raise RequestValidationFailed(
+            "The request body must be a JSON object.", [_error(["body"], "not an object", "type")]
+        )
+    try:
+        OpportunityPayload.model_validate_json(body)
+    except ValidationError as exc:
+        errors = [_error(["body", *e["loc"]], e["msg"], e["type"]) for e in exc.errors()]
+        raise RequestValidationFailed("The opportunity search request is invalid.", errors) from None
+    except Exception as exc:  # cql2 raises a bare Exception for a structurally invalid filter
+        error = _error(["body", "filter"], f"invalid CQL2 filter: {str(exc)[:200]}", "value_error")
+        raise RequestValidationFailed("The opportunity search request is invalid.", [error]) from None
+    limit = raw.get("limit", 10)
+    if limit < 1:
+        error = _error(["body", "limit"], "must be at least 1", "greater_than_equal")
+        raise RequestValidationFailed("The opportunity search request is invalid.", [error])
+    search = {key: raw.get(key) for key in SEARCH_FIELDS}
+    return {**search, "limit": min(limit, MAX_LIMIT), "next": raw.get("next")}
+
+
+def upstream_request(search: dict[str, Any], token: str | None, limit: int) -> dict[str, Any]:
+    """The body sent to a provider: the client's search with the provider's own paging."""
+    return {**{key: search[key] for key in SEARCH_FIELDS}, "limit": limit, "next": token}
+
+
+def start_key(opportunity: dict[str, Any]) -> tuple[float, str]:
+    """Sort key of a namespaced opportunity: start of its interval, then id."""
+    interval = str(opportunity.get("properties", {}).get("datetime", ""))
+    try:
+        start = datetime.fromisoformat(interval.split("/")[0].replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        start = float("inf")
+    return start, str(opportunity.get("id", ""))
+
+
+def namespace_opportunity(opportunity: dict[str, Any], links: LinkRewriter) -> dict[str, Any]:
+    """A provider's opportunity with namespaced id and product_id, and gateway links."""
+    pid = links.provider_id
+    out = {**opportunity, "links": links.links(opportunity.get("links") or [])}
+    if opportunity.get("id") is not None:
+        out["id"] = ids.namespaced(pid, str(opportunity["id"]))
+    properties = opportunity.get("properties")
+    if isinstance(properties, dict) and properties.get("product_id") is not None:
+        out["properties"] = {**properties, "product_id": ids.namespaced(pid, str(properties["product_id"]))}
+    return out
+
+
+def order_link(href: str, search: dict[str, Any]) -> dict[str, Any]:
+    """A `create-order` link whose body can be POSTed back to the gateway unchanged.
+
+    stapi-fastapi 0.8.0 leaves `order_parameters` out of this body although ordering requires
+    it; `{}` is what a product with only optional parameters accepts.
+    """
+    body = {**{key: search[key] for key in SEARCH_FIELDS}, "order_parameters": {}}
+    return {"href": href, "rel": "create-order", "type": "application/json", "method": "POST", "body": body}
+
+
+def next_link(href: str, search: dict[str, Any], cursor: str) -> dict[str, Any]:
+    """The POST `next` link: the client's request again, with the gateway's cursor."""
+    body = {**{key: search[key] for key in SEARCH_FIELDS}, "limit": search["limit"], "next": cursor}
+    return {"href": href, "rel": "next", "type": "application/geo+json", "method": "POST", "body": body}

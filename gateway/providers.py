@@ -1,0 +1,77 @@
+"""The configured providers and the adapters that reach them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+
+import httpx
+
+from adapters.base import ProviderAdapter
+from adapters.stapi import StapiAdapter
+from adapters.transport import build_client
+from gateway.errors import UnknownProvider
+from gateway.settings import ProviderSettings, Settings
+
+AdapterFactory = Callable[[ProviderSettings, httpx.AsyncClient], ProviderAdapter]
+
+# One entry per value of a provider's `adapter:` key.
+ADAPTERS: dict[str, AdapterFactory] = {
+    "stapi": lambda settings, client: StapiAdapter(settings.id, client),
+}
+
+_SECRET_KEY = "cursor-secret"
+
+
+@dataclass(frozen=True, slots=True)
+class Provider:
+    """A configured provider and the adapter that reaches it."""
+
+    settings: ProviderSettings
+    adapter: ProviderAdapter
+
+    @property
+    def id(self) -> str:
+        """The provider id."""
+        return self.settings.id
+
+
+class Providers:
+    """The configured providers, in configuration order."""
+
+    def __init__(self, providers: list[Provider]) -> None:
+        self._by_id = {p.id: p for p in providers}
+
+    def __iter__(self) -> Iterator[Provider]:
+        return iter(self._by_id.values())
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def get(self, provider_id: str) -> Provider:
+        """The provider with this id; UnknownProvider if none is configured."""
+        try:
+            return self._by_id[provider_id]
+        except KeyError:
+            raise UnknownProvider(f"No provider '{provider_id}' is configured on this gateway.") from None
+
+    async def aclose(self) -> None:
+        """Close every adapter's connections."""
+        for provider in self:
+            await provider.adapter.aclose()
+
+
+def build_providers(settings: Settings, transports: Mapping[str, httpx.AsyncBaseTransport] | None = None) -> Providers:
+    """An adapter per configured provider, each on its own pooled client."""
+    transports = transports or {}
+    out = []
+    for ps in settings.providers.values():
+        client = build_client(
+            ps.base_url,
+            timeout_s=ps.timeout_s,
+            headers=dict(ps.headers),
+            transport=transports.get(ps.id),
+            max_connections=ps.max_connections,
+        )
+        out.append(Provider(ps, ADAPTERS[ps.adapter](ps, client)))
+    return Providers(out)
