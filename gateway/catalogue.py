@@ -8,13 +8,16 @@ list in `/products` is unreliable in stapi-fastapi 0.8.0) and are cached briefly
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import structlog
+
 from gateway import ids
-from gateway.errors import NotFound
+from gateway.errors import GatewayError, NotFound
 from gateway.fanout import Deadline, call_one
 from gateway.providers import Provider, Providers
 from gateway.settings import FederatedProduct, Settings
@@ -27,6 +30,8 @@ ASYNC_CLASSES = frozenset({_PREFIX + "opportunities-async", _PREFIX + "async-opp
 ASYNC_CLASS = _PREFIX + "opportunities-async"
 
 T = TypeVar("T")
+
+log = structlog.get_logger("gateway.catalogue")
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,3 +132,25 @@ class Catalogue:
         return await self._cached(
             self._products, member.gateway_id, lambda: call_one(member.provider.id, call, deadline)
         )
+
+    async def verify_members(self, deadline_s: float) -> list[str]:
+        """Look up every federated member once; log and return the ones that do not exist.
+
+        `check-config` can only tell whether a member's provider is configured; whether the
+        provider has the product is known only by asking it.
+        """
+        members = [(fp.id, m) for fp in self.federated for m in self.target(fp.id).members]
+        deadline = Deadline(deadline_s)
+
+        async def check(federated_id: str, member: Member) -> str | None:
+            try:
+                await self.product(member, deadline)
+            except NotFound:
+                log.error("federated_member_unknown", product=federated_id, member=member.gateway_id)
+                return member.gateway_id
+            except GatewayError as exc:
+                log.warning("federated_member_unchecked", product=federated_id, member=member.gateway_id, code=exc.code)
+            return None
+
+        results = await asyncio.gather(*(check(fid, m) for fid, m in members))
+        return [r for r in results if r is not None]

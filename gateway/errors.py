@@ -113,7 +113,7 @@ class AllProvidersFailed(GatewayError):
     code = "providers_failed"
 
     def __init__(self, detail: str, failures: dict[str, ProviderError]) -> None:
-        super().__init__(detail, extra={"federation:missing": sorted(failures)})
+        super().__init__(detail, extra={"federation:missing": sorted({e.provider_id for e in failures.values()})})
         self.failures = failures
 
     @property

@@ -72,11 +72,27 @@ def _round_robin(fresh: dict[str, list[dict[str, Any]]], limit: int) -> list[tup
     return merged[:limit]
 
 
-def _sorted(fresh: dict[str, list[dict[str, Any]]], limit: int, key: SortKey) -> list[tuple[str, dict[str, Any]]]:
-    # A k-way merge takes a prefix of every provider's list, which keeps each skip count valid.
-    streams = [[(key(item), pid, item) for item in items] for pid, items in fresh.items()]
-    merged = heapq.merge(*streams, key=lambda entry: (entry[0], entry[1]))
-    return [(pid, item) for _, pid, item in (next(merged) for _ in range(min(limit, sum(map(len, streams)))))]
+def _sorted(
+    fresh: dict[str, list[dict[str, Any]]], limit: int, key: SortKey, more: set[str]
+) -> list[tuple[str, dict[str, Any]]]:
+    """A k-way merge of each provider's items in key order, taking a prefix of each list.
+
+    It stops where a provider with further pages runs out of fetched items: its next page may
+    hold smaller keys, so going on would break the order across gateway pages.
+    """
+    if any(pid in more and not items for pid, items in fresh.items()):
+        return []
+    heap = [(key(items[0]), pid, 0) for pid, items in fresh.items() if items]
+    heapq.heapify(heap)
+    merged: list[tuple[str, dict[str, Any]]] = []
+    while heap and len(merged) < limit:
+        _, pid, index = heapq.heappop(heap)
+        merged.append((pid, fresh[pid][index]))
+        if index + 1 < len(fresh[pid]):
+            heapq.heappush(heap, (key(fresh[pid][index + 1]), pid, index + 1))
+        elif pid in more:
+            break
+    return merged
 
 
 def merge_page(
@@ -89,7 +105,10 @@ def merge_page(
     position. A provider whose part is exhausted drops out of the result positions.
     """
     fresh = {pid: page.items[positions[pid].skip :] for pid, page in pages.items()}
-    merged = _round_robin(fresh, limit) if key is None else _sorted(fresh, limit, key)
+    if key is None:
+        merged = _round_robin(fresh, limit)
+    else:
+        merged = _sorted(fresh, limit, key, {pid for pid, page in pages.items() if page.next_token is not None})
     taken = dict.fromkeys(fresh, 0)
     for pid, _ in merged:
         taken[pid] += 1
@@ -102,4 +121,8 @@ def merge_page(
             after[pid] = Position(pos.token, pos.skip + taken[pid], pos.size)
         elif page.next_token is not None:
             after[pid] = Position(page.next_token, 0, limit)
+    # Failed providers ride along only while others still have items: a last page that exists
+    # only to retry them would end a client's walk in an error or loop it forever.
+    if not any(pid in pages for pid in after):
+        after = {}
     return merged, after

@@ -5,6 +5,7 @@ Opened by the app's lifespan and closed by it; routes reach them through `reques
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -43,13 +44,15 @@ class Runtime:
     catalogue: Catalogue
     searches: SearchRecords
     runner: SearchRunner
+    # Start-up check of federated members; a failed check is logged, never fatal.
+    member_check: asyncio.Task[list[str]]
 
     @classmethod
     async def open(
         cls, settings: Settings, transports: Mapping[str, httpx.AsyncBaseTransport] | None = None
     ) -> Runtime:
         """Open the store and the provider clients."""
-        store = open_store(settings.gateway.store)
+        store = open_store(settings.gateway.store, prefix=settings.gateway.store_prefix)
         try:
             secret = await cursor_secret(settings, store)
         except BaseException:
@@ -67,10 +70,13 @@ class Runtime:
             deadline_s=gw.deadline_s,
         )
         runner.start()
-        return cls(settings, providers, store, CursorCodec(secret), catalogue, searches, runner)
+        checks = asyncio.create_task(catalogue.verify_members(gw.deadline_s))
+        return cls(settings, providers, store, CursorCodec(secret), catalogue, searches, runner, checks)
 
     async def aclose(self) -> None:
         """Stop background work, then release every resource."""
+        self.member_check.cancel()
+        await asyncio.gather(self.member_check, return_exceptions=True)
         await self.runner.stop()
         await self.providers.aclose()
         await self.store.aclose()

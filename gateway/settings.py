@@ -66,6 +66,8 @@ class GatewaySettings(BaseModel):
     description: str = ""
     public_url: loader.RootUrl | None = None
     store: str = "memory://"
+    # Namespace of every key in the store, so several gateways (or tests) can share one Redis.
+    store_prefix: str = Field(default="stapi-gw:", min_length=1, max_length=64)
     deadline_s: PositiveFloat = 10.0
     # repr=False keeps the HMAC secret out of logs and tracebacks that print the settings.
     secret: str | None = Field(default=None, min_length=1, repr=False)
