@@ -20,6 +20,13 @@ from gateway.settings import ConfigError, ProviderSettings, Settings, load_setti
 
 CONFIG_ENV = "STAPI_GATEWAY_CONFIG"
 DEMO_VENDORS = {"acme": "ACME Space (simulated optical)", "orbit": "Orbit Radar (simulated SAR)"}
+DEMO_PRODUCTS = [
+    {
+        "id": "vhr-50cm",
+        "title": "Very high resolution, 50 cm or better (any vendor)",
+        "members": ["acme:optical-50cm", "acme:optical-30cm", "orbit:sar-spotlight"],
+    }
+]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -111,7 +118,7 @@ async def _demo(host: str, port: int, log_level: str) -> None:
         server = _QuietServer(_uvicorn_config(simulator_app(vendor), host, vendor_port, "warning"))
         vendors.append((vendor, server))
         providers.append(ProviderSettings(id=vendor, url=f"http://{host}:{vendor_port}", title=title))
-    settings = Settings.build(providers, title="STAPI Gateway (demo)", store="memory://")
+    settings = Settings.build(providers, products=DEMO_PRODUCTS, title="STAPI Gateway (demo)", store="memory://")
     tasks = [asyncio.create_task(server.serve()) for _, server in vendors]
     while not all(server.started for _, server in vendors):
         if any(task.done() for task in tasks):

@@ -131,8 +131,16 @@ async def test_serve_end_to_end_against_two_stapi_fastapi_providers(tmp_path: Pa
 async def test_demo_serves_products_of_two_providers() -> None:
     """`stapi-gateway demo` needs no config or Redis and shows both simulated vendors' products."""
     port = free_port()
+    search = {
+        "datetime": "2026-12-01T00:00:00Z/2026-12-03T00:00:00Z",
+        "geometry": {"type": "Point", "coordinates": [9, 48]},
+    }
     async with process("demo", "--port", str(port), port=port) as (client, _):
         body = (await client.get("/products?limit=100")).json()
-    providers = {p["id"].split(":")[0] for p in body["products"]}
+        found = await client.post("/products/vhr-50cm/opportunities", json=search)
+    providers = {p["id"].split(":")[0] for p in body["products"] if ":" in p["id"]}
     assert providers == {"acme", "orbit"}
+    assert "vhr-50cm" in [p["id"] for p in body["products"]]
     assert "federation:missing" not in body
+    assert found.status_code == 200, found.text
+    assert {f["properties"]["product_id"].split(":")[0] for f in found.json()["features"]} == {"acme", "orbit"}
