@@ -115,13 +115,18 @@ class StapiAdapter:
                 content=orjson.dumps(json) if json is not None else None,
                 headers={"Content-Type": "application/json", **(headers or {})} if json else headers,
             )
-        except httpx.TimeoutException:
-            raise ProviderTimeout(pid, f"provider '{pid}' did not answer in time") from None
+        except httpx.TimeoutException as exc:
+            sent = not isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout)
+            raise ProviderTimeout(pid, f"provider '{pid}' did not answer in time", maybe_received=sent) from None
         except ResponseTooLarge:
             raise ProviderInvalidPayload(pid, f"provider '{pid}' sent a body larger than allowed") from None
         except httpx.TransportError as exc:
             kind = exc.__class__.__name__
-            raise ProviderUnreachable(pid, f"provider '{pid}' could not be reached ({kind})") from None
+            # Refused or unresolvable: nothing reached the provider. Anything else may have.
+            sent = not isinstance(exc, httpx.ConnectError | httpx.UnsupportedProtocol)
+            raise ProviderUnreachable(
+                pid, f"provider '{pid}' could not be reached ({kind})", maybe_received=sent
+            ) from None
         if response.status_code in expected:
             return response
         raise self._status_error(response, client_payload)

@@ -14,7 +14,7 @@ from starlette.routing import Route
 from gateway import handlers
 from gateway.errors import GatewayError
 from gateway.middleware import RequestContextMiddleware
-from gateway.routes import opportunities, products, root, searches
+from gateway.routes import opportunities, orders, products, root, searches
 from gateway.runtime import Runtime
 from gateway.settings import Settings
 
@@ -32,6 +32,10 @@ ROUTES = [
         opportunities.get_opportunity_collection,
         methods=["GET"],
     ),
+    Route("/products/{product_id}/orders", orders.create_order, methods=["POST"]),
+    Route("/orders", orders.list_orders, methods=["GET"]),
+    Route("/orders/{order_id}", orders.get_order, methods=["GET"]),
+    Route("/orders/{order_id}/statuses", orders.order_statuses, methods=["GET"]),
     Route("/searches/opportunities", searches.list_search_records, methods=["GET"]),
     Route("/searches/opportunities/{record_id}", searches.get_search_record, methods=["GET"]),
     Route("/searches/opportunities/{record_id}/statuses", searches.search_record_statuses, methods=["GET"]),

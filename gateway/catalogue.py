@@ -78,6 +78,7 @@ class Catalogue:
         self._ttl_s = settings.gateway.catalogue_ttl_s
         self._capabilities: dict[str, tuple[float, Any]] = {}
         self._products: dict[str, tuple[float, Any]] = {}
+        self._order_schemas: dict[str, tuple[float, Any]] = {}
 
     @property
     def federated(self) -> list[FederatedProduct]:
@@ -131,6 +132,14 @@ class Catalogue:
         call = lambda: adapter.get_product(member.product_id)  # noqa: E731
         return await self._cached(
             self._products, member.gateway_id, lambda: call_one(member.provider.id, call, deadline)
+        )
+
+    async def order_schema(self, member: Member, deadline: Deadline) -> dict[str, Any]:
+        """The member's order-parameters JSON Schema, from cache or fetched."""
+        adapter = member.provider.adapter
+        call = lambda: adapter.order_parameters(member.product_id)  # noqa: E731
+        return await self._cached(
+            self._order_schemas, member.gateway_id, lambda: call_one(member.provider.id, call, deadline)
         )
 
     async def verify_members(self, deadline_s: float) -> list[str]:

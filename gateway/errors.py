@@ -60,13 +60,18 @@ class RequestValidationFailed(GatewayError):
 
 
 class ProviderError(GatewayError):
-    """A provider failed to give a usable answer."""
+    """A provider failed to give a usable answer.
+
+    `maybe_received` says whether the provider may have acted on the request anyway (the
+    connection was lost or timed out after sending): what decides if an order's outcome is unknown.
+    """
 
     code = "provider_error"
 
-    def __init__(self, provider_id: str, detail: str) -> None:
+    def __init__(self, provider_id: str, detail: str, *, maybe_received: bool = False) -> None:
         super().__init__(detail, extra={"provider": provider_id})
         self.provider_id = provider_id
+        self.maybe_received = maybe_received
 
 
 class ProviderTimeout(ProviderError):
@@ -122,6 +127,24 @@ class AllProvidersFailed(GatewayError):
 
 
 # --- the gateway's own resources -------------------------------------------------------
+
+
+class IdempotencyKeyReused(GatewayError):
+    """An Idempotency-Key already used with a different request."""
+
+    code = "idempotency_key_reused"
+
+
+class IdempotencyKeyInProgress(GatewayError):
+    """Another request with the same Idempotency-Key is still being processed."""
+
+    code = "idempotency_key_in_progress"
+
+
+class OrderOutcomeUnknown(GatewayError):
+    """The provider may or may not have placed the order (timeout or connection lost after sending)."""
+
+    code = "order_outcome_unknown"
 
 
 class StoreUnavailable(GatewayError):

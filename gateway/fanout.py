@@ -59,7 +59,8 @@ async def call_one(provider_id: str, call: Callable[[], Awaitable[T]], deadline:
     try:
         return await asyncio.wait_for(call(), timeout=deadline.remaining())
     except TimeoutError:
-        raise ProviderTimeout(provider_id, f"provider '{provider_id}' did not answer before the deadline") from None
+        detail = f"provider '{provider_id}' did not answer before the deadline"
+        raise ProviderTimeout(provider_id, detail, maybe_received=True) from None
 
 
 async def gather(calls: Mapping[str, Callable[[], Awaitable[T]]], deadline: Deadline) -> Fanout[T]:

@@ -107,3 +107,24 @@ def next_link(href: str, search: dict[str, Any], cursor: str) -> dict[str, Any]:
     """The POST `next` link: the client's request again, with the gateway's cursor."""
     body = {**{key: search[key] for key in SEARCH_FIELDS}, "limit": search["limit"], "next": cursor}
     return {"href": href, "rel": "next", "type": "application/geo+json", "method": "POST", "body": body}
+
+
+def with_member_order_links(features: list[dict[str, Any]], href: str) -> list[dict[str, Any]]:
+    """Federated results: each opportunity gets a create-order link naming its member product.
+
+    An order on a federated product goes to one member, so the collection as a whole has no
+    order body that could be POSTed unchanged; each opportunity has one.
+    """
+    out = []
+    for feature in features:
+        properties = feature.get("properties") or {}
+        body: dict[str, Any] = {
+            "datetime": properties.get("datetime"),
+            "geometry": feature.get("geometry"),
+            "filter": None,
+            "order_parameters": {},
+            "product_id": properties.get("product_id"),
+        }
+        order = {"href": href, "rel": "create-order", "type": "application/json", "method": "POST", "body": body}
+        out.append({**feature, "links": [*(feature.get("links") or []), order]})
+    return out

@@ -14,6 +14,8 @@ import httpx
 
 from gateway.catalogue import Catalogue
 from gateway.cursor import CursorCodec
+from gateway.journal import OrderJournal
+from gateway.ordering import OrderDesk
 from gateway.providers import Providers, build_providers
 from gateway.search_runner import SearchRunner
 from gateway.searches import SearchRecords
@@ -44,6 +46,7 @@ class Runtime:
     catalogue: Catalogue
     searches: SearchRecords
     runner: SearchRunner
+    orders: OrderDesk
     # Start-up check of federated members; a failed check is logged, never fatal.
     member_check: asyncio.Task[list[str]]
 
@@ -70,13 +73,15 @@ class Runtime:
             deadline_s=gw.deadline_s,
         )
         runner.start()
+        orders = OrderDesk(OrderJournal(store, gw.idempotency_ttl_s), catalogue, gw.deadline_s)
         checks = asyncio.create_task(catalogue.verify_members(gw.deadline_s))
-        return cls(settings, providers, store, CursorCodec(secret), catalogue, searches, runner, checks)
+        return cls(settings, providers, store, CursorCodec(secret), catalogue, searches, runner, orders, checks)
 
     async def aclose(self) -> None:
         """Stop background work, then release every resource."""
         self.member_check.cancel()
         await asyncio.gather(self.member_check, return_exceptions=True)
         await self.runner.stop()
+        await self.orders.aclose()
         await self.providers.aclose()
         await self.store.aclose()

@@ -80,6 +80,8 @@ class GatewaySettings(BaseModel):
     search_concurrency: PositiveInt = 8
     # How long a provider product's conformance/capabilities are cached; 0 = not cached.
     catalogue_ttl_s: NonNegativeFloat = 60.0
+    # An Idempotency-Key on order creation is remembered this long; a retry within it is safe.
+    idempotency_ttl_s: PositiveFloat = 86_400.0
 
     @field_validator("store")
     @classmethod

@@ -26,6 +26,7 @@ from gateway.opportunities import (
     start_key,
     upstream_request,
     validate_search,
+    with_member_order_links,
 )
 from gateway.responses import GEOJSON, JSONResponse
 from gateway.routes.common import deadline, gateway_base, rewriter, runtime, with_missing
@@ -125,10 +126,14 @@ async def _search_sync(request: Request, target: Target, search: dict[str, Any])
     key = start_key if target.federated is not None else None
     merged, after = merge.merge_page(positions, gathered.results, limit, key=key)
     href = f"{base}/products/{target.product_id}"
-    links = [order_link(f"{href}/orders", search)]
+    features = [item for _, item in merged]
+    if target.federated is None:
+        links = [order_link(f"{href}/orders", search)]
+    else:
+        links, features = [], with_member_order_links(features, f"{href}/orders")
     if after:
         links.append(next_link(f"{href}/opportunities", search, rt.cursors.encode(kind, merge.dump_state(after))))
-    body = {"type": "FeatureCollection", "id": None, "features": [item for _, item in merged], "links": links}
+    body = {"type": "FeatureCollection", "id": None, "features": features, "links": links}
     missing = list(dict.fromkeys(mid.split(":", 1)[0] for mid in gathered.missing))
     return JSONResponse(with_missing(body, missing), media_type=GEOJSON)
 
@@ -154,8 +159,11 @@ async def get_opportunity_collection(request: Request) -> Response:
     collection["links"] = [
         {"href": f"{href}/opportunities/{collection_id}", "rel": "self", "type": GEOJSON},
         {"href": f"{base}/searches/opportunities/{collection_id}", "rel": "search-record", "type": "application/json"},
-        order_link(f"{href}/orders", record["opportunity_request"]),
     ]
+    if target.federated is None:
+        collection["links"].append(order_link(f"{href}/orders", record["opportunity_request"]))
+    else:
+        collection["features"] = with_member_order_links(collection["features"], f"{href}/orders")
     return JSONResponse(collection, media_type=GEOJSON)
 
 

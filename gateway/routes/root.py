@@ -13,7 +13,12 @@ _BASE = f"https://stapi.example.com/v{STAPI_VERSION}"
 CORE = f"{_BASE}/core"
 
 # Only what the gateway itself serves; classes are added as their routes land.
-CONFORMANCE = [CORE, f"{_BASE}/searches-opportunity", f"{_BASE}/searches-opportunity-statuses"]
+CONFORMANCE = [
+    CORE,
+    f"{_BASE}/order-statuses",
+    f"{_BASE}/searches-opportunity",
+    f"{_BASE}/searches-opportunity-statuses",
+]
 
 
 async def landing_page(request: Request) -> Response:
@@ -32,6 +37,7 @@ async def landing_page(request: Request) -> Response:
             link(f"{base}/", "root"),
             link(f"{base}/conformance", "conformance"),
             link(f"{base}/products", "products"),
+            link(f"{base}/orders", "orders", "application/geo+json"),
             link(f"{base}/searches/opportunities", "opportunity-search-records"),
         ],
         "providers": [{"id": p.id, "title": p.settings.display_title} for p in rt.providers],

@@ -16,7 +16,7 @@ async def test_landing_page_lists_providers_and_links() -> None:
     assert body["providers"] == [{"id": "p1", "title": "Provider p1"}, {"id": "p2", "title": "Provider p2"}]
     assert "https://stapi.example.com/v0.1.0/core" in body["conformsTo"]
     rels = {link["rel"] for link in body["links"]}
-    assert {"self", "conformance", "products"} <= rels
+    assert {"self", "conformance", "products", "orders", "opportunity-search-records"} <= rels
     assert all(h.startswith(GATEWAY_URL) for h in hrefs(body))
 
 
@@ -27,6 +27,7 @@ async def test_conformance_is_the_gateways_own() -> None:
     assert body == {
         "conformsTo": [
             "https://stapi.example.com/v0.1.0/core",
+            "https://stapi.example.com/v0.1.0/order-statuses",
             "https://stapi.example.com/v0.1.0/searches-opportunity",
             "https://stapi.example.com/v0.1.0/searches-opportunity-statuses",
         ]

@@ -1,0 +1,127 @@
+"""Orders as data: the client's order request checked, fingerprinted, and provider orders
+translated to the gateway's ids and links. No I/O here."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from typing import Any
+
+import orjson
+from jsonschema import Draft202012Validator
+from pydantic import ConfigDict, ValidationError
+from stapi_pydantic import OrderParameters, OrderPayload
+
+from gateway import ids
+from gateway.catalogue import Member, Target
+from gateway.errors import InvalidRequest, RequestValidationFailed
+from gateway.links import LinkRewriter
+
+ORDER_FIELDS = ("datetime", "geometry", "filter", "order_parameters")
+
+
+class _AnyOrderParameters(OrderParameters):
+    """Order parameters before the product's own schema is applied."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+def _error(loc: list[Any], msg: str, kind: str) -> dict[str, Any]:
+    return {"loc": loc, "msg": msg, "type": kind}
+
+
+def _invalid(errors: list[dict[str, Any]]) -> RequestValidationFailed:
+    return RequestValidationFailed("The order request is invalid.", errors)
+
+
+def validate_order(body: bytes) -> dict[str, Any]:
+    """The client's order request (STAPI 0.1.0 OrderPayload), plus the optional `product_id`."""
+    try:
+        raw = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise InvalidRequest("The request body is not valid JSON.") from None
+    if not isinstance(raw, dict):
+        raise _invalid([_error(["body"], "must be a JSON object", "type")])
+    try:
+        OrderPayload[_AnyOrderParameters].model_validate_json(body)
+    except ValidationError as exc:
+        raise _invalid([_error(["body", *e["loc"]], e["msg"], e["type"]) for e in exc.errors()]) from None
+    except Exception as exc:  # cql2 raises a bare Exception for a structurally invalid filter
+        raise _invalid([_error(["body", "filter"], f"invalid CQL2 filter: {str(exc)[:200]}", "value_error")]) from None
+    order = {key: raw.get(key) for key in ORDER_FIELDS}
+    product_id = raw.get("product_id")
+    if product_id is not None and not isinstance(product_id, str):
+        raise _invalid([_error(["body", "product_id"], "must be a string", "string_type")])
+    return {**order, "product_id": product_id}
+
+
+def member_for(target: Target, order: dict[str, Any]) -> Member:
+    """The provider product an order goes to; a federated product needs `product_id` to say."""
+    if target.federated is None:
+        return target.members[0]
+    named = order.get("product_id")
+    choices = [m.gateway_id for m in target.members]
+    for member in target.members:
+        if member.gateway_id == named:
+            return member
+    msg = f"names no member of '{target.product_id}'; give the opportunity's product_id, one of: {', '.join(choices)}"
+    raise _invalid([_error(["body", "product_id"], msg, "value_error")])
+
+
+def check_order_parameters(schema: dict[str, Any], parameters: Any) -> None:
+    """The order parameters against the product's JSON Schema, before the provider sees them."""
+    errors = sorted(Draft202012Validator(schema).iter_errors(parameters), key=lambda e: list(e.absolute_path))
+    if errors:
+        raise _invalid(
+            [_error(["body", "order_parameters", *e.absolute_path], e.message[:300], str(e.validator)) for e in errors]
+        )
+
+
+def upstream_order(order: dict[str, Any]) -> dict[str, Any]:
+    """The body sent to the provider: the OrderPayload fields only."""
+    return {key: order[key] for key in ORDER_FIELDS}
+
+
+def fingerprint(product_id: str, order: dict[str, Any]) -> str:
+    """A stable digest of what an order asks for, to recognise a retried request."""
+    canonical = orjson.dumps({"product": product_id, "order": order}, option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(canonical).hexdigest()
+
+
+def namespace_order(order: dict[str, Any], links: LinkRewriter) -> dict[str, Any]:
+    """A provider's order with namespaced ids, gateway links, and a `monitor` link."""
+    pid = links.provider_id
+    order_id = ids.namespaced(pid, str(order["id"]))
+    properties = dict(order.get("properties") or {})
+    if properties.get("product_id") is not None:
+        properties["product_id"] = ids.namespaced(pid, str(properties["product_id"]))
+    rewritten = links.links(order.get("links") or [], drop_rels=frozenset({"next"}))
+    href = f"{links.gateway_base}/orders/{order_id}"
+    if not any(link.get("rel") == "self" for link in rewritten):
+        rewritten.append({"href": href, "rel": "self", "type": "application/geo+json"})
+    if not any(link.get("rel") == "monitor" for link in rewritten):
+        rewritten.append({"href": f"{href}/statuses", "rel": "monitor", "type": "application/json"})
+    return {**order, "id": order_id, "properties": properties, "links": rewritten}
+
+
+def newest_first(order: dict[str, Any]) -> tuple[float, str]:
+    """Sort key putting the most recently created order first, ties by id."""
+    created = str((order.get("properties") or {}).get("created", ""))
+    try:
+        stamp = datetime.fromisoformat(created.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        stamp = 0.0
+    return -stamp, str(order.get("id", ""))
+
+
+def same_order(candidate: dict[str, Any], member: Member, sent: dict[str, Any], not_before: float) -> bool:
+    """Whether a provider's order is the one an attempt sent (for attempts of unknown outcome)."""
+    properties = candidate.get("properties") or {}
+    search = properties.get("search_parameters") or {}
+    created = -newest_first(candidate)[0]
+    return (
+        properties.get("product_id") == member.product_id
+        and (properties.get("order_parameters") or {}) == (sent.get("order_parameters") or {})
+        and search.get("geometry") == sent.get("geometry")
+        and created >= not_before
+    )

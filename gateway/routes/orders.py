@@ -1,0 +1,130 @@
+"""Orders: placed through the journal with idempotency keys; listed and read across providers."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from adapters.base import Page
+from gateway import fanout, ids, merge
+from gateway.errors import InvalidCursor, InvalidRequest, NotFound, UpstreamNotFound
+from gateway.journal import ANONYMOUS
+from gateway.links import LinkRewriter
+from gateway.orders import namespace_order, newest_first, validate_order
+from gateway.providers import Provider
+from gateway.responses import GEOJSON, JSONResponse
+from gateway.routes.common import deadline, gateway_base, link, query_limit, runtime, with_missing
+from gateway.searches import with_base
+
+CURSOR_KIND = "orders"
+_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+
+
+def _idempotency_key(request: Request) -> str | None:
+    key = request.headers.get("idempotency-key")
+    if key is not None and not _IDEMPOTENCY_KEY.match(key):
+        raise InvalidRequest("Idempotency-Key must be 1 to 255 visible ASCII characters.")
+    return key
+
+
+async def create_order(request: Request) -> Response:
+    """`POST /products/{id}/orders`: 201, Location and the order, at most once per Idempotency-Key."""
+    rt = runtime(request)
+    target = rt.catalogue.target(request.path_params["product_id"])
+    order = validate_order(await request.body())
+    attempt = await rt.orders.place(
+        client=ANONYMOUS,
+        target=target,
+        order=order,
+        idempotency_key=_idempotency_key(request),
+        deadline=deadline(request),
+    )
+    base = gateway_base(request)
+    body = with_base(orjson.dumps(attempt["order"]), base)
+    return JSONResponse(body, status_code=201, media_type=GEOJSON, headers={"Location": f"{base}/orders/{body['id']}"})
+
+
+async def list_orders(request: Request) -> Response:
+    """`GET /orders`: every provider's orders, newest first, under one cursor."""
+    rt = runtime(request)
+    limit = query_limit(request)
+    provider_ids = [p.id for p in rt.providers]
+    cursor = request.query_params.get("next")
+    if cursor:
+        positions = merge.load_state(rt.cursors.decode(CURSOR_KIND, cursor), provider_ids)
+    else:
+        positions = merge.start(provider_ids, limit)
+    base = gateway_base(request)
+
+    def page_of(pid: str) -> Callable[[], Awaitable[Page]]:
+        provider, pos = rt.providers.get(pid), positions[pid]
+
+        async def call() -> Page:
+            page = await provider.adapter.list_orders(token=pos.token, limit=pos.size)
+            links = LinkRewriter(pid, provider.settings.base_url, base)
+            return Page(items=[namespace_order(o, links) for o in page.items], next_token=page.next_token)
+
+        return call
+
+    gathered = await fanout.gather({pid: page_of(pid) for pid in positions}, deadline(request))
+    gathered.require_any("orders")
+    merged, after = merge.merge_page(positions, gathered.results, limit, key=newest_first)
+    links = [link(f"{base}/orders", "self", GEOJSON)]
+    if after:
+        token = rt.cursors.encode(CURSOR_KIND, merge.dump_state(after))
+        links.append(link(f"{base}/orders?next={token}&limit={limit}", "next", GEOJSON))
+    # Attempts whose outcome was unknown may show up in this listing; settle them meanwhile.
+    rt.orders.reconcile_in_background()
+    body = {"type": "FeatureCollection", "features": [order for _, order in merged], "links": links}
+    return JSONResponse(with_missing(body, gathered.missing), media_type=GEOJSON)
+
+
+def _order_of(request: Request) -> tuple[Provider, str, str]:
+    order_id = request.path_params["order_id"]
+    parts = ids.split(order_id)
+    if parts is None:
+        raise NotFound(f"No order '{order_id}' exists: ids look like 'provider:order'.")
+    return runtime(request).providers.get(parts[0]), parts[1], order_id
+
+
+async def get_order(request: Request) -> Response:
+    """`GET /orders/{provider}:{order}`."""
+    provider, upstream_id, order_id = _order_of(request)
+    adapter = provider.adapter
+    try:
+        order = await fanout.call_one(provider.id, lambda: adapter.get_order(upstream_id), deadline(request))
+    except UpstreamNotFound:
+        raise UpstreamNotFound(provider.id, f"No order '{order_id}' exists.") from None
+    links = LinkRewriter(provider.id, provider.settings.base_url, gateway_base(request))
+    return JSONResponse(namespace_order(order, links), media_type=GEOJSON)
+
+
+async def order_statuses(request: Request) -> Response:
+    """`GET /orders/{provider}:{order}/statuses`, paged with the gateway's cursor."""
+    rt = runtime(request)
+    provider, upstream_id, order_id = _order_of(request)
+    limit = query_limit(request)
+    kind = f"order-statuses:{order_id}"
+    token: Any = None
+    cursor = request.query_params.get("next")
+    if cursor:
+        token = rt.cursors.decode(kind, cursor)
+        if not isinstance(token, str):
+            raise InvalidCursor("The pagination cursor is malformed.")
+    adapter = provider.adapter
+    try:
+        page = await fanout.call_one(
+            provider.id, lambda: adapter.order_statuses(upstream_id, token=token, limit=limit), deadline(request)
+        )
+    except UpstreamNotFound:
+        raise UpstreamNotFound(provider.id, f"No order '{order_id}' exists.") from None
+    href = f"{gateway_base(request)}/orders/{order_id}/statuses"
+    links = [link(href, "self")]
+    if page.next_token is not None:
+        links.append(link(f"{href}?next={rt.cursors.encode(kind, page.next_token)}&limit={limit}", "next"))
+    return JSONResponse({"statuses": page.items, "links": links})
