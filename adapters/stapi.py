@@ -28,13 +28,14 @@ from stapi_pydantic import (
 )
 
 from adapters.base import Created, JSONObject, Page, SearchMode, SearchResult
-from adapters.transport import ResponseTooLarge
+from adapters.transport import OPERATION_EXTENSION, CircuitOpen, ResponseTooLarge
 from gateway.errors import (
     GatewayError,
     InvalidRequest,
     ProviderBadStatus,
     ProviderInvalidPayload,
     ProviderTimeout,
+    ProviderUnavailable,
     ProviderUnreachable,
     RequestValidationFailed,
     UpstreamNotFound,
@@ -97,6 +98,7 @@ class StapiAdapter:
 
     async def _call(
         self,
+        operation: str,
         method: str,
         path: str,
         *,
@@ -112,12 +114,15 @@ class StapiAdapter:
                 method,
                 path,
                 params=params,
+                extensions={OPERATION_EXTENSION: operation},
                 content=orjson.dumps(json) if json is not None else None,
                 headers={"Content-Type": "application/json", **(headers or {})} if json else headers,
             )
         except httpx.TimeoutException as exc:
             sent = not isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout)
             raise ProviderTimeout(pid, f"provider '{pid}' did not answer in time", maybe_received=sent) from None
+        except CircuitOpen:
+            raise ProviderUnavailable(pid, f"provider '{pid}' is failing; calls are paused (circuit open)") from None
         except ResponseTooLarge:
             raise ProviderInvalidPayload(pid, f"provider '{pid}' sent a body larger than allowed") from None
         except httpx.TransportError as exc:
@@ -163,9 +168,9 @@ class StapiAdapter:
         assert isinstance(data, dict)
         return data
 
-    async def _get(self, model: type[M], path: str, **params: Any) -> JSONObject:
+    async def _get(self, operation: str, model: type[M], path: str, **params: Any) -> JSONObject:
         query = {k: v for k, v in params.items() if v is not None}
-        return self._validated(model, await self._call("GET", path, params=query or None))
+        return self._validated(model, await self._call(operation, "GET", path, params=query or None))
 
     def _page(self, body: JSONObject, field: str) -> Page:
         links = body.get("links") or []
@@ -180,33 +185,35 @@ class StapiAdapter:
 
     async def landing_page(self) -> JSONObject:
         """The provider's landing page."""
-        return await self._get(RootResponse, "/")
+        return await self._get("landing_page", RootResponse, "/")
 
     async def conformance(self) -> list[str]:
         """The provider's API-level conformance classes."""
-        body = await self._get(Conformance, "/conformance")
+        body = await self._get("conformance", Conformance, "/conformance")
         return list(body["conformsTo"])
 
     async def list_products(self, *, token: str | None, limit: int) -> Page:
         """One page of the provider's products."""
-        return self._page(await self._get(ProductsCollection, "/products", next=token, limit=limit), "products")
+        return self._page(
+            await self._get("list_products", ProductsCollection, "/products", next=token, limit=limit), "products"
+        )
 
     async def get_product(self, product_id: str) -> JSONObject:
         """One product."""
-        return await self._get(Product, f"/products/{product_id}")
+        return await self._get("get_product", Product, f"/products/{product_id}")
 
     async def product_conformance(self, product_id: str) -> list[str]:
         """The product's computed conformance classes."""
-        body = await self._get(Conformance, f"/products/{product_id}/conformance")
+        body = await self._get("product_conformance", Conformance, f"/products/{product_id}/conformance")
         return list(body["conformsTo"])
 
     async def queryables(self, product_id: str) -> JSONObject:
         """The product's queryables schema."""
-        return self._schema(await self._call("GET", f"/products/{product_id}/queryables"))
+        return self._schema(await self._call("queryables", "GET", f"/products/{product_id}/queryables"))
 
     async def order_parameters(self, product_id: str) -> JSONObject:
         """The product's order-parameters schema."""
-        return self._schema(await self._call("GET", f"/products/{product_id}/order-parameters"))
+        return self._schema(await self._call("order_parameters", "GET", f"/products/{product_id}/order-parameters"))
 
     def _schema(self, response: httpx.Response) -> JSONObject:
         data = self._json(response)
@@ -217,6 +224,7 @@ class StapiAdapter:
     async def search_opportunities(self, product_id: str, payload: JSONObject, mode: SearchMode) -> SearchResult:
         """Search opportunities; stapi-fastapi only accepts the bare `wait`/`respond-async` forms."""
         response = await self._call(
+            "search_opportunities",
             "POST",
             f"/products/{product_id}/opportunities",
             expected=(200, 201),
@@ -235,20 +243,24 @@ class StapiAdapter:
 
     async def get_opportunity_collection(self, product_id: str, collection_id: str) -> JSONObject:
         """The collection an async search produced."""
-        return await self._get(OpportunityCollection, f"/products/{product_id}/opportunities/{collection_id}")
+        return await self._get(
+            "get_opportunity_collection", OpportunityCollection, f"/products/{product_id}/opportunities/{collection_id}"
+        )
 
     async def list_search_records(self, *, token: str | None, limit: int) -> Page:
         """One page of search records."""
-        body = await self._get(OpportunitySearchRecords, "/searches/opportunities", next=token, limit=limit)
+        body = await self._get(
+            "list_search_records", OpportunitySearchRecords, "/searches/opportunities", next=token, limit=limit
+        )
         return self._page(body, "search_records")
 
     async def get_search_record(self, record_id: str) -> JSONObject:
         """One search record."""
-        return await self._get(OpportunitySearchRecord, f"/searches/opportunities/{record_id}")
+        return await self._get("get_search_record", OpportunitySearchRecord, f"/searches/opportunities/{record_id}")
 
     async def search_record_statuses(self, record_id: str) -> list[JSONObject]:
         """A search record's statuses (stapi-fastapi answers a bare array)."""
-        response = await self._call("GET", f"/searches/opportunities/{record_id}/statuses")
+        response = await self._call("search_record_statuses", "GET", f"/searches/opportunities/{record_id}/statuses")
         data = self._json(response)
         try:
             _STATUS_LIST.validate_python(data)
@@ -260,21 +272,28 @@ class StapiAdapter:
     async def create_order(self, product_id: str, payload: JSONObject) -> Created:
         """Place an order once; the caller owns retries and unknown outcomes."""
         response = await self._call(
-            "POST", f"/products/{product_id}/orders", expected=(200, 201), json=payload, client_payload=True
+            "create_order",
+            "POST",
+            f"/products/{product_id}/orders",
+            expected=(200, 201),
+            json=payload,
+            client_payload=True,
         )
         return Created(body=self._validated(Order, response), location=response.headers.get("location"))
 
     async def list_orders(self, *, token: str | None, limit: int) -> Page:
         """One page of orders."""
-        return self._page(await self._get(OrderCollection, "/orders", next=token, limit=limit), "features")
+        return self._page(
+            await self._get("list_orders", OrderCollection, "/orders", next=token, limit=limit), "features"
+        )
 
     async def get_order(self, order_id: str) -> JSONObject:
         """One order."""
-        return await self._get(Order, f"/orders/{order_id}")
+        return await self._get("get_order", Order, f"/orders/{order_id}")
 
     async def order_statuses(self, order_id: str, *, token: str | None, limit: int) -> Page:
         """One page of an order's statuses."""
-        body = await self._get(OrderStatuses, f"/orders/{order_id}/statuses", next=token, limit=limit)
+        body = await self._get("order_statuses", OrderStatuses, f"/orders/{order_id}/statuses", next=token, limit=limit)
         return self._page(body, "statuses")
 
     async def aclose(self) -> None:

@@ -14,10 +14,16 @@ import aiohttp
 import httpx
 
 DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
+# Request extension naming the STAPI operation, for the layers that count and log calls.
+OPERATION_EXTENSION = "stapi_gateway.operation"
 
 
 class ResponseTooLarge(httpx.TransportError):
     """The provider's body exceeds the configured maximum."""
+
+
+class CircuitOpen(httpx.ConnectError):
+    """The call was not sent: the provider's circuit breaker is open."""
 
 
 def _client_timeout(request: httpx.Request) -> aiohttp.ClientTimeout:

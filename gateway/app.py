@@ -14,11 +14,14 @@ from starlette.routing import Route
 from gateway import handlers
 from gateway.errors import GatewayError
 from gateway.middleware import RequestContextMiddleware
-from gateway.routes import opportunities, orders, products, root, searches
+from gateway.routes import health, opportunities, orders, products, root, searches
 from gateway.runtime import Runtime
 from gateway.settings import Settings
 
 ROUTES = [
+    Route("/healthz", health.healthz, methods=["GET"]),
+    Route("/readyz", health.readyz, methods=["GET"]),
+    Route("/metrics", health.metrics, methods=["GET"]),
     Route("/", root.landing_page, methods=["GET"]),
     Route("/conformance", root.conformance, methods=["GET"]),
     Route("/products", products.list_products, methods=["GET"]),

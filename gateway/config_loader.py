@@ -242,6 +242,7 @@ def _root_url(url: HttpUrl) -> HttpUrl:
 PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 NonNegativeFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 PositiveInt = Annotated[int, Field(gt=0)]
+NonNegativeInt = Annotated[int, Field(ge=0)]
 # An http(s) root that paths are appended to.
 RootUrl = Annotated[HttpUrl, AfterValidator(_root_url)]
 # Outgoing HTTP headers: valid names, each once (case-insensitively), no line breaks in values.

@@ -86,6 +86,12 @@ class ProviderUnreachable(ProviderError):
     code = "provider_unreachable"
 
 
+class ProviderUnavailable(ProviderError):
+    """The gateway is not calling the provider for now (its circuit breaker is open)."""
+
+    code = "provider_unavailable"
+
+
 class ProviderBadStatus(ProviderError):
     """The provider answered with an unexpected HTTP status."""
 

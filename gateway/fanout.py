@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+from gateway.context import deadline_remaining
 from gateway.errors import AllProvidersFailed, GatewayError, ProviderError, ProviderInvalidPayload, ProviderTimeout
 
 T = TypeVar("T")
@@ -56,6 +57,7 @@ def _as_provider_error(provider_id: str, exc: GatewayError) -> ProviderError:
 
 async def call_one(provider_id: str, call: Callable[[], Awaitable[T]], deadline: Deadline) -> T:
     """One provider call bounded by the deadline; errors propagate as the gateway's own."""
+    deadline_remaining.set(deadline.remaining)
     try:
         return await asyncio.wait_for(call(), timeout=deadline.remaining())
     except TimeoutError:
@@ -68,6 +70,7 @@ async def gather(calls: Mapping[str, Callable[[], Awaitable[T]]], deadline: Dead
     out: Fanout[T] = Fanout()
     if not calls:
         return out
+    deadline_remaining.set(deadline.remaining)
     tasks = {pid: asyncio.ensure_future(call()) for pid, call in calls.items()}
     _, pending = await asyncio.wait(tasks.values(), timeout=deadline.remaining())
     for task in pending:

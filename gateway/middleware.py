@@ -1,14 +1,17 @@
-"""Pure-ASGI middleware: request ids and the access log."""
+"""Pure-ASGI middleware: request ids, the canonical log line and request metrics."""
 
 from __future__ import annotations
 
 import re
 import time
 import uuid
+from typing import Any
 
 import structlog
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway.context import upstream_calls
 
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
@@ -21,6 +24,17 @@ def _client_request_id(scope: Scope) -> str | None:
             text = value.decode("latin-1")
             return text if _VALID_REQUEST_ID.match(text) else None
     return None
+
+
+def _operation(scope: Scope) -> str:
+    """The route's endpoint name (low cardinality), once routing has run."""
+    endpoint = scope.get("endpoint")
+    return getattr(endpoint, "__name__", "unmatched")
+
+
+def _providers(calls: list[dict[str, Any]]) -> dict[str, str]:
+    """Each provider asked, with the outcome of its last call."""
+    return {call["provider"]: call["outcome"] for call in calls}
 
 
 class RequestContextMiddleware:
@@ -37,6 +51,8 @@ class RequestContextMiddleware:
         scope.setdefault("state", {})["request_id"] = request_id
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
+        calls: list[dict[str, Any]] = []
+        upstream_calls.set(calls)
         started = time.perf_counter()
         status = 500
 
@@ -52,10 +68,19 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            duration = time.perf_counter() - started
+            operation = _operation(scope)
+            runtime = getattr(scope["app"].state, "runtime", None) if "app" in scope else None
+            if runtime is not None:
+                runtime.metrics.requests.labels(operation, str(status)).inc()
+                runtime.metrics.request_seconds.labels(operation).observe(duration)
             access_log.info(
                 "request",
                 method=scope["method"],
                 path=scope["path"],
+                operation=operation,
                 status=status,
-                duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                duration_ms=round(duration * 1000, 2),
+                providers=_providers(calls),
+                upstream_calls=len(calls),
             )

@@ -9,9 +9,12 @@ import httpx
 
 from adapters.base import ProviderAdapter
 from adapters.stapi import StapiAdapter
-from adapters.transport import build_client
+from adapters.transport import AiohttpTransport, build_client
 from gateway.errors import UnknownProvider
+from gateway.health import CircuitBreaker
+from gateway.metrics import Metrics
 from gateway.settings import ProviderSettings, Settings
+from gateway.upstream import GuardedTransport
 
 AdapterFactory = Callable[[ProviderSettings, httpx.AsyncClient], ProviderAdapter]
 
@@ -29,6 +32,7 @@ class Provider:
 
     settings: ProviderSettings
     adapter: ProviderAdapter
+    breaker: CircuitBreaker
 
     @property
     def id(self) -> str:
@@ -61,17 +65,16 @@ class Providers:
             await provider.adapter.aclose()
 
 
-def build_providers(settings: Settings, transports: Mapping[str, httpx.AsyncBaseTransport] | None = None) -> Providers:
-    """An adapter per configured provider, each on its own pooled client."""
+def build_providers(
+    settings: Settings, metrics: Metrics, transports: Mapping[str, httpx.AsyncBaseTransport] | None = None
+) -> Providers:
+    """An adapter per configured provider, each on its own pooled, guarded client."""
     transports = transports or {}
     out = []
     for ps in settings.providers.values():
-        client = build_client(
-            ps.base_url,
-            timeout_s=ps.timeout_s,
-            headers=dict(ps.headers),
-            transport=transports.get(ps.id),
-            max_connections=ps.max_connections,
-        )
-        out.append(Provider(ps, ADAPTERS[ps.adapter](ps, client)))
+        inner = transports.get(ps.id) or AiohttpTransport(max_connections=ps.max_connections)
+        breaker = CircuitBreaker(ps.circuit_failures, ps.circuit_open_s)
+        guarded = GuardedTransport(inner, ps, breaker, metrics)
+        client = build_client(ps.base_url, timeout_s=ps.timeout_s, headers=dict(ps.headers), transport=guarded)
+        out.append(Provider(ps, ADAPTERS[ps.adapter](ps, client), breaker))
     return Providers(out)

@@ -15,6 +15,7 @@ import httpx
 from gateway.catalogue import Catalogue
 from gateway.cursor import CursorCodec
 from gateway.journal import OrderJournal
+from gateway.metrics import Metrics
 from gateway.ordering import OrderDesk
 from gateway.providers import Providers, build_providers
 from gateway.search_runner import SearchRunner
@@ -42,6 +43,7 @@ class Runtime:
     settings: Settings
     providers: Providers
     store: Store
+    metrics: Metrics
     cursors: CursorCodec
     catalogue: Catalogue
     searches: SearchRecords
@@ -61,7 +63,8 @@ class Runtime:
         except BaseException:
             await store.aclose()
             raise
-        providers = build_providers(settings, transports)
+        metrics = Metrics()
+        providers = build_providers(settings, metrics, transports)
         catalogue = Catalogue(settings, providers)
         gw = settings.gateway
         searches = SearchRecords(store, gw.search_ttl_s)
@@ -75,7 +78,9 @@ class Runtime:
         runner.start()
         orders = OrderDesk(OrderJournal(store, gw.idempotency_ttl_s), catalogue, gw.deadline_s)
         checks = asyncio.create_task(catalogue.verify_members(gw.deadline_s))
-        return cls(settings, providers, store, CursorCodec(secret), catalogue, searches, runner, orders, checks)
+        return cls(
+            settings, providers, store, metrics, CursorCodec(secret), catalogue, searches, runner, orders, checks
+        )
 
     async def aclose(self) -> None:
         """Stop background work, then release every resource."""

@@ -14,7 +14,15 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from gateway import config_loader as loader
-from gateway.config_loader import ConfigError, ConfigProblem, KeyPart, NonNegativeFloat, PositiveFloat, PositiveInt
+from gateway.config_loader import (
+    ConfigError,
+    ConfigProblem,
+    KeyPart,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+)
 
 __all__ = [
     "STORE_ENV",
@@ -109,6 +117,16 @@ class ProviderSettings(BaseModel):
     # Usually carries credentials, so it stays out of repr.
     headers: loader.HttpHeaders = Field(default_factory=dict, repr=False)
     max_connections: PositiveInt = 100
+    # Resilience: reads are retried on connect errors, 502/503/504 and 429 (never order creation).
+    retries: NonNegativeInt = 2
+    retry_backoff_s: PositiveFloat = 0.1
+    # Consecutive failures that open the circuit (0 = never); it half-opens after circuit_open_s.
+    circuit_failures: NonNegativeInt = 5
+    circuit_open_s: PositiveFloat = 30.0
+    # What the vendor allows: calls in flight, calls per second, order creations per second.
+    max_concurrent: PositiveInt = 50
+    rate_per_s: PositiveFloat | None = None
+    order_rate_per_s: PositiveFloat | None = None
 
     @field_validator("id")
     @classmethod

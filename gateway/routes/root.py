@@ -40,7 +40,7 @@ async def landing_page(request: Request) -> Response:
             link(f"{base}/orders", "orders", "application/geo+json"),
             link(f"{base}/searches/opportunities", "opportunity-search-records"),
         ],
-        "providers": [{"id": p.id, "title": p.settings.display_title} for p in rt.providers],
+        "providers": [{"id": p.id, "title": p.settings.display_title, "state": p.breaker.state} for p in rt.providers],
     }
     return JSONResponse(body)
 

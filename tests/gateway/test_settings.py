@@ -283,7 +283,12 @@ def test_store_schemes_rejected(store: str) -> None:
             None,
             "{main}: providers.acme.timeout: unknown key (expected one of: id",
         ),
-        ("include", "include: [p/*.yaml]\n", "id: b\nurl: http://h\nretries: 2\n", "{inc}: retries: unknown key"),
+        (
+            "include",
+            "include: [p/*.yaml]\n",
+            "id: b\nurl: http://h\nretry_forever: 2\n",
+            "{inc}: retry_forever: unknown key",
+        ),
         (
             "products in include",
             "include: [p/*.yaml]\n",
@@ -484,7 +489,8 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
         "at most 31 lowercase letters, digits or '-'",
         f"{main}: include[1]: pattern 'missing/*.yaml' matches no file",
         f"{include}: max_connections: Input should be greater than 0",
-        f"{include}: x: unknown key (expected one of: id, url, adapter, title, timeout_s, headers, max_connections)",
+        f"{include}: x: unknown key (expected one of: id, url, adapter, title, timeout_s, headers, max_connections, retries, "
+        "retry_backoff_s, circuit_failures, circuit_open_s, max_concurrent, rate_per_s, order_rate_per_s)",
     }
     assert len(found) == len(set(found))
 
@@ -533,7 +539,7 @@ def test_models_are_frozen_and_strict() -> None:
     with pytest.raises(ValidationError, match="frozen"):
         provider.timeout_s = 1  # type: ignore[misc]
     with pytest.raises(ValidationError, match="Extra inputs"):
-        ProviderSettings(id="a", url="http://h", retries=1)  # type: ignore[call-arg]
+        ProviderSettings(id="a", url="http://h", colour="red")  # type: ignore[call-arg]
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,10 @@ async def test_landing_page_lists_providers_and_links() -> None:
     body = response.json()
     assert response.status_code == 200
     assert body["title"] == "Broker X"
-    assert body["providers"] == [{"id": "p1", "title": "Provider p1"}, {"id": "p2", "title": "Provider p2"}]
+    assert body["providers"] == [
+        {"id": "p1", "title": "Provider p1", "state": "closed"},
+        {"id": "p2", "title": "Provider p2", "state": "closed"},
+    ]
     assert "https://stapi.example.com/v0.1.0/core" in body["conformsTo"]
     rels = {link["rel"] for link in body["links"]}
     assert {"self", "conformance", "products", "orders", "opportunity-search-records"} <= rels

@@ -1,0 +1,15 @@
+"""Per-request context that reaches the transport layer without threading it through every call.
+
+Tasks copy the context they are created in, so a deadline or call log set before a fan-out is
+seen by every provider call it spawns.
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from typing import Any
+
+# Seconds-left function of the request being served (None outside a request).
+deadline_remaining: ContextVar[Any] = ContextVar("deadline_remaining", default=None)
+# One dict per upstream call, for the request's canonical log line.
+upstream_calls: ContextVar[list[dict[str, Any]] | None] = ContextVar("upstream_calls", default=None)

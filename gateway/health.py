@@ -1,0 +1,69 @@
+"""What the gateway knows of each provider's health: a circuit breaker fed by real calls.
+
+Readiness and the landing page read this state instead of calling every provider on each probe.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+CLOSED, HALF_OPEN, OPEN = "closed", "half_open", "open"
+STATE_VALUE = {CLOSED: 0, HALF_OPEN: 1, OPEN: 2}
+
+
+class CircuitBreaker:
+    """Opens after `failures` consecutive failures, fails fast while open, then lets one probe through."""
+
+    def __init__(self, failures: int, open_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._threshold = failures
+        self._open_s = open_s
+        self._clock = clock
+        self.state = CLOSED
+        self.consecutive_failures = 0
+        self._opened_at = 0.0
+        self._probe_in_flight = False
+        self.last_success: float | None = None
+        self.last_failure: float | None = None
+        self.last_error: str | None = None
+
+    def allow(self) -> bool:
+        """Whether a call may go out now (a half-open circuit admits a single probe)."""
+        if self.state == CLOSED:
+            return True
+        if self.state == OPEN and self._clock() - self._opened_at >= self._open_s:
+            self.state = HALF_OPEN
+            self._probe_in_flight = False
+        if self.state == HALF_OPEN and not self._probe_in_flight:
+            self._probe_in_flight = True
+            return True
+        return False
+
+    def record(self, ok: bool, error: str | None = None) -> None:
+        """Feed the outcome of a call that was allowed."""
+        now = time.time()
+        self._probe_in_flight = False
+        if ok:
+            self.state, self.consecutive_failures, self.last_success = CLOSED, 0, now
+            return
+        self.consecutive_failures += 1
+        self.last_failure, self.last_error = now, error
+        if self.state == HALF_OPEN or (self._threshold and self.consecutive_failures >= self._threshold):
+            self.state, self._opened_at = OPEN, self._clock()
+
+    @property
+    def healthy(self) -> bool:
+        """False while the circuit is open: the provider is known to be failing."""
+        return self.state != OPEN
+
+    def snapshot(self) -> dict[str, Any]:
+        """The state for /readyz and the landing page (no error details that could leak secrets)."""
+        return {
+            "state": self.state,
+            "healthy": self.healthy,
+            "consecutive_failures": self.consecutive_failures,
+            "last_success": self.last_success,
+            "last_failure": self.last_failure,
+            "last_error": self.last_error,
+        }

@@ -1,0 +1,58 @@
+"""Prometheus metrics, one registry per running gateway. Labels never carry ids."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+class Metrics:
+    """Every metric the gateway exports."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "stapi_gateway_requests", "Requests by STAPI operation and status", ["operation", "status"], registry=r
+        )
+        self.request_seconds = Histogram(
+            "stapi_gateway_request_duration_seconds",
+            "Request latency by STAPI operation",
+            ["operation"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.upstream_calls = Counter(
+            "stapi_gateway_upstream_calls",
+            "Calls to providers by outcome",
+            ["provider", "operation", "outcome"],
+            registry=r,
+        )
+        self.upstream_seconds = Histogram(
+            "stapi_gateway_upstream_call_duration_seconds",
+            "Provider call latency",
+            ["provider", "operation"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.upstream_retries = Counter(
+            "stapi_gateway_upstream_retries", "Retried provider calls", ["provider", "operation"], registry=r
+        )
+        self.circuit_state = Gauge(
+            "stapi_gateway_circuit_state",
+            "Circuit per provider: 0 closed, 1 half-open, 2 open",
+            ["provider"],
+            registry=r,
+        )
+        self.store_errors = Counter("stapi_gateway_store_errors", "Store (Redis) errors", ["operation"], registry=r)
+        self.search_records = Counter(
+            "stapi_gateway_search_record_transitions",
+            "Async search records reaching a status",
+            ["status"],
+            registry=r,
+        )
+
+    def exposition(self) -> bytes:
+        """The Prometheus text format."""
+        return generate_latest(self.registry)
