@@ -490,7 +490,8 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
         f"{main}: include[1]: pattern 'missing/*.yaml' matches no file",
         f"{include}: max_connections: Input should be greater than 0",
         f"{include}: x: unknown key (expected one of: id, url, adapter, title, timeout_s, headers, "
-        "max_connections, retries, retry_backoff_s, circuit_failures, circuit_open_s, max_concurrent, rate_per_s, order_rate_per_s)",
+        "max_connections, retries, retry_backoff_s, circuit_failures, circuit_open_s, max_concurrent, "
+        "rate_per_s, order_rate_per_s)",
     }
     assert len(found) == len(set(found))
 
