@@ -54,8 +54,12 @@ class CircuitBreaker:
 
     @property
     def healthy(self) -> bool:
-        """False while the circuit is open: the provider is known to be failing."""
-        return self.state != OPEN
+        """False while the circuit is open and its pause is not over.
+
+        Once the pause is over the next call is a probe, so readiness must not keep traffic
+        (and with it the probe) away: all circuits open would otherwise never close again.
+        """
+        return self.state != OPEN or self._clock() - self._opened_at >= self._open_s
 
     def snapshot(self) -> dict[str, Any]:
         """The state for /readyz and the landing page (no error details that could leak secrets)."""

@@ -185,3 +185,13 @@ async def test_one_log_line_per_request_and_per_upstream_call(path: str) -> None
     assert requests[0]["status"] == 200
     assert len(calls) == 1
     assert calls[0]["provider"] == "acme"
+
+
+def test_open_circuit_counts_as_healthy_once_its_pause_is_over() -> None:
+    """Readiness lets traffic back when a probe is due, so open circuits can close again."""
+    now = [0.0]
+    breaker = CircuitBreaker(failures=1, open_s=5, clock=lambda: now[0])
+    breaker.record(False)
+    assert not breaker.healthy
+    now[0] = 5.0
+    assert breaker.healthy
