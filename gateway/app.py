@@ -13,7 +13,7 @@ from starlette.routing import Route
 
 from gateway import handlers
 from gateway.errors import GatewayError
-from gateway.middleware import RequestContextMiddleware
+from gateway.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from gateway.routes import health, opportunities, orders, products, root, searches
 from gateway.runtime import Runtime
 from gateway.settings import Settings
@@ -22,6 +22,7 @@ ROUTES = [
     Route("/healthz", health.healthz, methods=["GET"]),
     Route("/readyz", health.readyz, methods=["GET"]),
     Route("/metrics", health.metrics, methods=["GET"]),
+    Route("/api", root.service_description, methods=["GET"]),
     Route("/", root.landing_page, methods=["GET"]),
     Route("/conformance", root.conformance, methods=["GET"]),
     Route("/products", products.list_products, methods=["GET"]),
@@ -60,7 +61,10 @@ def create_app(settings: Settings, *, transports: Mapping[str, httpx.AsyncBaseTr
     return Starlette(
         routes=ROUTES,
         # Outermost first: the request id exists before anything else runs or fails.
-        middleware=[Middleware(RequestContextMiddleware)],
+        middleware=[
+            Middleware(RequestContextMiddleware),
+            Middleware(BodyLimitMiddleware, max_bytes=settings.gateway.max_body_bytes),
+        ],
         exception_handlers={
             GatewayError: handlers.gateway_error,
             HTTPException: handlers.http_error,

@@ -34,6 +34,18 @@ class InvalidCursor(InvalidRequest):
     code = "invalid_cursor"
 
 
+class PayloadTooLarge(GatewayError):
+    """The request body exceeds the configured maximum."""
+
+    code = "payload_too_large"
+
+
+class UnsupportedMediaType(GatewayError):
+    """The request body is not JSON."""
+
+    code = "unsupported_media_type"
+
+
 class NotFound(GatewayError):
     """The addressed resource does not exist."""
 

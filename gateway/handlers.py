@@ -15,6 +15,7 @@ from gateway.errors import (
     InvalidRequest,
     NotFound,
     OrderOutcomeUnknown,
+    PayloadTooLarge,
     ProviderBadStatus,
     ProviderError,
     ProviderInvalidPayload,
@@ -23,6 +24,7 @@ from gateway.errors import (
     ProviderUnreachable,
     RequestValidationFailed,
     StoreUnavailable,
+    UnsupportedMediaType,
 )
 from gateway.responses import JSONResponse, error_body
 
@@ -31,6 +33,8 @@ log = structlog.get_logger("gateway.errors")
 # Most specific first: the first class in the error's MRO that appears here decides.
 STATUS_BY_ERROR: dict[type[GatewayError], int] = {
     InvalidRequest: 400,
+    PayloadTooLarge: 413,
+    UnsupportedMediaType: 415,
     NotFound: 404,
     RequestValidationFailed: 422,
     IdempotencyKeyReused: 422,
@@ -75,14 +79,18 @@ def _respond(status: int, body: dict[str, object], request_id: str, headers: dic
     return JSONResponse(body, status_code=status, headers={"X-Request-ID": request_id, **(headers or {})})
 
 
-async def gateway_error(request: Request, exc: Exception) -> Response:
-    """Render a GatewayError."""
-    assert isinstance(exc, GatewayError)
-    rid = request_id_of(request)
+def error_response(exc: GatewayError, request_id: str) -> Response:
+    """The contract's JSON error response for a GatewayError."""
     status = status_for(exc)
     if status >= 500:
         log.warning("request_failed", code=exc.code, detail=exc.detail, status=status)
-    return _respond(status, error_body(exc.code, exc.detail, rid, exc.extra), rid)
+    return _respond(status, error_body(exc.code, exc.detail, request_id, exc.extra), request_id)
+
+
+async def gateway_error(request: Request, exc: Exception) -> Response:
+    """Render a GatewayError."""
+    assert isinstance(exc, GatewayError)
+    return error_response(exc, request_id_of(request))
 
 
 async def http_error(request: Request, exc: Exception) -> Response:

@@ -12,6 +12,8 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.context import upstream_calls
+from gateway.errors import GatewayError, PayloadTooLarge, UnsupportedMediaType
+from gateway.handlers import error_response
 
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
@@ -84,3 +86,53 @@ class RequestContextMiddleware:
                 providers=_providers(calls),
                 upstream_calls=len(calls),
             )
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def _is_json(content_type: str | None) -> bool:
+    if content_type is None:
+        return True  # a missing type is read as JSON; a declared other type is refused
+    media = content_type.split(";")[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
+class BodyLimitMiddleware:
+    """Refuses request bodies that are not JSON (415) or larger than `max_bytes` (413), unread."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
+            await self.app(scope, receive, send)
+            return
+        refusal: GatewayError | None = None
+        declared = _header(scope, b"content-length")
+        if not _is_json(_header(scope, b"content-type")):
+            refusal = UnsupportedMediaType("Request bodies must be JSON (Content-Type: application/json).")
+        elif declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            refusal = PayloadTooLarge(f"The request body exceeds {self.max_bytes} bytes.")
+        if refusal is not None:
+            # Outside the app's exception handling, so the response is rendered here.
+            request_id = str(scope.get("state", {}).get("request_id", "-"))
+            await error_response(refusal, request_id)(scope, receive, send)
+            return
+        seen = 0
+
+        async def counting_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise PayloadTooLarge(f"The request body exceeds {self.max_bytes} bytes.")
+            return message
+
+        await self.app(scope, counting_receive, send)

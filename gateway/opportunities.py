@@ -6,12 +6,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-import orjson
 from pydantic import ValidationError
 from stapi_pydantic import OpportunityPayload
 
 from gateway import ids
-from gateway.errors import InvalidRequest, RequestValidationFailed
+from gateway.errors import RequestValidationFailed
+from gateway.inputs import InputLimits, check_extent, parse_object
 from gateway.links import LinkRewriter
 
 Preference = Literal["wait", "respond-async"]
@@ -36,20 +36,13 @@ def _error(loc: list[str | int], msg: str, kind: str) -> dict[str, Any]:
     return {"loc": loc, "msg": msg, "type": kind}
 
 
-def validate_search(body: bytes) -> dict[str, Any]:
+def validate_search(body: bytes, limits: InputLimits) -> dict[str, Any]:
     """The client's search request, checked before any provider is asked.
 
     Returns `datetime`, `geometry`, `filter` as the client sent them, plus `limit` (1 to
     MAX_LIMIT) and `next` (the gateway's cursor or None).
     """
-    try:
-        raw = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise InvalidRequest("The request body is not valid JSON.") from None
-    if not isinstance(raw, dict):
-        raise RequestValidationFailed(
-            "The request body must be a JSON object.", [_error(["body"], "not an object", "type")]
-        )
+    raw = parse_object(body, limits)
     try:
         OpportunityPayload.model_validate_json(body)
     except ValidationError as exc:
@@ -58,6 +51,7 @@ def validate_search(body: bytes) -> dict[str, Any]:
     except Exception as exc:  # cql2 raises a bare Exception for a structurally invalid filter
         error = _error(["body", "filter"], f"invalid CQL2 filter: {str(exc)[:200]}", "value_error")
         raise RequestValidationFailed("The opportunity search request is invalid.", [error]) from None
+    check_extent(raw, limits, "opportunity search")
     limit = raw.get("limit", 10)
     if limit < 1:
         error = _error(["body", "limit"], "must be at least 1", "greater_than_equal")

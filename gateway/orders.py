@@ -14,7 +14,8 @@ from stapi_pydantic import OrderParameters, OrderPayload
 
 from gateway import ids
 from gateway.catalogue import Member, Target
-from gateway.errors import InvalidRequest, RequestValidationFailed
+from gateway.errors import RequestValidationFailed
+from gateway.inputs import InputLimits, check_extent, parse_object
 from gateway.links import LinkRewriter
 
 ORDER_FIELDS = ("datetime", "geometry", "filter", "order_parameters")
@@ -34,20 +35,16 @@ def _invalid(errors: list[dict[str, Any]]) -> RequestValidationFailed:
     return RequestValidationFailed("The order request is invalid.", errors)
 
 
-def validate_order(body: bytes) -> dict[str, Any]:
+def validate_order(body: bytes, limits: InputLimits) -> dict[str, Any]:
     """The client's order request (STAPI 0.1.0 OrderPayload), plus the optional `product_id`."""
-    try:
-        raw = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise InvalidRequest("The request body is not valid JSON.") from None
-    if not isinstance(raw, dict):
-        raise _invalid([_error(["body"], "must be a JSON object", "type")])
+    raw = parse_object(body, limits)
     try:
         OrderPayload[_AnyOrderParameters].model_validate_json(body)
     except ValidationError as exc:
         raise _invalid([_error(["body", *e["loc"]], e["msg"], e["type"]) for e in exc.errors()]) from None
     except Exception as exc:  # cql2 raises a bare Exception for a structurally invalid filter
         raise _invalid([_error(["body", "filter"], f"invalid CQL2 filter: {str(exc)[:200]}", "value_error")]) from None
+    check_extent(raw, limits, "order")
     order = {key: raw.get(key) for key in ORDER_FIELDS}
     product_id = raw.get("product_id")
     if product_id is not None and not isinstance(product_id, str):

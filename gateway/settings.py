@@ -23,6 +23,7 @@ from gateway.config_loader import (
     PositiveFloat,
     PositiveInt,
 )
+from gateway.inputs import InputLimits
 
 __all__ = [
     "STORE_ENV",
@@ -80,6 +81,11 @@ class GatewaySettings(BaseModel):
     # repr=False keeps the HMAC secret out of logs and tracebacks that print the settings.
     secret: str | None = Field(default=None, min_length=1, repr=False)
     max_body_bytes: PositiveInt = 1_048_576
+    # Bounds on what one request may ask (422 beyond them).
+    max_json_depth: PositiveInt = 32
+    max_geometry_vertices: PositiveInt = 10_000
+    max_geometry_area_deg2: PositiveFloat = 10_000.0
+    max_interval_days: PositiveFloat = 366.0
     # Async search records and stored opportunity collections expire after this.
     search_ttl_s: PositiveFloat = 86_400.0
     # Minimum interval between two upstream status polls of one search record.
@@ -97,6 +103,13 @@ class GatewaySettings(BaseModel):
         if not value.startswith(STORE_SCHEMES):
             raise ValueError(f"must start with one of {', '.join(STORE_SCHEMES)}")
         return value
+
+    @property
+    def input_limits(self) -> InputLimits:
+        """The request-body bounds as one value for the validators."""
+        return InputLimits(
+            self.max_json_depth, self.max_geometry_vertices, self.max_geometry_area_deg2, self.max_interval_days
+        )
 
     @property
     def public_base_url(self) -> str | None:

@@ -51,7 +51,7 @@ async def search_opportunities(request: Request) -> Response:
     """`POST /products/{id}/opportunities`."""
     rt = runtime(request)
     target = rt.catalogue.target(request.path_params["product_id"])
-    search = validate_search(await request.body())
+    search = validate_search(await request.body(), rt.settings.gateway.input_limits)
     prefer = parse_prefer(request.headers.get("prefer"))
     record = new_record(target.product_id, search, [m.gateway_id for m in target.members])
     if prefer != "respond-async" and await _all_sync(request, target):

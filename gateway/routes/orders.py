@@ -36,7 +36,7 @@ async def create_order(request: Request) -> Response:
     """`POST /products/{id}/orders`: 201, Location and the order, at most once per Idempotency-Key."""
     rt = runtime(request)
     target = rt.catalogue.target(request.path_params["product_id"])
-    order = validate_order(await request.body())
+    order = validate_order(await request.body(), rt.settings.gateway.input_limits)
     attempt = await rt.orders.place(
         client=ANONYMOUS,
         target=target,

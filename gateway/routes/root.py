@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gateway.openapi import openapi_document
 from gateway.responses import JSONResponse
 from gateway.routes.common import gateway_base, link, runtime
 
@@ -35,6 +36,7 @@ async def landing_page(request: Request) -> Response:
         "links": [
             link(f"{base}/", "self"),
             link(f"{base}/", "root"),
+            link(f"{base}/api", "service-desc", "application/vnd.oai.openapi+json;version=3.1"),
             link(f"{base}/conformance", "conformance"),
             link(f"{base}/products", "products"),
             link(f"{base}/orders", "orders", "application/geo+json"),
@@ -48,3 +50,8 @@ async def landing_page(request: Request) -> Response:
 async def conformance(request: Request) -> Response:
     """`GET /conformance`."""
     return JSONResponse({"conformsTo": CONFORMANCE})
+
+
+async def service_description(request: Request) -> Response:
+    """`GET /api`: the gateway's OpenAPI 3.1 document."""
+    return JSONResponse(openapi_document(runtime(request).settings.gateway.title))
