@@ -13,7 +13,7 @@ from starlette.routing import Route
 
 from gateway import handlers
 from gateway.errors import GatewayError
-from gateway.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from gateway.middleware import AuthMiddleware, BodyLimitMiddleware, RequestContextMiddleware
 from gateway.routes import health, opportunities, orders, products, root, searches
 from gateway.runtime import Runtime
 from gateway.settings import Settings
@@ -63,6 +63,7 @@ def create_app(settings: Settings, *, transports: Mapping[str, httpx.AsyncBaseTr
         # Outermost first: the request id exists before anything else runs or fails.
         middleware=[
             Middleware(RequestContextMiddleware),
+            Middleware(AuthMiddleware),
             Middleware(BodyLimitMiddleware, max_bytes=settings.gateway.max_body_bytes),
         ],
         exception_handlers={

@@ -13,10 +13,14 @@ class GatewayError(Exception):
 
     code = "gateway_error"
 
-    def __init__(self, detail: str, *, extra: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, detail: str, *, extra: dict[str, Any] | None = None, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.extra = extra or {}
+        # Response headers the error calls for (WWW-Authenticate, Retry-After).
+        self.headers = headers or {}
 
 
 # --- the client's mistakes -------------------------------------------------------------
@@ -32,6 +36,24 @@ class InvalidCursor(InvalidRequest):
     """A pagination cursor that this gateway did not mint for this route."""
 
     code = "invalid_cursor"
+
+
+class Unauthorized(GatewayError):
+    """No valid API key came with a request while authentication is on."""
+
+    code = "unauthorized"
+
+
+class Forbidden(GatewayError):
+    """The client's key does not cover the provider or product it addressed."""
+
+    code = "forbidden"
+
+
+class RateLimited(GatewayError):
+    """The client sent more requests than its rate allows."""
+
+    code = "rate_limited"
 
 
 class PayloadTooLarge(GatewayError):

@@ -9,6 +9,7 @@ from starlette.responses import Response
 
 from gateway.errors import (
     AllProvidersFailed,
+    Forbidden,
     GatewayError,
     IdempotencyKeyInProgress,
     IdempotencyKeyReused,
@@ -22,8 +23,10 @@ from gateway.errors import (
     ProviderTimeout,
     ProviderUnavailable,
     ProviderUnreachable,
+    RateLimited,
     RequestValidationFailed,
     StoreUnavailable,
+    Unauthorized,
     UnsupportedMediaType,
 )
 from gateway.responses import JSONResponse, error_body
@@ -33,6 +36,9 @@ log = structlog.get_logger("gateway.errors")
 # Most specific first: the first class in the error's MRO that appears here decides.
 STATUS_BY_ERROR: dict[type[GatewayError], int] = {
     InvalidRequest: 400,
+    Unauthorized: 401,
+    Forbidden: 403,
+    RateLimited: 429,
     PayloadTooLarge: 413,
     UnsupportedMediaType: 415,
     NotFound: 404,
@@ -84,7 +90,7 @@ def error_response(exc: GatewayError, request_id: str) -> Response:
     status = status_for(exc)
     if status >= 500:
         log.warning("request_failed", code=exc.code, detail=exc.detail, status=status)
-    return _respond(status, error_body(exc.code, exc.detail, request_id, exc.extra), request_id)
+    return _respond(status, error_body(exc.code, exc.detail, request_id, exc.extra), request_id, exc.headers)
 
 
 async def gateway_error(request: Request, exc: Exception) -> Response:

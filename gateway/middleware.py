@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import time
 import uuid
@@ -11,8 +12,9 @@ import structlog
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.clients import ANONYMOUS
 from gateway.context import upstream_calls
-from gateway.errors import GatewayError, PayloadTooLarge, UnsupportedMediaType
+from gateway.errors import GatewayError, PayloadTooLarge, RateLimited, Unauthorized, UnsupportedMediaType
 from gateway.handlers import error_response
 
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
@@ -136,3 +138,48 @@ class BodyLimitMiddleware:
             return message
 
         await self.app(scope, counting_receive, send)
+
+
+# Routes that orchestrators and tools reach without a client key.
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/api"})
+
+
+def _presented_key(scope: Scope) -> str | None:
+    authorization = _header(scope, b"authorization")
+    if authorization and authorization[:7].lower() == "bearer ":
+        return authorization[7:].strip()
+    return _header(scope, b"x-api-key")
+
+
+class AuthMiddleware:
+    """Identifies the client by its API key (401 without one), and applies its rate (429)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        state = scope.setdefault("state", {})
+        gatekeeper = scope["app"].state.runtime.gatekeeper
+        if scope["path"] in PUBLIC_PATHS:
+            state["client"] = ANONYMOUS
+            await self.app(scope, receive, send)
+            return
+        client = gatekeeper.identify(_presented_key(scope))
+        refusal: GatewayError | None = None
+        if client is None:
+            refusal = Unauthorized(
+                "A valid API key is required (Authorization: Bearer KEY or X-API-Key: KEY).",
+                headers={"WWW-Authenticate": 'Bearer realm="stapi-gateway"'},
+            )
+        elif (wait := gatekeeper.wait_s(client)) > 0:
+            retry_after = str(max(1, math.ceil(wait)))
+            refusal = RateLimited("Too many requests for this API key.", headers={"Retry-After": retry_after})
+        if refusal is not None:
+            await error_response(refusal, str(state.get("request_id", "-")))(scope, receive, send)
+            return
+        state["client"] = client
+        structlog.contextvars.bind_contextvars(client=client.id)
+        await self.app(scope, receive, send)

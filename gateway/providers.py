@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import httpx
 
 from adapters.base import ProviderAdapter
+from adapters.oauth import ClientCredentials
 from adapters.stapi import StapiAdapter
 from adapters.transport import AiohttpTransport, build_client
 from gateway.errors import UnknownProvider
@@ -15,6 +16,9 @@ from gateway.health import CircuitBreaker
 from gateway.metrics import Metrics
 from gateway.settings import ProviderSettings, Settings
 from gateway.upstream import GuardedTransport
+
+# Key in the `transports` mapping (tests) for a provider's OAuth token endpoint.
+TOKEN_TRANSPORT_SUFFIX = "#token"
 
 AdapterFactory = Callable[[ProviderSettings, httpx.AsyncClient], ProviderAdapter]
 
@@ -33,6 +37,7 @@ class Provider:
     settings: ProviderSettings
     adapter: ProviderAdapter
     breaker: CircuitBreaker
+    token_client: httpx.AsyncClient | None = None
 
     @property
     def id(self) -> str:
@@ -63,6 +68,8 @@ class Providers:
         """Close every adapter's connections."""
         for provider in self:
             await provider.adapter.aclose()
+            if provider.token_client is not None:
+                await provider.token_client.aclose()
 
 
 def build_providers(
@@ -75,6 +82,20 @@ def build_providers(
         inner = transports.get(ps.id) or AiohttpTransport(max_connections=ps.max_connections)
         breaker = CircuitBreaker(ps.circuit_failures, ps.circuit_open_s)
         guarded = GuardedTransport(inner, ps, breaker, metrics)
-        client = build_client(ps.base_url, timeout_s=ps.timeout_s, headers=dict(ps.headers), transport=guarded)
-        out.append(Provider(ps, ADAPTERS[ps.adapter](ps, client), breaker))
+        auth, token_client = None, None
+        if ps.oauth is not None:
+            token_transport = transports.get(f"{ps.id}{TOKEN_TRANSPORT_SUFFIX}") or AiohttpTransport(max_connections=4)
+            token_client = build_client(str(ps.oauth.token_url), timeout_s=ps.timeout_s, transport=token_transport)
+            auth = ClientCredentials(
+                str(ps.oauth.token_url),
+                ps.oauth.client_id,
+                ps.oauth.client_secret,
+                scope=ps.oauth.scope,
+                audience=ps.oauth.audience,
+                token_client=token_client,
+            )
+        client = build_client(
+            ps.base_url, timeout_s=ps.timeout_s, headers=dict(ps.headers), transport=guarded, auth=auth
+        )
+        out.append(Provider(ps, ADAPTERS[ps.adapter](ps, client), breaker, token_client))
     return Providers(out)

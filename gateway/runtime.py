@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import httpx
 
 from gateway.catalogue import Catalogue
+from gateway.clients import Gatekeeper
 from gateway.cursor import CursorCodec
 from gateway.journal import OrderJournal
 from gateway.metrics import Metrics
@@ -49,6 +50,7 @@ class Runtime:
     searches: SearchRecords
     runner: SearchRunner
     orders: OrderDesk
+    gatekeeper: Gatekeeper
     # Start-up check of federated members; a failed check is logged, never fatal.
     member_check: asyncio.Task[list[str]]
 
@@ -79,7 +81,17 @@ class Runtime:
         orders = OrderDesk(OrderJournal(store, gw.idempotency_ttl_s), catalogue, gw.deadline_s)
         checks = asyncio.create_task(catalogue.verify_members(gw.deadline_s))
         return cls(
-            settings, providers, store, metrics, CursorCodec(secret), catalogue, searches, runner, orders, checks
+            settings,
+            providers,
+            store,
+            metrics,
+            CursorCodec(secret),
+            catalogue,
+            searches,
+            runner,
+            orders,
+            Gatekeeper(settings.clients),
+            checks,
         )
 
     async def aclose(self) -> None:

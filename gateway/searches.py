@@ -50,11 +50,12 @@ def status(code: str, reason_text: str | None = None) -> dict[str, Any]:
     }
 
 
-def new_record(product_id: str, search: dict[str, Any], member_ids: list[str]) -> dict[str, Any]:
-    """A freshly received record with one member per provider product."""
+def new_record(product_id: str, search: dict[str, Any], member_ids: list[str], client: str) -> dict[str, Any]:
+    """A freshly received record with one member per provider product, owned by `client`."""
     first = status("received")
     return {
         "id": uuid.uuid4().hex,
+        "client": client,
         "product_id": product_id,
         "opportunity_request": {**search, "next": None},
         "statuses": [first],
@@ -127,8 +128,10 @@ class SearchRecords:
         data = await self.store.get(_record_key(record_id))
         return None if data is None else orjson.loads(data)
 
-    async def page(self, *, limit: int, after: tuple[float, str] | None) -> list[tuple[dict[str, Any], float]]:
-        """Records newest first, after a position; expired ones are dropped from the listing."""
+    async def page(
+        self, *, limit: int, after: tuple[float, str] | None, client: str | None = None
+    ) -> list[tuple[dict[str, Any], float]]:
+        """Records newest first after a position, only `client`'s if given; expired ones leave the listing."""
         out: list[tuple[dict[str, Any], float]] = []
         while len(out) < limit:
             entries = await self.store.index_page(_ALL, limit=limit - len(out), after=after, descending=True)
@@ -138,7 +141,7 @@ class SearchRecords:
                 record = await self.load(record_id)
                 if record is None:
                     await self.store.index_remove(_ALL, record_id)
-                else:
+                elif client is None or record.get("client") == client:
                     out.append((record, score))
                 after = (score, record_id)
         return out

@@ -11,9 +11,19 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from gateway import config_loader as loader
+from gateway.clients import ALL, ClientSettings
 from gateway.config_loader import (
     ConfigError,
     ConfigProblem,
@@ -43,7 +53,7 @@ STORE_SCHEMES = ("memory://", "redis://", "rediss://", "unix://")
 PROVIDER_ID = re.compile(r"[a-z][a-z0-9-]{0,31}")
 # Ids the gateway mints carry no provider prefix, so they never contain ':'.
 FEDERATED_ID = re.compile(r"[a-z][a-z0-9-]{0,63}")
-_TOP_KEYS = ("gateway", "include", "providers", "products")
+_TOP_KEYS = ("gateway", "include", "providers", "products", "clients")
 
 
 def _member_problem(value: str) -> str | None:
@@ -117,6 +127,18 @@ class GatewaySettings(BaseModel):
         return None if self.public_url is None else str(self.public_url).rstrip("/")
 
 
+class OAuthSettings(BaseModel):
+    """OAuth2 client credentials for a provider; the token is cached until shortly before expiry."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    token_url: HttpUrl
+    client_id: str = Field(min_length=1)
+    client_secret: str = Field(min_length=1, repr=False)
+    scope: str | None = None
+    audience: str | None = None
+
+
 class ProviderSettings(BaseModel):
     """One upstream provider the gateway federates."""
 
@@ -129,6 +151,7 @@ class ProviderSettings(BaseModel):
     timeout_s: PositiveFloat = 5.0
     # Usually carries credentials, so it stays out of repr.
     headers: loader.HttpHeaders = Field(default_factory=dict, repr=False)
+    oauth: OAuthSettings | None = None
     max_connections: PositiveInt = 100
     # Resilience: reads are retried on connect errors, 502/503/504 and 429 (never order creation).
     retries: NonNegativeInt = 2
@@ -217,6 +240,8 @@ class Settings(BaseModel):
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     providers: dict[str, ProviderSettings] = Field(default_factory=dict)
     products: dict[str, FederatedProduct] = Field(default_factory=dict)
+    # Inbound API clients; authentication is on when there is at least one.
+    clients: dict[str, ClientSettings] = Field(default_factory=dict)
     source: str | None = None
 
     @model_validator(mode="after")
@@ -238,6 +263,7 @@ class Settings(BaseModel):
         providers: Iterable[ProviderSettings | Mapping[str, Any]] = (),
         *,
         products: Iterable[FederatedProduct | Mapping[str, Any]] = (),
+        clients: Iterable[ClientSettings | Mapping[str, Any]] = (),
         source: str | None = None,
         **gateway: Any,
     ) -> Settings:
@@ -246,6 +272,7 @@ class Settings(BaseModel):
             gateway=GatewaySettings.model_validate(gateway),
             providers=loader.by_id(ProviderSettings, providers, "provider"),
             products=loader.by_id(FederatedProduct, products, "federated product"),
+            clients=loader.by_id(ClientSettings, clients, "client"),
             source=source,
         )
 
@@ -282,9 +309,10 @@ class _Assembler(loader.ProblemCollector):
             self.report(self.path, ("providers",), "no providers configured (under `providers` or `include`)")
         # After the includes: members may name providers defined in any file.
         products = self.products(doc.get("products"))
+        clients = self.clients(doc.get("clients"), products)
         if self.problems or gateway is None:
             return None
-        return Settings(gateway=gateway, providers=self.providers, products=products, source=self.path)
+        return Settings(gateway=gateway, providers=self.providers, products=products, clients=clients, source=self.path)
 
     def gateway(self, raw: Any) -> GatewaySettings | None:
         data = {} if raw is None else raw
@@ -346,6 +374,31 @@ class _Assembler(loader.ProblemCollector):
             if federated is not None:
                 products[federated.id] = federated
         return products
+
+    def clients(self, raw: Any, products: dict[str, FederatedProduct]) -> dict[str, ClientSettings]:
+        known = [pid for pid in self.origins if PROVIDER_ID.fullmatch(pid)]
+        clients: dict[str, ClientSettings] = {}
+        digests: dict[str, str] = {}
+        for where, fields, id_from_key in self.keyed_entries(self.path, "clients", raw, "client"):
+            if fields is None:
+                continue
+            client = self.validate(ClientSettings, self.path, where, fields, id_from_key=id_from_key)
+            if client is None:
+                continue
+            for index, pid in enumerate(client.providers):
+                if pid != ALL and pid not in known:
+                    self.report(self.path, (*where, "providers", index), _unknown_provider(pid, known))
+            for index, fid in enumerate(client.products):
+                if fid != ALL and fid not in products:
+                    choices = ", ".join(products) or "none"
+                    self.report(
+                        self.path, (*where, "products", index), f"unknown federated product {fid!r} ({choices})"
+                    )
+            if client.digest in digests:
+                self.report(self.path, (*where, "key"), f"the same key as client {digests[client.digest]!r}")
+            digests[client.digest] = client.id
+            clients[client.id] = client
+        return clients
 
 
 def load_settings(path: str | Path, environ: Mapping[str, str] | None = None) -> Settings:

@@ -20,6 +20,7 @@ from adapters.transport import OPERATION_EXTENSION, CircuitOpen
 from gateway.context import deadline_remaining, upstream_calls
 from gateway.health import STATE_VALUE, CircuitBreaker
 from gateway.metrics import Metrics
+from gateway.ratelimit import TokenBucket
 from gateway.settings import ProviderSettings
 
 log = structlog.get_logger("gateway.upstream")
@@ -27,32 +28,6 @@ log = structlog.get_logger("gateway.upstream")
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
 _MAX_RETRY_AFTER_S = 30.0
-
-
-class TokenBucket:
-    """`rate` tokens per second, at most `burst` saved up."""
-
-    def __init__(self, rate: float, burst: float = 1.0) -> None:
-        self.rate, self.burst = rate, max(burst, 1.0)
-        self._tokens = self.burst
-        self._stamp = time.monotonic()
-        self._lock = asyncio.Lock()
-
-    async def acquire(self, budget_s: float) -> bool:
-        """Take a token, waiting at most `budget_s` seconds; False if none came in time."""
-        ends = time.monotonic() + budget_s
-        async with self._lock:
-            while True:
-                now = time.monotonic()
-                self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
-                self._stamp = now
-                if self._tokens >= 1:
-                    self._tokens -= 1
-                    return True
-                wait = (1 - self._tokens) / self.rate
-                if now + wait > ends:
-                    return False
-                await asyncio.sleep(wait)
 
 
 def _remaining(fallback: float) -> float:

@@ -6,7 +6,9 @@ from typing import Any
 
 from starlette.requests import Request
 
-from gateway.errors import RequestValidationFailed
+from gateway.catalogue import Target
+from gateway.clients import ANONYMOUS, Client
+from gateway.errors import Forbidden, RequestValidationFailed
 from gateway.fanout import Deadline
 from gateway.links import LinkRewriter, base_url
 from gateway.providers import Provider
@@ -70,3 +72,36 @@ def with_missing(body: dict[str, Any], missing: list[str]) -> dict[str, Any]:
     if missing:
         body["federation:missing"] = missing
     return body
+
+
+def client(request: Request) -> Client:
+    """Who is asking (ANONYMOUS when authentication is off)."""
+    found = request.scope.get("state", {}).get("client", ANONYMOUS)
+    assert isinstance(found, Client)
+    return found
+
+
+def may_use(who: Client, target: Target) -> bool:
+    """Whether a client may use a product: its provider, or the federated product itself."""
+    if target.federated is not None:
+        return who.may_use_product(target.product_id)
+    return who.may_use_provider(target.members[0].provider.id)
+
+
+def target_for(request: Request, product_id: str) -> Target:
+    """The product a request addresses, if its client may use it (403 otherwise)."""
+    target = runtime(request).catalogue.target(product_id)
+    if not may_use(client(request), target):
+        raise Forbidden(f"This API key does not give access to '{product_id}'.")
+    return target
+
+
+def visible_providers(request: Request) -> list[Provider]:
+    """The providers the client may use, in configuration order."""
+    who = client(request)
+    return [p for p in runtime(request).providers if who.may_use_provider(p.id)]
+
+
+def sees(request: Request, owner: str | None) -> bool:
+    """Whether the client may see something owned by `owner` (everyone sees all when auth is off)."""
+    return not runtime(request).gatekeeper.enabled or owner == client(request).id

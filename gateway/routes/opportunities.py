@@ -29,7 +29,7 @@ from gateway.opportunities import (
     with_member_order_links,
 )
 from gateway.responses import GEOJSON, JSONResponse
-from gateway.routes.common import deadline, gateway_base, rewriter, runtime, with_missing
+from gateway.routes.common import client, deadline, gateway_base, rewriter, runtime, sees, target_for, with_missing
 from gateway.routes.searches import public_record
 from gateway.searches import new_record, with_base
 
@@ -50,10 +50,10 @@ class AnsweredAsync(ProviderInvalidPayload):
 async def search_opportunities(request: Request) -> Response:
     """`POST /products/{id}/opportunities`."""
     rt = runtime(request)
-    target = rt.catalogue.target(request.path_params["product_id"])
+    target = target_for(request, request.path_params["product_id"])
     search = validate_search(await request.body(), rt.settings.gateway.input_limits)
     prefer = parse_prefer(request.headers.get("prefer"))
-    record = new_record(target.product_id, search, [m.gateway_id for m in target.members])
+    record = new_record(target.product_id, search, [m.gateway_id for m in target.members], client(request).id)
     if prefer != "respond-async" and await _all_sync(request, target):
         try:
             response = await _search_sync(request, target, search)
@@ -142,14 +142,14 @@ async def get_opportunity_collection(request: Request) -> Response:
     """`GET /products/{id}/opportunities/{collection_id}`: a completed async search's results."""
     rt = runtime(request)
     product_id, collection_id = request.path_params["product_id"], request.path_params["collection_id"]
-    target = rt.catalogue.target(product_id)
+    target = target_for(request, product_id)
     base = gateway_base(request)
     parts = ids.split(collection_id)
     if parts is not None:
         return await _proxied_collection(request, target, *parts)
     record = await rt.searches.load(collection_id)
     stored = await rt.searches.load_collection(collection_id)
-    if record is None or record["product_id"] != product_id:
+    if record is None or record["product_id"] != product_id or not sees(request, record.get("client")):
         raise NotFound(f"No opportunity collection '{collection_id}' exists for product '{product_id}'.")
     if stored is None:
         state = record["statuses"][-1]["status_code"]

@@ -13,12 +13,22 @@ from starlette.responses import Response
 from adapters.base import Page
 from gateway import fanout, ids, merge
 from gateway.errors import InvalidCursor, InvalidRequest, NotFound, UpstreamNotFound
-from gateway.journal import ANONYMOUS
 from gateway.links import LinkRewriter
 from gateway.orders import namespace_order, newest_first, validate_order
 from gateway.providers import Provider
 from gateway.responses import GEOJSON, JSONResponse
-from gateway.routes.common import deadline, gateway_base, link, query_limit, runtime, with_missing
+from gateway.routes.common import (
+    client,
+    deadline,
+    gateway_base,
+    link,
+    query_limit,
+    runtime,
+    sees,
+    target_for,
+    visible_providers,
+    with_missing,
+)
 from gateway.searches import with_base
 
 CURSOR_KIND = "orders"
@@ -35,10 +45,10 @@ def _idempotency_key(request: Request) -> str | None:
 async def create_order(request: Request) -> Response:
     """`POST /products/{id}/orders`: 201, Location and the order, at most once per Idempotency-Key."""
     rt = runtime(request)
-    target = rt.catalogue.target(request.path_params["product_id"])
+    target = target_for(request, request.path_params["product_id"])
     order = validate_order(await request.body(), rt.settings.gateway.input_limits)
     attempt = await rt.orders.place(
-        client=ANONYMOUS,
+        client=client(request).id,
         target=target,
         order=order,
         idempotency_key=_idempotency_key(request),
@@ -53,7 +63,7 @@ async def list_orders(request: Request) -> Response:
     """`GET /orders`: every provider's orders, newest first, under one cursor."""
     rt = runtime(request)
     limit = query_limit(request)
-    provider_ids = [p.id for p in rt.providers]
+    provider_ids = [p.id for p in visible_providers(request)]
     cursor = request.query_params.get("next")
     if cursor:
         positions = merge.load_state(rt.cursors.decode(CURSOR_KIND, cursor), provider_ids)
@@ -67,7 +77,11 @@ async def list_orders(request: Request) -> Response:
         async def call() -> Page:
             page = await provider.adapter.list_orders(token=pos.token, limit=pos.size)
             links = LinkRewriter(pid, provider.settings.base_url, base)
-            return Page(items=[namespace_order(o, links) for o in page.items], next_token=page.next_token)
+            orders = [namespace_order(o, links) for o in page.items]
+            if rt.gatekeeper.enabled:
+                # Only the orders this client placed: the journal says whose each one is.
+                orders = [o for o in orders if await rt.orders.journal.owner(o["id"]) == client(request).id]
+            return Page(items=orders, next_token=page.next_token)
 
         return call
 
@@ -84,17 +98,22 @@ async def list_orders(request: Request) -> Response:
     return JSONResponse(with_missing(body, gathered.missing), media_type=GEOJSON)
 
 
-def _order_of(request: Request) -> tuple[Provider, str, str]:
+async def _order_of(request: Request) -> tuple[Provider, str, str]:
+    rt = runtime(request)
     order_id = request.path_params["order_id"]
     parts = ids.split(order_id)
     if parts is None:
         raise NotFound(f"No order '{order_id}' exists: ids look like 'provider:order'.")
-    return runtime(request).providers.get(parts[0]), parts[1], order_id
+    provider = rt.providers.get(parts[0])
+    # Another client's order is as absent as one that never existed.
+    if not client(request).may_use_provider(provider.id) or not sees(request, await rt.orders.journal.owner(order_id)):
+        raise NotFound(f"No order '{order_id}' exists.")
+    return provider, parts[1], order_id
 
 
 async def get_order(request: Request) -> Response:
     """`GET /orders/{provider}:{order}`."""
-    provider, upstream_id, order_id = _order_of(request)
+    provider, upstream_id, order_id = await _order_of(request)
     adapter = provider.adapter
     try:
         order = await fanout.call_one(provider.id, lambda: adapter.get_order(upstream_id), deadline(request))
@@ -107,7 +126,7 @@ async def get_order(request: Request) -> Response:
 async def order_statuses(request: Request) -> Response:
     """`GET /orders/{provider}:{order}/statuses`, paged with the gateway's cursor."""
     rt = runtime(request)
-    provider, upstream_id, order_id = _order_of(request)
+    provider, upstream_id, order_id = await _order_of(request)
     limit = query_limit(request)
     kind = f"order-statuses:{order_id}"
     token: Any = None

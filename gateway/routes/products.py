@@ -20,7 +20,17 @@ from gateway.federation import (
 )
 from gateway.links import LinkRewriter
 from gateway.responses import JSONResponse
-from gateway.routes.common import deadline, gateway_base, link, query_limit, runtime, with_missing
+from gateway.routes.common import (
+    client,
+    deadline,
+    gateway_base,
+    link,
+    query_limit,
+    runtime,
+    target_for,
+    visible_providers,
+    with_missing,
+)
 from gateway.settings import FederatedProduct
 
 CURSOR_KIND = "products"
@@ -55,8 +65,13 @@ async def _federated_doc(request: Request, product: FederatedProduct) -> JSONObj
     return federated_document(product, list(gathered.results.values()), gateway_base(request))
 
 
+def _federated_products(request: Request) -> list[FederatedProduct]:
+    who = client(request)
+    return [p for p in runtime(request).catalogue.federated if who.may_use_product(p.id)]
+
+
 async def _federated_page(request: Request, token: str | None, size: int) -> Page:
-    products = runtime(request).catalogue.federated
+    products = _federated_products(request)
     start = int(token) if token and token.isdigit() else 0
     chosen = products[start : start + size]
     docs = [await _federated_doc(request, product) for product in chosen]
@@ -68,7 +83,7 @@ async def list_products(request: Request) -> Response:
     """`GET /products`: every provider's products, asked in parallel, under one cursor."""
     rt = runtime(request)
     limit = query_limit(request)
-    sources = ([FEDERATED] if rt.catalogue.federated else []) + [p.id for p in rt.providers]
+    sources = ([FEDERATED] if _federated_products(request) else []) + [p.id for p in visible_providers(request)]
     cursor = request.query_params.get("next")
     if cursor:
         positions = merge.load_state(rt.cursors.decode(CURSOR_KIND, cursor), sources)
@@ -125,8 +140,7 @@ async def _members_call(request: Request, target: Target, operation: str) -> dic
 
 async def get_product(request: Request) -> Response:
     """`GET /products/{id}`: one provider's product or a federated product."""
-    rt = runtime(request)
-    target = rt.catalogue.target(request.path_params["product_id"])
+    target = target_for(request, request.path_params["product_id"])
     if target.federated is not None:
         return JSONResponse(await _federated_doc(request, target.federated))
     provider = target.members[0].provider
@@ -136,7 +150,7 @@ async def get_product(request: Request) -> Response:
 
 async def product_conformance(request: Request) -> Response:
     """`GET /products/{id}/conformance`: the product's classes as the gateway serves them."""
-    target = runtime(request).catalogue.target(request.path_params["product_id"])
+    target = target_for(request, request.path_params["product_id"])
     if target.federated is not None:
         return JSONResponse({"conformsTo": (await _federated_doc(request, target.federated))["conformsTo"]})
     return JSONResponse({"conformsTo": gateway_conformance(await _member_call(request, target, "product_conformance"))})
@@ -144,7 +158,7 @@ async def product_conformance(request: Request) -> Response:
 
 async def product_queryables(request: Request) -> Response:
     """`GET /products/{id}/queryables`: the provider's JSON Schema, or what all members share."""
-    target = runtime(request).catalogue.target(request.path_params["product_id"])
+    target = target_for(request, request.path_params["product_id"])
     if target.federated is not None:
         schemas = await _members_call(request, target, "queryables")
         schema = federated_queryables(target.federated, list(schemas.values()))
@@ -155,7 +169,7 @@ async def product_queryables(request: Request) -> Response:
 
 async def product_order_parameters(request: Request) -> Response:
     """`GET /products/{id}/order-parameters`: the provider's JSON Schema, or one per member."""
-    target = runtime(request).catalogue.target(request.path_params["product_id"])
+    target = target_for(request, request.path_params["product_id"])
     if target.federated is not None:
         schemas = await _members_call(request, target, "order_parameters")
         schema = federated_order_parameters(target.federated, schemas)

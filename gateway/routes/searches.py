@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from gateway.errors import InvalidCursor, NotFound
 from gateway.responses import JSONResponse
-from gateway.routes.common import gateway_base, link, query_limit, runtime
+from gateway.routes.common import client, gateway_base, link, query_limit, runtime, sees
 from gateway.searches import TERMINAL, missing_members
 
 CURSOR_KIND = "searches"
@@ -45,7 +45,7 @@ async def _record(request: Request) -> dict[str, Any]:
     rt = runtime(request)
     record_id = request.path_params["record_id"]
     record = await rt.searches.load(record_id)
-    if record is None:
+    if record is None or not sees(request, record.get("client")):
         raise NotFound(f"No opportunity search record '{record_id}' exists (records expire after a while).")
     if record["statuses"][-1]["status_code"] not in TERMINAL:
         # Refresh in the background; the client gets the stored state at once.
@@ -74,7 +74,8 @@ async def list_search_records(request: Request) -> Response:
         if not (isinstance(state, list) and len(state) == 2 and isinstance(state[1], str)):
             raise InvalidCursor("The pagination cursor is malformed.")
         after = (float(state[0]), state[1])
-    entries = await rt.searches.page(limit=limit + 1, after=after)
+    owner = client(request).id if rt.gatekeeper.enabled else None
+    entries = await rt.searches.page(limit=limit + 1, after=after, client=owner)
     base = gateway_base(request)
     links = [link(f"{base}/searches/opportunities", "self")]
     if len(entries) > limit:

@@ -269,7 +269,7 @@ def test_store_schemes_rejected(store: str) -> None:
             "top",
             MINIMAL + "extras: {}\n",
             None,
-            "{main}: extras: unknown key (expected one of: gateway, include, providers, products)",
+            "{main}: extras: unknown key (expected one of: gateway, include, providers, products, clients)",
         ),
         (
             "gateway",
@@ -489,7 +489,7 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
         "at most 31 lowercase letters, digits or '-'",
         f"{main}: include[1]: pattern 'missing/*.yaml' matches no file",
         f"{include}: max_connections: Input should be greater than 0",
-        f"{include}: x: unknown key (expected one of: id, url, adapter, title, timeout_s, headers, "
+        f"{include}: x: unknown key (expected one of: id, url, adapter, title, timeout_s, headers, oauth, "
         "max_connections, retries, retry_backoff_s, circuit_failures, circuit_open_s, max_concurrent, "
         "rate_per_s, order_rate_per_s)",
     }

@@ -10,7 +10,7 @@ import structlog
 from starlette.types import Receive, Scope, Send
 
 from gateway.health import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
-from gateway.upstream import TokenBucket
+from gateway.ratelimit import TokenBucket
 from tests.gateways import gateway_client
 from tests.upstreams import ProductSpec, build_provider
 
