@@ -7,7 +7,7 @@ from starlette.responses import Response
 
 from gateway.openapi import openapi_document
 from gateway.responses import JSONResponse
-from gateway.routes.common import gateway_base, link, runtime
+from gateway.routes.common import gateway_base, link, runtime, visible_providers
 
 STAPI_VERSION = "0.1.0"
 _BASE = f"https://stapi.example.com/v{STAPI_VERSION}"
@@ -42,7 +42,10 @@ async def landing_page(request: Request) -> Response:
             link(f"{base}/orders", "orders", "application/geo+json"),
             link(f"{base}/searches/opportunities", "opportunity-search-records"),
         ],
-        "providers": [{"id": p.id, "title": p.settings.display_title, "state": p.breaker.state} for p in rt.providers],
+        "providers": [
+            {"id": p.id, "title": p.settings.display_title, "state": p.breaker.state}
+            for p in visible_providers(request)
+        ],
     }
     return JSONResponse(body)
 
