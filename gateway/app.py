@@ -14,6 +14,7 @@ from starlette.routing import Route
 from gateway import handlers
 from gateway.errors import GatewayError
 from gateway.middleware import AuthMiddleware, BodyLimitMiddleware, RequestContextMiddleware
+from gateway.reload import Reloader
 from gateway.routes import health, opportunities, orders, products, root, searches
 from gateway.runtime import Runtime
 from gateway.settings import Settings
@@ -46,17 +47,30 @@ ROUTES = [
 ]
 
 
-def create_app(settings: Settings, *, transports: Mapping[str, httpx.AsyncBaseTransport] | None = None) -> Starlette:
-    """The gateway as an ASGI app. `transports` replaces providers' network transports (tests)."""
+def create_app(
+    settings: Settings,
+    *,
+    transports: Mapping[str, httpx.AsyncBaseTransport] | None = None,
+    watch_config: bool = False,
+) -> Starlette:
+    """The gateway as an ASGI app.
+
+    `transports` replaces providers' network transports (tests). `watch_config` reloads the
+    configuration file `settings.source` on SIGHUP and when it changes.
+    """
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        rt = await Runtime.open(settings, transports)
-        app.state.runtime = rt
+        app.state.runtime = await Runtime.open(settings, transports)
+        reloader = Reloader(settings.source, app.state) if watch_config and settings.source else None
+        if reloader is not None:
+            reloader.start()
         try:
             yield
         finally:
-            await rt.aclose()
+            if reloader is not None:
+                await reloader.stop()
+            await app.state.runtime.aclose()
 
     return Starlette(
         routes=ROUTES,

@@ -90,7 +90,7 @@ def cmd_serve(config: str | None, host: str, port: int, log_level: str) -> int:
             print(problem, file=sys.stderr)
         return 1
     configure_logging(log_level)
-    uvicorn.Server(_uvicorn_config(create_app(settings), host, port, log_level)).run()
+    uvicorn.Server(_uvicorn_config(create_app(settings, watch_config=True), host, port, log_level)).run()
     return 0
 
 

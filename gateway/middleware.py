@@ -52,7 +52,10 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         request_id = _client_request_id(scope) or uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = request_id
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        # Pin the runtime: a configuration reload during this request must not change it midway.
+        state["runtime"] = getattr(scope["app"].state, "runtime", None) if "app" in scope else None
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
         calls: list[dict[str, Any]] = []
@@ -74,7 +77,7 @@ class RequestContextMiddleware:
         finally:
             duration = time.perf_counter() - started
             operation = _operation(scope)
-            runtime = getattr(scope["app"].state, "runtime", None) if "app" in scope else None
+            runtime = state["runtime"]
             if runtime is not None:
                 runtime.metrics.requests.labels(operation, str(status)).inc()
                 runtime.metrics.request_seconds.labels(operation).observe(duration)
@@ -162,7 +165,7 @@ class AuthMiddleware:
             await self.app(scope, receive, send)
             return
         state = scope.setdefault("state", {})
-        gatekeeper = scope["app"].state.runtime.gatekeeper
+        gatekeeper = (state.get("runtime") or scope["app"].state.runtime).gatekeeper
         if scope["path"] in PUBLIC_PATHS:
             state["client"] = ANONYMOUS
             await self.app(scope, receive, send)

@@ -8,9 +8,10 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import httpx
+import structlog
 
 from gateway.catalogue import Catalogue
 from gateway.clients import Gatekeeper
@@ -23,6 +24,8 @@ from gateway.search_runner import SearchRunner
 from gateway.searches import SearchRecords
 from gateway.settings import Settings
 from gateway.store import Store, open_store
+
+log = structlog.get_logger("gateway.runtime")
 
 _SECRET_KEY = "cursor-secret"
 
@@ -53,6 +56,9 @@ class Runtime:
     gatekeeper: Gatekeeper
     # Start-up check of federated members; a failed check is logged, never fatal.
     member_check: asyncio.Task[list[str]]
+    transports: Mapping[str, httpx.AsyncBaseTransport] | None = None
+    # Provider sets replaced by a reload, closed once requests still using them are done.
+    retiring: set[asyncio.Task[None]] = field(default_factory=set)
 
     @classmethod
     async def open(
@@ -92,13 +98,55 @@ class Runtime:
             orders,
             Gatekeeper(settings.clients),
             checks,
+            transports,
         )
+
+    async def reconfigured(self, settings: Settings) -> Runtime:
+        """A runtime on new settings that shares this one's store, metrics, cursors and searches.
+
+        Requests already running keep the runtime they started with; the old providers are
+        closed once no such request can still be using them (one deadline plus a margin).
+        """
+        if (settings.gateway.store, settings.gateway.store_prefix) != (
+            self.settings.gateway.store,
+            self.settings.gateway.store_prefix,
+        ):
+            log.warning("config_reload_store_unchanged", detail="a new store takes effect only after a restart")
+        providers = build_providers(settings, self.metrics, self.transports)
+        catalogue = Catalogue(settings, providers)
+        self.runner.catalogue = catalogue
+        orders = OrderDesk(self.orders.journal, catalogue, settings.gateway.deadline_s)
+        self._retire(self.providers, self.orders, self.settings.gateway.deadline_s + 5)
+        return replace(
+            self,
+            settings=settings,
+            providers=providers,
+            catalogue=catalogue,
+            orders=orders,
+            gatekeeper=Gatekeeper(settings.clients),
+            member_check=asyncio.create_task(catalogue.verify_members(settings.gateway.deadline_s)),
+        )
+
+    def _retire(self, providers: Providers, orders: OrderDesk, after_s: float) -> None:
+        async def close_later() -> None:
+            try:
+                await asyncio.sleep(after_s)
+            finally:
+                await orders.aclose()
+                await providers.aclose()
+
+        task = asyncio.create_task(close_later())
+        self.retiring.add(task)
+        task.add_done_callback(self.retiring.discard)
 
     async def aclose(self) -> None:
         """Stop background work, then release every resource."""
         self.member_check.cancel()
         await asyncio.gather(self.member_check, return_exceptions=True)
         await self.runner.stop()
+        for task in list(self.retiring):
+            task.cancel()
+        await asyncio.gather(*self.retiring, return_exceptions=True)
         await self.orders.aclose()
         await self.providers.aclose()
         await self.store.aclose()

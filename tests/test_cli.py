@@ -61,8 +61,8 @@ def test_serve_refuses_a_bad_config_before_listening(tmp_path: Path) -> None:
 
 
 @asynccontextmanager
-async def process(*args: str, port: int) -> AsyncIterator[tuple[httpx.AsyncClient, list[str]]]:
-    """Run `stapi-gateway ARGS` and yield a client once it answers, plus its collected stderr."""
+async def process(*args: str, port: int) -> AsyncIterator[tuple[httpx.AsyncClient, list[str], int]]:
+    """Run `stapi-gateway ARGS`; yield a client once it answers, its collected stderr, and its pid."""
     proc = await asyncio.create_subprocess_exec(
         str(SCRIPT), *args, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, env={**os.environ}
     )
@@ -85,7 +85,7 @@ async def process(*args: str, port: int) -> AsyncIterator[tuple[httpx.AsyncClien
                     break
                 except httpx.TransportError:
                     await asyncio.sleep(0.05)
-            yield client, lines
+            yield client, lines, proc.pid
     finally:
         if proc.returncode is None:
             proc.send_signal(signal.SIGTERM)
@@ -112,7 +112,7 @@ async def test_serve_end_to_end_against_two_stapi_fastapi_providers(tmp_path: Pa
         os.environ["E2E_TOKEN"] = "e2e-secret-token"
         port = free_port()
         try:
-            async with process("serve", "--config", str(config), "--port", str(port), port=port) as (client, logs):
+            async with process("serve", "--config", str(config), "--port", str(port), port=port) as (client, logs, _):
                 listing = (await client.get("/products", headers={"X-Request-ID": "e2e-1"})).json()
                 product = await client.get("/products/acme:optical-hd")
         finally:
@@ -135,7 +135,7 @@ async def test_demo_serves_products_of_two_providers() -> None:
         "datetime": "2026-12-01T00:00:00Z/2026-12-03T00:00:00Z",
         "geometry": {"type": "Point", "coordinates": [9, 48]},
     }
-    async with process("demo", "--port", str(port), port=port) as (client, _):
+    async with process("demo", "--port", str(port), port=port) as (client, _, _):
         body = (await client.get("/products?limit=100")).json()
         found = await client.post("/products/vhr-50cm/opportunities", json=search)
     providers = {p["id"].split(":")[0] for p in body["products"] if ":" in p["id"]}
@@ -144,3 +144,44 @@ async def test_demo_serves_products_of_two_providers() -> None:
     assert "federation:missing" not in body
     assert found.status_code == 200, found.text
     assert {f["properties"]["product_id"].split(":")[0] for f in found.json()["features"]} == {"acme", "orbit"}
+
+
+async def test_running_gateway_reloads_on_sighup_and_on_file_change(tmp_path: Path) -> None:
+    """A served gateway picks up a new title on SIGHUP and a new provider when its file changes."""
+    acme = build_provider([ProductSpec("optical")], name="acme")
+    orbit = build_provider([ProductSpec("sar")], name="orbit")
+    async with serve(acme) as acme_url, serve(orbit) as orbit_url:
+        config = tmp_path / "gateway.yaml"
+        base = f"providers:\n  acme:\n    url: {acme_url}\n"
+        config.write_text(f"gateway:\n  title: Title-A1\n{base}")
+        port = free_port()
+        async with process("serve", "--config", str(config), "--port", str(port), port=port) as (client, logs, pid):
+            # Same size, same mtime: only the signal can reveal this edit.
+            stat = config.stat()
+            config.write_text(f"gateway:\n  title: Title-B2\n{base}")
+            os.utime(config, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+            pid = int(
+                next(
+                    json.loads(line)["event"].split("[")[1].split("]")[0]
+                    for line in logs
+                    if "Started server process" in line
+                )
+            )
+            os.kill(pid, signal.SIGHUP)
+            title = ""
+            for _ in range(200):
+                title = (await client.get("/")).json()["title"]
+                if title == "Title-B2":
+                    break
+                await asyncio.sleep(0.05)
+            config.write_text(f"gateway:\n  title: Title-B2\n{base}  orbit:\n    url: {orbit_url}\n")
+            ids: list[str] = []
+            for _ in range(200):
+                ids = sorted(p["id"] for p in (await client.get("/products")).json()["products"])
+                if len(ids) == 2:
+                    break
+                await asyncio.sleep(0.05)
+    assert title == "Title-B2"
+    assert ids == ["acme:optical", "orbit:sar"]
+    reasons = [json.loads(line).get("reason") for line in logs if '"config_reloaded"' in line]
+    assert reasons[:2] == ["signal", "file_change"]

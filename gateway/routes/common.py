@@ -19,8 +19,8 @@ MAX_LIMIT = 100
 
 
 def runtime(request: Request) -> Runtime:
-    """The running gateway's resources."""
-    rt: Runtime = request.app.state.runtime
+    """The gateway's resources as they were when this request arrived (a reload swaps them)."""
+    rt: Runtime = request.scope.get("state", {}).get("runtime") or request.app.state.runtime
     return rt
 
 
