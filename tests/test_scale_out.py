@@ -1,0 +1,58 @@
+"""Two `stapi-gateway serve` processes sharing one Redis behave as one gateway."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from tests.test_cli import free_port, process
+from tests.upstreams import ProductSpec, backend_of, build_provider, serve
+
+WINDOW = "2026-12-01T00:00:00Z/2026-12-10T00:00:00Z"
+POINT = {"type": "Point", "coordinates": [13.4, 52.5]}
+
+
+async def test_two_processes_share_searches_and_idempotency(tmp_path: Path, redis_url: str, redis_prefix: str) -> None:
+    """A search started on one process completes and is read on the other; a retried order is placed once."""
+    acme = build_provider([ProductSpec("eo"), ProductSpec("sar", async_=True)], name="acme")
+    async with serve(acme) as acme_url:
+        config = tmp_path / "gateway.yaml"
+        config.write_text(
+            f"gateway:\n  store: {redis_url}\n  store_prefix: '{redis_prefix}'\n  search_refresh_s: 0.1\n"
+            f"providers:\n  acme:\n    url: {acme_url}\n"
+        )
+        one_port, two_port = free_port(), free_port()
+        async with (
+            process("serve", "--config", str(config), "--port", str(one_port), port=one_port) as (one, _, _),
+            process("serve", "--config", str(config), "--port", str(two_port), port=two_port) as (two, _, _),
+        ):
+            created = await one.post(
+                "/products/acme:sar/opportunities",
+                json={"datetime": WINDOW, "geometry": POINT},
+                headers={"Prefer": "respond-async"},
+            )
+            record_id = created.json()["id"]
+            status = ""
+            for _ in range(200):
+                record = (await two.get(f"/searches/opportunities/{record_id}")).json()
+                status = record["status"]["status_code"]
+                if status == "completed":
+                    break
+                await asyncio.sleep(0.05)
+            collection = await two.get(f"/products/acme:sar/opportunities/{record_id}")
+            order = {"datetime": WINDOW, "geometry": POINT, "order_parameters": {}}
+            key = {"Idempotency-Key": "scale-out-1"}
+            first = await one.post("/products/acme:eo/orders", json=order, headers=key)
+            retried = await two.post("/products/acme:eo/orders", json=order, headers=key)
+            # Cursors minted by one process are accepted by the other (the secret lives in Redis).
+            page = (await one.get("/products?limit=1")).json()
+            cursor_href = next(link["href"] for link in page["links"] if link["rel"] == "next")
+            followed = await two.get(cursor_href.split(str(one_port), 1)[1])
+    assert created.status_code == 201
+    assert status == "completed"
+    assert collection.status_code == 200
+    assert len(collection.json()["features"]) == 25
+    assert first.status_code == retried.status_code == 201
+    assert first.json()["id"] == retried.json()["id"]
+    assert len(backend_of(acme).orders) == 1
+    assert followed.status_code == 200
