@@ -96,6 +96,9 @@ def error_response(exc: GatewayError, request_id: str) -> Response:
 async def gateway_error(request: Request, exc: Exception) -> Response:
     """Render a GatewayError."""
     assert isinstance(exc, GatewayError)
+    runtime = request.scope.get("state", {}).get("runtime")
+    if isinstance(exc, StoreUnavailable) and runtime is not None:
+        runtime.metrics.store_errors.labels("request").inc()
     return error_response(exc, request_id_of(request))
 
 

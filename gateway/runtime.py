@@ -79,6 +79,7 @@ class Runtime:
         runner = SearchRunner(
             searches,
             catalogue,
+            metrics,
             concurrency=gw.search_concurrency,
             refresh_s=gw.search_refresh_s,
             deadline_s=gw.deadline_s,

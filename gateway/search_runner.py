@@ -20,6 +20,7 @@ from gateway.catalogue import Catalogue, Member, Target
 from gateway.errors import GatewayError, InvalidRequest, NotFound, RequestValidationFailed, StoreUnavailable
 from gateway.fanout import Deadline, call_one
 from gateway.links import LinkRewriter
+from gateway.metrics import Metrics
 from gateway.opportunities import namespace_opportunity, start_key, upstream_request
 from gateway.searches import BASE_PLACEHOLDER, TERMINAL, SearchRecords, advance_status, missing_members
 
@@ -43,9 +44,17 @@ class SearchRunner:
     """Advances unfinished search records in the background, a bounded number at a time."""
 
     def __init__(
-        self, records: SearchRecords, catalogue: Catalogue, *, concurrency: int, refresh_s: float, deadline_s: float
+        self,
+        records: SearchRecords,
+        catalogue: Catalogue,
+        metrics: Metrics,
+        *,
+        concurrency: int,
+        refresh_s: float,
+        deadline_s: float,
     ) -> None:
         self.records = records
+        self.metrics = metrics
         self.catalogue = catalogue
         self._slots = asyncio.Semaphore(concurrency)
         self._refresh_s = refresh_s
@@ -79,6 +88,7 @@ class SearchRunner:
             async with self._slots:
                 await self.advance(record_id)
         except StoreUnavailable as exc:
+            self.metrics.store_errors.labels("search_advance").inc()
             log.warning("search_advance_failed", record=record_id, detail=exc.detail)
         except Exception:
             log.exception("search_advance_crashed", record=record_id)
@@ -92,6 +102,7 @@ class SearchRunner:
                 for record_id in await self.records.due(limit=100):
                     self.kick(record_id)
             except StoreUnavailable as exc:
+                self.metrics.store_errors.labels("search_poll").inc()
                 log.warning("search_poll_failed", detail=exc.detail)
             await asyncio.sleep(interval)
 
@@ -119,8 +130,10 @@ class SearchRunner:
                         if record["members"][index]["status"] not in TERMINAL
                     )
                 )
-            advance_status(record)
+            changed = advance_status(record)
             code = record["statuses"][-1]["status_code"]
+            if changed:
+                self.metrics.search_records.labels(code).inc()
             if code == "completed" and target is not None:
                 await self._finish(record, target)
             await self.records.save(record, due=None if code in TERMINAL else time.time() + self._refresh_s)

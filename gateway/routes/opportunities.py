@@ -66,6 +66,7 @@ async def search_opportunities(request: Request) -> Response:
                 response.headers["Preference-Applied"] = "wait"
             return response
     await rt.searches.create(record)
+    rt.metrics.search_records.labels("received").inc()
     rt.runner.kick(record["id"])
     body = public_record(record, gateway_base(request))
     headers = {"Location": body["links"][0]["href"]}
