@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
+from pydantic import BaseModel, ValidationError
 
 from gateway.errors import InvalidRequest, RequestValidationFailed
 
@@ -21,8 +22,21 @@ class InputLimits:
     max_interval_days: float = 366.0
 
 
-def _error(loc: list[Any], msg: str, kind: str) -> dict[str, Any]:
+def field_error(loc: list[Any], msg: str, kind: str) -> dict[str, Any]:
+    """One entry of a 422's `errors`: where, what, and a machine word."""
     return {"loc": loc, "msg": msg, "type": kind}
+
+
+def check_model(model: type[BaseModel], body: bytes, what: str) -> None:
+    """A body against a stapi-pydantic model; 422 with a location per failing field."""
+    try:
+        model.model_validate_json(body)
+    except ValidationError as exc:
+        errors = [field_error(["body", *e["loc"]], e["msg"], e["type"]) for e in exc.errors()]
+        raise RequestValidationFailed(f"The {what} is invalid.", errors) from None
+    except Exception as exc:  # cql2 raises a bare Exception for a structurally invalid filter
+        error = field_error(["body", "filter"], f"invalid CQL2 filter: {str(exc)[:200]}", "value_error")
+        raise RequestValidationFailed(f"The {what} is invalid.", [error]) from None
 
 
 def _depth(value: Any, limit: int) -> int:
@@ -47,10 +61,10 @@ def parse_object(body: bytes, limits: InputLimits) -> dict[str, Any]:
         raise InvalidRequest("The request body is not valid JSON.") from None
     if not isinstance(raw, dict):
         raise RequestValidationFailed(
-            "The request body must be a JSON object.", [_error(["body"], "not an object", "type")]
+            "The request body must be a JSON object.", [field_error(["body"], "not an object", "type")]
         )
     if _depth(raw, limits.max_depth) > limits.max_depth:
-        error = _error(["body"], f"nested deeper than {limits.max_depth} levels", "too_deep")
+        error = field_error(["body"], f"nested deeper than {limits.max_depth} levels", "too_deep")
         raise RequestValidationFailed("The request body is nested too deeply.", [error])
     return raw
 
@@ -81,13 +95,13 @@ def check_geometry(geometry: Any, limits: InputLimits) -> list[dict[str, Any]]:
     errors = []
     if len(points) > limits.max_vertices:
         msg = f"has {len(points)} vertices; at most {limits.max_vertices} are accepted"
-        errors.append(_error(["body", "geometry"], msg, "too_many_vertices"))
+        errors.append(field_error(["body", "geometry"], msg, "too_many_vertices"))
     if points:
         lons, lats = [p[0] for p in points], [p[1] for p in points]
         area = (max(lons) - min(lons)) * (max(lats) - min(lats))
         if area > limits.max_area_deg2:
             msg = f"covers {area:.0f} square degrees; at most {limits.max_area_deg2:.0f} are accepted"
-            errors.append(_error(["body", "geometry"], msg, "area_too_large"))
+            errors.append(field_error(["body", "geometry"], msg, "area_too_large"))
     return errors
 
 
@@ -100,7 +114,7 @@ def check_interval(interval: Any, limits: InputLimits) -> list[dict[str, Any]]:
     days = (end - start).total_seconds() / 86_400
     if days > limits.max_interval_days:
         msg = f"spans {days:.0f} days; at most {limits.max_interval_days:.0f} are accepted"
-        return [_error(["body", "datetime"], msg, "interval_too_long")]
+        return [field_error(["body", "datetime"], msg, "interval_too_long")]
     return []
 
 

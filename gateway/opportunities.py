@@ -6,12 +6,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import ValidationError
 from stapi_pydantic import OpportunityPayload
 
 from gateway import ids
 from gateway.errors import RequestValidationFailed
-from gateway.inputs import InputLimits, check_extent, parse_object
+from gateway.inputs import InputLimits, check_extent, check_model, field_error, parse_object
 from gateway.links import LinkRewriter
 
 Preference = Literal["wait", "respond-async"]
@@ -32,10 +31,6 @@ def parse_prefer(header: str | None) -> Preference | None:
     return None
 
 
-def _error(loc: list[str | int], msg: str, kind: str) -> dict[str, Any]:
-    return {"loc": loc, "msg": msg, "type": kind}
-
-
 def validate_search(body: bytes, limits: InputLimits) -> dict[str, Any]:
     """The client's search request, checked before any provider is asked.
 
@@ -43,18 +38,11 @@ def validate_search(body: bytes, limits: InputLimits) -> dict[str, Any]:
     MAX_LIMIT) and `next` (the gateway's cursor or None).
     """
     raw = parse_object(body, limits)
-    try:
-        OpportunityPayload.model_validate_json(body)
-    except ValidationError as exc:
-        errors = [_error(["body", *e["loc"]], e["msg"], e["type"]) for e in exc.errors()]
-        raise RequestValidationFailed("The opportunity search request is invalid.", errors) from None
-    except Exception as exc:  # cql2 raises a bare Exception for a structurally invalid filter
-        error = _error(["body", "filter"], f"invalid CQL2 filter: {str(exc)[:200]}", "value_error")
-        raise RequestValidationFailed("The opportunity search request is invalid.", [error]) from None
+    check_model(OpportunityPayload, body, "opportunity search request")
     check_extent(raw, limits, "opportunity search")
     limit = raw.get("limit", 10)
     if limit < 1:
-        error = _error(["body", "limit"], "must be at least 1", "greater_than_equal")
+        error = field_error(["body", "limit"], "must be at least 1", "greater_than_equal")
         raise RequestValidationFailed("The opportunity search request is invalid.", [error])
     search = {key: raw.get(key) for key in SEARCH_FIELDS}
     return {**search, "limit": min(limit, MAX_LIMIT), "next": raw.get("next")}

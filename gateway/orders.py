@@ -9,13 +9,13 @@ from typing import Any
 
 import orjson
 from jsonschema import Draft202012Validator
-from pydantic import ConfigDict, ValidationError
+from pydantic import ConfigDict
 from stapi_pydantic import OrderParameters, OrderPayload
 
 from gateway import ids
 from gateway.catalogue import Member, Target
 from gateway.errors import RequestValidationFailed
-from gateway.inputs import InputLimits, check_extent, parse_object
+from gateway.inputs import InputLimits, check_extent, check_model, field_error, parse_object
 from gateway.links import LinkRewriter
 
 ORDER_FIELDS = ("datetime", "geometry", "filter", "order_parameters")
@@ -27,10 +27,6 @@ class _AnyOrderParameters(OrderParameters):
     model_config = ConfigDict(extra="allow")
 
 
-def _error(loc: list[Any], msg: str, kind: str) -> dict[str, Any]:
-    return {"loc": loc, "msg": msg, "type": kind}
-
-
 def _invalid(errors: list[dict[str, Any]]) -> RequestValidationFailed:
     return RequestValidationFailed("The order request is invalid.", errors)
 
@@ -38,17 +34,12 @@ def _invalid(errors: list[dict[str, Any]]) -> RequestValidationFailed:
 def validate_order(body: bytes, limits: InputLimits) -> dict[str, Any]:
     """The client's order request (STAPI 0.1.0 OrderPayload), plus the optional `product_id`."""
     raw = parse_object(body, limits)
-    try:
-        OrderPayload[_AnyOrderParameters].model_validate_json(body)
-    except ValidationError as exc:
-        raise _invalid([_error(["body", *e["loc"]], e["msg"], e["type"]) for e in exc.errors()]) from None
-    except Exception as exc:  # cql2 raises a bare Exception for a structurally invalid filter
-        raise _invalid([_error(["body", "filter"], f"invalid CQL2 filter: {str(exc)[:200]}", "value_error")]) from None
+    check_model(OrderPayload[_AnyOrderParameters], body, "order request")
     check_extent(raw, limits, "order")
     order = {key: raw.get(key) for key in ORDER_FIELDS}
     product_id = raw.get("product_id")
     if product_id is not None and not isinstance(product_id, str):
-        raise _invalid([_error(["body", "product_id"], "must be a string", "string_type")])
+        raise _invalid([field_error(["body", "product_id"], "must be a string", "string_type")])
     return {**order, "product_id": product_id}
 
 
@@ -62,7 +53,7 @@ def member_for(target: Target, order: dict[str, Any]) -> Member:
         if member.gateway_id == named:
             return member
     msg = f"names no member of '{target.product_id}'; give the opportunity's product_id, one of: {', '.join(choices)}"
-    raise _invalid([_error(["body", "product_id"], msg, "value_error")])
+    raise _invalid([field_error(["body", "product_id"], msg, "value_error")])
 
 
 def check_order_parameters(schema: dict[str, Any], parameters: Any) -> None:
@@ -70,7 +61,10 @@ def check_order_parameters(schema: dict[str, Any], parameters: Any) -> None:
     errors = sorted(Draft202012Validator(schema).iter_errors(parameters), key=lambda e: list(e.absolute_path))
     if errors:
         raise _invalid(
-            [_error(["body", "order_parameters", *e.absolute_path], e.message[:300], str(e.validator)) for e in errors]
+            [
+                field_error(["body", "order_parameters", *e.absolute_path], e.message[:300], str(e.validator))
+                for e in errors
+            ]
         )
 
 

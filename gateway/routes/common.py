@@ -6,11 +6,13 @@ from typing import Any
 
 from starlette.requests import Request
 
+from gateway import merge
 from gateway.catalogue import Target
 from gateway.clients import ANONYMOUS, Client
 from gateway.errors import Forbidden, RequestValidationFailed
 from gateway.fanout import Deadline
 from gateway.links import LinkRewriter, base_url
+from gateway.merge import Position
 from gateway.providers import Provider
 from gateway.runtime import Runtime
 
@@ -105,3 +107,15 @@ def visible_providers(request: Request) -> list[Provider]:
 def sees(request: Request, owner: str | None) -> bool:
     """Whether the client may see something owned by `owner` (everyone sees all when auth is off)."""
     return not runtime(request).gatekeeper.enabled or owner == client(request).id
+
+
+def positions(request: Request, kind: str, cursor: str | None, sources: list[str], limit: int) -> dict[str, Position]:
+    """Where each source of a merged list stands: from the client's cursor, or at the start."""
+    if cursor:
+        return merge.load_state(runtime(request).cursors.decode(kind, cursor), sources)
+    return merge.start(sources, limit)
+
+
+def next_cursor(request: Request, kind: str, after: dict[str, Position]) -> str | None:
+    """The signed cursor for the positions after this page; None when every source is done."""
+    return runtime(request).cursors.encode(kind, merge.dump_state(after)) if after else None

@@ -29,7 +29,18 @@ from gateway.opportunities import (
     with_member_order_links,
 )
 from gateway.responses import GEOJSON, JSONResponse
-from gateway.routes.common import client, deadline, gateway_base, rewriter, runtime, sees, target_for, with_missing
+from gateway.routes.common import (
+    client,
+    deadline,
+    gateway_base,
+    next_cursor,
+    positions,
+    rewriter,
+    runtime,
+    sees,
+    target_for,
+    with_missing,
+)
 from gateway.routes.searches import public_record
 from gateway.searches import new_record, with_base
 
@@ -98,14 +109,12 @@ async def _search_sync(request: Request, target: Target, search: dict[str, Any])
     limit = search["limit"]
     members = {m.gateway_id: m for m in target.members}
     kind = _cursor_kind(target.product_id)
-    if search["next"]:
-        positions = merge.load_state(rt.cursors.decode(kind, str(search["next"])), list(members))
-    else:
-        positions = merge.start(list(members), limit)
+    cursor = str(search["next"]) if search["next"] else None
+    at = positions(request, kind, cursor, list(members), limit)
     base = gateway_base(request)
 
     def page_of(member_id: str) -> Any:
-        member, pos = members[member_id], positions[member_id]
+        member, pos = members[member_id], at[member_id]
 
         async def call() -> Page:
             body = upstream_request(search, pos.token, pos.size)
@@ -119,21 +128,21 @@ async def _search_sync(request: Request, target: Target, search: dict[str, Any])
 
         return call
 
-    gathered: fanout.Fanout[Page] = await fanout.gather({mid: page_of(mid) for mid in positions}, deadline(request))
+    gathered: fanout.Fanout[Page] = await fanout.gather({mid: page_of(mid) for mid in at}, deadline(request))
     if len(target.members) == 1 and gathered.failures:
         # One product's own failure says more than "every provider failed".
         raise next(iter(gathered.failures.values()))
     gathered.require_any("opportunities")
     key = start_key if target.federated is not None else None
-    merged, after = merge.merge_page(positions, gathered.results, limit, key=key)
+    merged, after = merge.merge_page(at, gathered.results, limit, key=key)
     href = f"{base}/products/{target.product_id}"
     features = [item for _, item in merged]
     if target.federated is None:
         links = [order_link(f"{href}/orders", search)]
     else:
         links, features = [], with_member_order_links(features, f"{href}/orders")
-    if after:
-        links.append(next_link(f"{href}/opportunities", search, rt.cursors.encode(kind, merge.dump_state(after))))
+    if token := next_cursor(request, kind, after):
+        links.append(next_link(f"{href}/opportunities", search, token))
     body = {"type": "FeatureCollection", "id": None, "features": features, "links": links}
     missing = list(dict.fromkeys(mid.split(":", 1)[0] for mid in gathered.missing))
     return JSONResponse(with_missing(body, missing), media_type=GEOJSON)

@@ -22,6 +22,8 @@ from gateway.routes.common import (
     deadline,
     gateway_base,
     link,
+    next_cursor,
+    positions,
     query_limit,
     runtime,
     sees,
@@ -64,15 +66,11 @@ async def list_orders(request: Request) -> Response:
     rt = runtime(request)
     limit = query_limit(request)
     provider_ids = [p.id for p in visible_providers(request)]
-    cursor = request.query_params.get("next")
-    if cursor:
-        positions = merge.load_state(rt.cursors.decode(CURSOR_KIND, cursor), provider_ids)
-    else:
-        positions = merge.start(provider_ids, limit)
+    at = positions(request, CURSOR_KIND, request.query_params.get("next"), provider_ids, limit)
     base = gateway_base(request)
 
     def page_of(pid: str) -> Callable[[], Awaitable[Page]]:
-        provider, pos = rt.providers.get(pid), positions[pid]
+        provider, pos = rt.providers.get(pid), at[pid]
 
         async def call() -> Page:
             page = await provider.adapter.list_orders(token=pos.token, limit=pos.size)
@@ -85,12 +83,11 @@ async def list_orders(request: Request) -> Response:
 
         return call
 
-    gathered = await fanout.gather({pid: page_of(pid) for pid in positions}, deadline(request))
+    gathered = await fanout.gather({pid: page_of(pid) for pid in at}, deadline(request))
     gathered.require_any("orders")
-    merged, after = merge.merge_page(positions, gathered.results, limit, key=newest_first)
+    merged, after = merge.merge_page(at, gathered.results, limit, key=newest_first)
     links = [link(f"{base}/orders", "self", GEOJSON)]
-    if after:
-        token = rt.cursors.encode(CURSOR_KIND, merge.dump_state(after))
+    if token := next_cursor(request, CURSOR_KIND, after):
         links.append(link(f"{base}/orders?next={token}&limit={limit}", "next", GEOJSON))
     # Attempts whose outcome was unknown may show up in this listing; settle them meanwhile.
     rt.orders.reconcile_in_background()

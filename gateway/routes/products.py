@@ -25,6 +25,8 @@ from gateway.routes.common import (
     deadline,
     gateway_base,
     link,
+    next_cursor,
+    positions,
     query_limit,
     runtime,
     target_for,
@@ -84,21 +86,17 @@ async def list_products(request: Request) -> Response:
     rt = runtime(request)
     limit = query_limit(request)
     sources = ([FEDERATED] if _federated_products(request) else []) + [p.id for p in visible_providers(request)]
-    cursor = request.query_params.get("next")
-    if cursor:
-        positions = merge.load_state(rt.cursors.decode(CURSOR_KIND, cursor), sources)
-    else:
-        positions = merge.start(sources, limit)
+    at = positions(request, CURSOR_KIND, request.query_params.get("next"), sources, limit)
 
     def page_of(source: str) -> Callable[[], Awaitable[Page]]:
-        pos = positions[source]
+        pos = at[source]
         if source == FEDERATED:
             return lambda: _federated_page(request, pos.token, pos.size)
         return lambda: rt.providers.get(source).adapter.list_products(token=pos.token, limit=pos.size)
 
-    gathered = await fanout.gather({source: page_of(source) for source in positions}, deadline(request))
+    gathered = await fanout.gather({source: page_of(source) for source in at}, deadline(request))
     gathered.require_any("products")
-    merged, after = merge.merge_page(positions, gathered.results, limit)
+    merged, after = merge.merge_page(at, gathered.results, limit)
 
     base = gateway_base(request)
     rewriters = {
@@ -107,8 +105,7 @@ async def list_products(request: Request) -> Response:
         if pid != FEDERATED
     }
     links = [link(f"{base}/products", "self")]
-    if after:
-        token = rt.cursors.encode(CURSOR_KIND, merge.dump_state(after))
+    if token := next_cursor(request, CURSOR_KIND, after):
         links.append(link(f"{base}/products?next={token}&limit={limit}", "next"))
     products = [item if source == FEDERATED else namespace_product(item, rewriters[source]) for source, item in merged]
     body = {"type": "ProductCollection", "products": products, "links": links}
