@@ -13,7 +13,14 @@ from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from gateway.context import deadline_remaining
-from gateway.errors import AllProvidersFailed, GatewayError, ProviderError, ProviderInvalidPayload, ProviderTimeout
+from gateway.errors import (
+    AllProvidersFailed,
+    GatewayError,
+    NotFound,
+    ProviderError,
+    ProviderInvalidPayload,
+    ProviderTimeout,
+)
 
 T = TypeVar("T")
 
@@ -29,63 +36,91 @@ class Deadline:
         """Seconds left, never negative."""
         return max(0.0, self._ends - time.monotonic())
 
+    def fraction(self, share: float) -> Deadline:
+        """A deadline ending after `share` of the time left, for a step that must leave room for others."""
+        return Deadline(self.remaining() * share)
+
+    def inner(self, margin_s: float) -> Deadline:
+        """A deadline `margin_s` earlier, for a fan-out nested in another: it ends first and reports."""
+        return Deadline(max(0.0, self.remaining() - margin_s))
+
+
+def provider_of(key: str) -> str:
+    """The provider behind a fan-out key: a provider id, or a `provider:product` member id."""
+    return key.partition(":")[0] or key
+
 
 @dataclass
 class Fanout(Generic[T]):
-    """What a fan-out gathered: results and failures by provider id, in the order asked."""
+    """What a fan-out gathered: results and errors by key (provider or member id), in the order asked."""
 
     results: dict[str, T] = field(default_factory=dict)
-    failures: dict[str, ProviderError] = field(default_factory=dict)
+    failures: dict[str, GatewayError] = field(default_factory=dict)
 
     @property
     def missing(self) -> list[str]:
-        """Provider ids that gave no result."""
-        return list(self.failures)
+        """Provider ids that gave no result (each once)."""
+        return list(dict.fromkeys(provider_of(key) for key in self.failures))
 
     def require_any(self, what: str) -> None:
-        """Raise AllProvidersFailed when providers were asked and none answered."""
-        if self.failures and not self.results:
-            raise AllProvidersFailed(f"No provider answered the request for {what}.", self.failures)
+        """When providers were asked and none answered: the client's own mistake if a provider
+        said so (a 422 from every member is still a 422), else AllProvidersFailed."""
+        if not self.failures or self.results:
+            return
+        for error in self.failures.values():
+            if not isinstance(error, ProviderError | NotFound):
+                raise error
+        raise AllProvidersFailed(
+            f"No provider answered the request for {what}.",
+            {key: _as_provider_error(key, error) for key, error in self.failures.items()},
+        )
 
 
-def _as_provider_error(provider_id: str, exc: GatewayError) -> ProviderError:
+def _as_provider_error(key: str, exc: GatewayError) -> ProviderError:
     if isinstance(exc, ProviderError):
         return exc
-    # In a merged list even a 404 from one provider means that provider's part is missing.
-    return ProviderInvalidPayload(provider_id, exc.detail)
+    # In a merged answer even a 404 from one provider means that provider's part is missing.
+    return ProviderInvalidPayload(provider_of(key), exc.detail)
 
 
 async def call_one(provider_id: str, call: Callable[[], Awaitable[T]], deadline: Deadline) -> T:
     """One provider call bounded by the deadline; errors propagate as the gateway's own."""
     deadline_remaining.set(deadline.remaining)
     try:
-        return await asyncio.wait_for(call(), timeout=deadline.remaining())
+        # asyncio.timeout, unlike wait_for, does not wrap the call in a task of its own.
+        async with asyncio.timeout(deadline.remaining()):
+            return await call()
     except TimeoutError:
         detail = f"provider '{provider_id}' did not answer before the deadline"
         raise ProviderTimeout(provider_id, detail, maybe_received=True) from None
 
 
 async def gather(calls: Mapping[str, Callable[[], Awaitable[T]]], deadline: Deadline) -> Fanout[T]:
-    """Run every call in parallel; collect results and failures within the deadline."""
+    """Run every call in parallel; collect results and errors within the deadline."""
     out: Fanout[T] = Fanout()
     if not calls:
         return out
     deadline_remaining.set(deadline.remaining)
-    tasks = {pid: asyncio.ensure_future(call()) for pid, call in calls.items()}
-    _, pending = await asyncio.wait(tasks.values(), timeout=deadline.remaining())
-    for task in pending:
-        task.cancel()
-    if pending:
-        await asyncio.wait(pending)
-    for pid, task in tasks.items():
+    tasks = {key: asyncio.ensure_future(call()) for key, call in calls.items()}
+    try:
+        _, pending = await asyncio.wait(tasks.values(), timeout=deadline.remaining())
+    finally:
+        # Also when this fan-out is itself cancelled: no provider call may outlive it.
+        pending = {task for task in tasks.values() if not task.done()}
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending)
+    for key, task in tasks.items():
         if task in pending:
-            out.failures[pid] = ProviderTimeout(pid, f"provider '{pid}' did not answer before the deadline")
+            pid = provider_of(key)
+            out.failures[key] = ProviderTimeout(pid, f"provider '{pid}' did not answer before the deadline")
             continue
         exc = task.exception()
         if exc is None:
-            out.results[pid] = task.result()
+            out.results[key] = task.result()
         elif isinstance(exc, GatewayError):
-            out.failures[pid] = _as_provider_error(pid, exc)
+            out.failures[key] = exc
         else:
             raise exc
     return out

@@ -60,7 +60,8 @@ def dump_state(positions: dict[str, Position]) -> dict[str, Any]:
     return {"p": {pid: pos.dump() for pid, pos in positions.items()}}
 
 
-SortKey = Callable[[dict[str, Any]], Any]
+# Sort key of an item, given the source it came from (so ties can be broken by namespaced id).
+SortKey = Callable[[str, dict[str, Any]], Any]
 
 
 def _round_robin(fresh: dict[str, list[dict[str, Any]]], limit: int) -> list[tuple[str, dict[str, Any]]]:
@@ -82,14 +83,14 @@ def _sorted(
     """
     if any(pid in more and not items for pid, items in fresh.items()):
         return []
-    heap = [(key(items[0]), pid, 0) for pid, items in fresh.items() if items]
+    heap = [(key(pid, items[0]), pid, 0) for pid, items in fresh.items() if items]
     heapq.heapify(heap)
     merged: list[tuple[str, dict[str, Any]]] = []
     while heap and len(merged) < limit:
         _, pid, index = heapq.heappop(heap)
         merged.append((pid, fresh[pid][index]))
         if index + 1 < len(fresh[pid]):
-            heapq.heappush(heap, (key(fresh[pid][index + 1]), pid, index + 1))
+            heapq.heappush(heap, (key(pid, fresh[pid][index + 1]), pid, index + 1))
         elif pid in more:
             break
     return merged

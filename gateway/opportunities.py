@@ -53,14 +53,19 @@ def upstream_request(search: dict[str, Any], token: str | None, limit: int) -> d
     return {**{key: search[key] for key in SEARCH_FIELDS}, "limit": limit, "next": token}
 
 
-def start_key(opportunity: dict[str, Any]) -> tuple[float, str]:
-    """Sort key of a namespaced opportunity: start of its interval, then id."""
+def start_key(opportunity: dict[str, Any], provider_id: str | None = None) -> tuple[float, str]:
+    """Sort key of an opportunity: start of its interval, then its namespaced id.
+
+    `provider_id` namespaces the id of an opportunity not namespaced yet, so raw and namespaced
+    opportunities sort alike.
+    """
     interval = str(opportunity.get("properties", {}).get("datetime", ""))
     try:
         start = datetime.fromisoformat(interval.split("/")[0].replace("Z", "+00:00")).timestamp()
     except ValueError:
         start = float("inf")
-    return start, str(opportunity.get("id", ""))
+    opportunity_id = str(opportunity.get("id", ""))
+    return start, ids.namespaced(provider_id, opportunity_id) if provider_id else opportunity_id
 
 
 def namespace_opportunity(opportunity: dict[str, Any], links: LinkRewriter) -> dict[str, Any]:

@@ -170,8 +170,12 @@ class _Slot:
         self.slots, self.timeout, self.request, self.pid = slots, timeout, request, pid
 
     async def __aenter__(self) -> None:
+        if not self.slots.locked():
+            await self.slots.acquire()  # a free slot is taken at once, no timer needed
+            return
         try:
-            await asyncio.wait_for(self.slots.acquire(), self.timeout)
+            async with asyncio.timeout(self.timeout):
+                await self.slots.acquire()
         except TimeoutError:
             raise httpx.PoolTimeout(
                 f"no free slot for '{self.pid}' before the deadline", request=self.request

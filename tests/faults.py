@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
+import struct
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import httpx
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 
 class RefusingTransport(httpx.AsyncBaseTransport):
@@ -47,3 +52,106 @@ class SlowApp:
         """Sleep, then answer an empty product list."""
         await asyncio.sleep(self.delay_s)
         await StaticApp(200, b'{"type":"ProductCollection","products":[],"links":[]}')(scope, receive, send)
+
+
+# --- faults served for real over loopback (the gateway's own aiohttp transport applies) ------
+
+
+def unused_port(host: str = "127.0.0.1") -> int:
+    """A loopback port nothing listens on (bound once, then released), so connecting is refused."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+async def _wait_for_disconnect(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+class StallingApp:
+    """A provider that answers only after `delay_s`, and gives up as soon as the client hangs up.
+
+    Unlike `SlowApp`, it does not outlive the client's timeout, so a real server shuts down promptly.
+    """
+
+    def __init__(self, delay_s: float) -> None:
+        self.delay_s = delay_s
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Wait for the delay or the client's disconnect, whichever comes first."""
+        try:
+            await asyncio.wait_for(_wait_for_disconnect(receive), self.delay_s)
+        except TimeoutError:
+            await StaticApp(200, b'{"type":"ProductCollection","products":[],"links":[]}')(scope, receive, send)
+
+
+class HugeBodyApp:
+    """A provider that streams `size` bytes of b"x" (chunked, no Content-Length) as its 200 answer."""
+
+    def __init__(self, size: int, chunk: int = 1 << 20) -> None:
+        self.size, self.chunk = size, chunk
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Stream the body until it is all sent or the client has gone."""
+        headers = [(b"content-type", b"application/json")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        block = b"x" * self.chunk
+        sent = 0
+        disconnected = asyncio.ensure_future(_wait_for_disconnect(receive))
+        try:
+            while sent < self.size and not disconnected.done():
+                part = block[: min(self.chunk, self.size - sent)]
+                sent += len(part)
+                await send({"type": "http.response.body", "body": part, "more_body": sent < self.size})
+        finally:
+            disconnected.cancel()
+
+
+class FlappingApp:
+    """Wraps an app: each (method, path) fails on its 1st, 3rd, 5th... request and is served on the others.
+
+    Counting per resource keeps the pattern deterministic whatever other calls the gateway makes
+    (capability look-ups, start-up checks). A failure is `status` with a FastAPI-style JSON body.
+    """
+
+    def __init__(self, app: ASGIApp, status: int = 503) -> None:
+        self.app, self.status = app, status
+        self.counts: dict[tuple[str, str], int] = {}
+        self.failures = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Fail or pass through, alternately per resource."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        key = (scope["method"], scope["path"])
+        count = self.counts[key] = self.counts.get(key, 0) + 1
+        if count % 2 == 1:
+            self.failures += 1
+            await StaticApp(self.status, b'{"detail":"temporarily unavailable"}')(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+
+@asynccontextmanager
+async def resetting_server(host: str = "127.0.0.1") -> AsyncIterator[str]:
+    """A TCP server that reads a request's head, then resets the connection (RST); yields its URL."""
+
+    async def reset(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
+            await reader.readuntil(b"\r\n\r\n")
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            # Linger 0: close() sends RST instead of FIN, as a crashing or overloaded server does.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.transport.abort()
+
+    server = await asyncio.start_server(reset, host, 0)
+    try:
+        port = server.sockets[0].getsockname()[1]
+        yield f"http://{host}:{port}"
+    finally:
+        server.close()
+        await server.wait_closed()

@@ -40,8 +40,12 @@ def gateway_base(request: Request) -> str:
 
 
 def deadline(request: Request) -> Deadline:
-    """This request's time budget."""
-    return Deadline(runtime(request).settings.gateway.deadline_s)
+    """This request's one time budget, started on first use and shared by all its steps."""
+    state = request.scope.setdefault("state", {})
+    if "deadline" not in state:
+        state["deadline"] = Deadline(runtime(request).settings.gateway.deadline_s)
+    found: Deadline = state["deadline"]
+    return found
 
 
 def query_limit(request: Request) -> int:

@@ -16,7 +16,7 @@ from adapters.base import Page, SearchMode
 from adapters.stapi import next_token
 from gateway import fanout, ids, merge
 from gateway.catalogue import Capabilities, Member, Target
-from gateway.errors import NotFound, ProviderInvalidPayload, UpstreamNotFound
+from gateway.errors import GatewayError, NotFound, ProviderInvalidPayload, UpstreamNotFound
 from gateway.links import LinkRewriter
 from gateway.opportunities import (
     namespace_opportunity,
@@ -65,9 +65,10 @@ async def search_opportunities(request: Request) -> Response:
     search = validate_search(await request.body(), rt.settings.gateway.input_limits)
     prefer = parse_prefer(request.headers.get("prefer"))
     record = new_record(target.product_id, search, [m.gateway_id for m in target.members], client(request).id)
-    if prefer != "respond-async" and await _all_sync(request, target):
+    capabilities = await _capabilities(request, target)
+    if prefer != "respond-async" and all(c.sync for c in capabilities.results.values()):
         try:
-            response = await _search_sync(request, target, search)
+            response = await _search_sync(request, target, search, failed=capabilities.failures)
         except AnsweredAsync as answer:
             # The provider started an async search instead; the gateway's record adopts it.
             record["members"][0].update(mode="upstream", upstream_id=str(answer.record["id"]))
@@ -86,25 +87,28 @@ async def search_opportunities(request: Request) -> Response:
     return JSONResponse(body, status_code=201, headers=headers)
 
 
-async def _all_sync(request: Request, target: Target) -> bool:
-    """Whether every member that answers can search synchronously."""
-    catalogue, limit = runtime(request).catalogue, deadline(request)
+async def _capabilities(request: Request, target: Target) -> fanout.Fanout[Capabilities]:
+    """Each member's search modes; members whose provider does not tell are failures.
+
+    Looked up within half of what is left of the deadline (usually from cache), so a provider
+    that hangs here still leaves the search itself time to answer with the others.
+    """
+    catalogue, budget = runtime(request).catalogue, deadline(request).fraction(0.5)
 
     def caps_of(member: Member) -> Any:
-        return lambda: catalogue.capabilities(member, limit)
+        return lambda: catalogue.capabilities(member, budget)
 
-    gathered: fanout.Fanout[Capabilities] = await fanout.gather(
-        {m.gateway_id: caps_of(m) for m in target.members}, limit
-    )
-    if len(target.members) == 1:
+    found: fanout.Fanout[Capabilities] = await fanout.gather({m.gateway_id: caps_of(m) for m in target.members}, budget)
+    if len(target.members) == 1 and found.failures:
         # A single product's own answer is the error to report, not a generic failure.
-        failure = next(iter(gathered.failures.values()), None)
-        if failure is not None:
-            raise failure
-    return all(c.sync for c in gathered.results.values())
+        raise next(iter(found.failures.values()))
+    return found
 
 
-async def _search_sync(request: Request, target: Target, search: dict[str, Any]) -> Response:
+async def _search_sync(
+    request: Request, target: Target, search: dict[str, Any], failed: dict[str, GatewayError]
+) -> Response:
+    """One page of a synchronous search over the target's members (those in `failed` already failed)."""
     rt = runtime(request)
     limit = search["limit"]
     members = {m.gateway_id: m for m in target.members}
@@ -122,21 +126,23 @@ async def _search_sync(request: Request, target: Target, search: dict[str, Any])
             if result.is_async:
                 rt.catalogue.learn_async_only(member)
                 raise AnsweredAsync(member, result.body)
-            links = LinkRewriter(member.provider.id, member.provider.settings.base_url, base)
-            features = [namespace_opportunity(f, links) for f in result.body["features"]]
-            return Page(items=features, next_token=next_token(result.body.get("links") or []))
+            return Page(items=result.body["features"], next_token=next_token(result.body.get("links") or []))
 
         return call
 
-    gathered: fanout.Fanout[Page] = await fanout.gather({mid: page_of(mid) for mid in at}, deadline(request))
+    calls = {mid: page_of(mid) for mid in at if mid not in failed}
+    gathered: fanout.Fanout[Page] = await fanout.gather(calls, deadline(request))
+    gathered.failures.update(failed)
     if len(target.members) == 1 and gathered.failures:
         # One product's own failure says more than "every provider failed".
         raise next(iter(gathered.failures.values()))
     gathered.require_any("opportunities")
-    key = start_key if target.federated is not None else None
+    key = (lambda mid, f: start_key(f, members[mid].provider.id)) if target.federated is not None else None
     merged, after = merge.merge_page(at, gathered.results, limit, key=key)
+    # Only what is returned gets namespaced: a member may send thousands of opportunities.
+    rewriters = {mid: LinkRewriter(m.provider.id, m.provider.settings.base_url, base) for mid, m in members.items()}
     href = f"{base}/products/{target.product_id}"
-    features = [item for _, item in merged]
+    features = [namespace_opportunity(item, rewriters[mid]) for mid, item in merged]
     if target.federated is None:
         links = [order_link(f"{href}/orders", search)]
     else:
@@ -144,8 +150,7 @@ async def _search_sync(request: Request, target: Target, search: dict[str, Any])
     if token := next_cursor(request, kind, after):
         links.append(next_link(f"{href}/opportunities", search, token))
     body = {"type": "FeatureCollection", "id": None, "features": features, "links": links}
-    missing = list(dict.fromkeys(mid.split(":", 1)[0] for mid in gathered.missing))
-    return JSONResponse(with_missing(body, missing), media_type=GEOJSON)
+    return JSONResponse(with_missing(body, gathered.missing), media_type=GEOJSON)
 
 
 async def get_opportunity_collection(request: Request) -> Response:

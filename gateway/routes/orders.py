@@ -85,7 +85,7 @@ async def list_orders(request: Request) -> Response:
 
     gathered = await fanout.gather({pid: page_of(pid) for pid in at}, deadline(request))
     gathered.require_any("orders")
-    merged, after = merge.merge_page(at, gathered.results, limit, key=newest_first)
+    merged, after = merge.merge_page(at, gathered.results, limit, key=lambda _, order: newest_first(order))
     links = [link(f"{base}/orders", "self", GEOJSON)]
     if token := next_cursor(request, CURSOR_KIND, after):
         links.append(link(f"{base}/orders?next={token}&limit={limit}", "next", GEOJSON))

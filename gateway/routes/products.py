@@ -12,6 +12,7 @@ from adapters.base import JSONObject, Page
 from gateway import fanout, ids, merge
 from gateway.catalogue import Member, Target
 from gateway.errors import UpstreamNotFound
+from gateway.fanout import Deadline
 from gateway.federation import (
     federated_document,
     federated_order_parameters,
@@ -55,10 +56,10 @@ def namespace_product(product: JSONObject, links: LinkRewriter) -> JSONObject:
     }
 
 
-async def _federated_doc(request: Request, product: FederatedProduct) -> JSONObject:
+async def _federated_doc(request: Request, product: FederatedProduct, limit: Deadline | None = None) -> JSONObject:
     rt = runtime(request)
     target = rt.catalogue.target(product.id)
-    limit = deadline(request)
+    limit = limit or deadline(request)
 
     def fetch(member: Member) -> Callable[[], Awaitable[JSONObject]]:
         return lambda: rt.catalogue.product(member, limit)
@@ -76,7 +77,9 @@ async def _federated_page(request: Request, token: str | None, size: int) -> Pag
     products = _federated_products(request)
     start = int(token) if token and token.isdigit() else 0
     chosen = products[start : start + size]
-    docs = [await _federated_doc(request, product) for product in chosen]
+    # Nested in the list's own fan-out: finish a little earlier, so what is known gets listed.
+    inner = deadline(request).inner(margin_s=0.05)
+    docs = [await _federated_doc(request, product, inner) for product in chosen]
     end = start + len(chosen)
     return Page(items=docs, next_token=str(end) if end < len(products) else None)
 
@@ -109,7 +112,7 @@ async def list_products(request: Request) -> Response:
         links.append(link(f"{base}/products?next={token}&limit={limit}", "next"))
     products = [item if source == FEDERATED else namespace_product(item, rewriters[source]) for source, item in merged]
     body = {"type": "ProductCollection", "products": products, "links": links}
-    return JSONResponse(with_missing(body, gathered.missing))
+    return JSONResponse(with_missing(body, [pid for pid in gathered.missing if pid != FEDERATED]))
 
 
 async def _member_call(request: Request, target: Target, operation: str) -> Any:
