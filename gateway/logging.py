@@ -1,8 +1,15 @@
-"""structlog configured once at start-up: JSON lines off a terminal, readable on one."""
+"""structlog configured once at start-up: JSON lines off a terminal, readable on one.
+
+The gateway's own lines (two per request at least) skip the standard library: in JSON mode they
+are rendered with orjson and written with one `os.write` each, which measured several times
+cheaper than a stdlib handler and formatter. Other libraries' records (uvicorn) go through the
+standard library with the same processors, so every line has the same shape.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from typing import Any
 
@@ -11,12 +18,25 @@ import structlog
 
 
 def _dumps(value: Any, **_: Any) -> str:
-    # orjson: the log line is written for every request and every upstream call.
     return orjson.dumps(value, default=str).decode()
 
 
+class LineWriter:
+    """A structlog logger writing each already-rendered line to a file descriptor at once."""
+
+    def __init__(self, name: str, fd: int) -> None:
+        self.name = name
+        self._fd = fd
+
+    def msg(self, message: str) -> None:
+        """Write one line; no buffering, so lines never lag behind under low traffic."""
+        os.write(self._fd, message.encode() + b"\n")
+
+    debug = info = warning = warn = error = critical = exception = fatal = msg
+
+
 def configure_logging(level: str = "info", *, json: bool | None = None) -> None:
-    """Route structlog and the standard library (uvicorn, httpx) through one pipeline."""
+    """Route structlog and the standard library (uvicorn) through one pipeline."""
     as_json = not sys.stderr.isatty() if json is None else json
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
@@ -27,12 +47,22 @@ def configure_logging(level: str = "info", *, json: bool | None = None) -> None:
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer(serializer=_dumps) if as_json else structlog.dev.ConsoleRenderer()
     )
-    structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
-        cache_logger_on_first_use=True,
-    )
+    numeric_level = logging.getLevelNamesMapping()[level.upper()]
+    if as_json:
+        fd = sys.stderr.fileno()
+        structlog.configure(
+            processors=[*shared, structlog.processors.format_exc_info, renderer],
+            logger_factory=lambda name="gateway", *_: LineWriter(name, fd),
+            wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
+            cache_logger_on_first_use=True,
+        )
+    else:
+        structlog.configure(
+            processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+            logger_factory=structlog.stdlib.LoggerFactory(),
+            wrapper_class=structlog.stdlib.BoundLogger,
+            cache_logger_on_first_use=True,
+        )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
@@ -46,7 +76,7 @@ def configure_logging(level: str = "info", *, json: bool | None = None) -> None:
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level.upper())
+    root.setLevel(numeric_level)
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
