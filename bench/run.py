@@ -331,6 +331,7 @@ class Bench:
     redis_url: str
     rows: list[Row] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    merge_members: int = MERGE_MEMBERS
     _simulator: Proc | None = None
 
     def simulator(self) -> Proc:
@@ -398,9 +399,10 @@ class Bench:
                         self.rows.append(row)
 
     def merge(self) -> None:
-        """c: a federated search over 5 providers answering N opportunities each."""
-        progress(f"c. starting {MERGE_MEMBERS} bulk providers (bench/stubs.py, {', '.join(map(str, MERGE_SIZES))})")
-        stubs = start_stubs(self.fleet, "stubs-merge", MERGE_MEMBERS, sizes=MERGE_SIZES)
+        """c: a federated search over `merge_members` providers answering N opportunities each."""
+        members = self.merge_members
+        progress(f"c. starting {members} bulk providers (bench/stubs.py, {', '.join(map(str, MERGE_SIZES))})")
+        stubs = start_stubs(self.fleet, "stubs-merge", members, sizes=MERGE_SIZES)
         with running(self.fleet, stubs):
             origins = stub_origins(stubs)
             providers = {f"m{i + 1}": origin for i, origin in enumerate(origins)}
@@ -421,13 +423,13 @@ class Bench:
                     expect("federation:missing" not in found, f"missing: {found.get('federation:missing')}")
                     starts = [f["properties"]["datetime"] for f in found["features"]]
                     expect(len(starts) == 100 and starts == sorted(starts), "100 features in start order")
-                    progress(f"c. federated search over {MERGE_MEMBERS} x {size:,} opportunities at c=1")
+                    progress(f"c. federated search over {members} x {size:,} opportunities at c=1")
                     members = [f"{o}/products/bulk-{size}/opportunities" for o in origins]
                     direct = measure(members, 1, self.budget, method="POST", body=upstream_body, mode="all", slow=True)
                     through = measure([url], 1, self.budget, pids=(gw.pid,), method="POST", body=search, slow=True)
                     hwm = _status_field(gw.pid, "VmHWM")
-                    row = Row("c merge", f"POST federated search, {MERGE_MEMBERS} x {size:,}", 1, through, direct, "")
-                    row.direct_label = f"all {MERGE_MEMBERS} members at once"
+                    row = Row("c merge", f"POST federated search, {members} x {size:,}", 1, through, direct, "")
+                    row.direct_label = f"all {members} members at once"
                     beyond = through["p50_ms"] - direct["p50_ms"]
                     row.extra.update(size=size, beyond_ms=beyond, rss_idle_kb=rss_idle, rss_peak_kb=hwm)
                     row.notes.append(f"+{beyond:.0f} ms p50 beyond slowest member ({through['requests']} samples)")
@@ -664,6 +666,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/15", help="Redis for scenario d")
     parser.add_argument("--json", type=Path, help="also write every cell's full loadgen summary here")
     parser.add_argument("--keep-logs", type=Path, help="keep configs and server logs in this directory")
+    parser.add_argument("--merge-members", type=int, default=MERGE_MEMBERS, help="providers in scenario c")
     args = parser.parse_args(argv)
     only = [s.strip() for s in args.only.split(",") if s.strip()]
     if unknown := [s for s in only if s not in SCENARIOS]:
@@ -677,7 +680,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         workdir = Path(tempfile.mkdtemp(prefix="stapi-bench-"))
     fleet = Fleet(workdir)
-    bench = Bench(fleet, budget, args.redis)
+    bench = Bench(fleet, budget, args.redis, merge_members=args.merge_members)
     steps = {"a": bench.overhead, "b": bench.fanout, "c": bench.merge, "d": bench.store, "e": bench.workers}
 
     header = [
