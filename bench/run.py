@@ -400,9 +400,9 @@ class Bench:
 
     def merge(self) -> None:
         """c: a federated search over `merge_members` providers answering N opportunities each."""
-        members = self.merge_members
-        progress(f"c. starting {members} bulk providers (bench/stubs.py, {', '.join(map(str, MERGE_SIZES))})")
-        stubs = start_stubs(self.fleet, "stubs-merge", members, sizes=MERGE_SIZES)
+        count = self.merge_members
+        progress(f"c. starting {count} bulk providers (bench/stubs.py, {', '.join(map(str, MERGE_SIZES))})")
+        stubs = start_stubs(self.fleet, "stubs-merge", count, sizes=MERGE_SIZES)
         with running(self.fleet, stubs):
             origins = stub_origins(stubs)
             providers = {f"m{i + 1}": origin for i, origin in enumerate(origins)}
@@ -423,13 +423,13 @@ class Bench:
                     expect("federation:missing" not in found, f"missing: {found.get('federation:missing')}")
                     starts = [f["properties"]["datetime"] for f in found["features"]]
                     expect(len(starts) == 100 and starts == sorted(starts), "100 features in start order")
-                    progress(f"c. federated search over {members} x {size:,} opportunities at c=1")
+                    progress(f"c. federated search over {count} x {size:,} opportunities at c=1")
                     members = [f"{o}/products/bulk-{size}/opportunities" for o in origins]
                     direct = measure(members, 1, self.budget, method="POST", body=upstream_body, mode="all", slow=True)
                     through = measure([url], 1, self.budget, pids=(gw.pid,), method="POST", body=search, slow=True)
                     hwm = _status_field(gw.pid, "VmHWM")
-                    row = Row("c merge", f"POST federated search, {members} x {size:,}", 1, through, direct, "")
-                    row.direct_label = f"all {members} members at once"
+                    row = Row("c merge", f"POST federated search, {count} x {size:,}", 1, through, direct, "")
+                    row.direct_label = f"all {count} members at once"
                     beyond = through["p50_ms"] - direct["p50_ms"]
                     row.extra.update(size=size, beyond_ms=beyond, rss_idle_kb=rss_idle, rss_peak_kb=hwm)
                     row.notes.append(f"+{beyond:.0f} ms p50 beyond slowest member ({through['requests']} samples)")
