@@ -17,7 +17,6 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import shutil
 import signal
 import socket
@@ -30,12 +29,11 @@ import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import yaml
+from common import interrupt_on_sigterm, machine
 
 HERE = Path(__file__).resolve().parent
 LOADGEN = HERE / "loadgen.py"
@@ -641,23 +639,6 @@ def format_targets(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def machine() -> str:
-    """Cores, platform and the versions that matter."""
-    versions = []
-    for package in ("starlette", "uvicorn", "uvloop", "httptools", "httpx", "aiohttp", "pydantic", "orjson", "redis"):
-        with contextlib.suppress(metadata.PackageNotFoundError):
-            versions.append(f"{package} {metadata.version(package)}")
-    return (
-        f"{os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}, "
-        f"{platform.system()} {platform.release()}; " + ", ".join(versions)
-    )
-
-
-def _interrupt_on_sigterm(signum: int, frame: FrameType | None) -> None:
-    # Turned into KeyboardInterrupt so the same finally blocks stop the servers.
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry: run the chosen scenarios and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -671,7 +652,7 @@ def main(argv: list[str] | None = None) -> int:
     only = [s.strip() for s in args.only.split(",") if s.strip()]
     if unknown := [s for s in only if s not in SCENARIOS]:
         parser.error(f"unknown scenario(s) {unknown}; choose from {','.join(SCENARIOS)}")
-    signal.signal(signal.SIGTERM, _interrupt_on_sigterm)
+    signal.signal(signal.SIGTERM, interrupt_on_sigterm)
 
     budget = Budget(1.0, 3.0, 6.0) if args.quick else Budget(2.0, 8.0, 12.0)
     if args.keep_logs:

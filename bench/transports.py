@@ -12,7 +12,6 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import signal
 import socket
 import subprocess
@@ -23,12 +22,11 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
-from types import FrameType
 from typing import IO, Any
 
 from apps import BODY, VARIANTS, variant_unavailable
+from common import interrupt_on_sigterm, machine
 
 HERE = Path(__file__).resolve().parent
 APPS = HERE / "apps.py"
@@ -177,22 +175,6 @@ def _format_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join([line(headers), separator, *(line(c) for c in cells)])
 
 
-def _machine() -> str:
-    versions = []
-    for package in ("httpx", "httpx-aiohttp", "aiohttp", "starlette", "uvicorn", "uvloop", "httptools"):
-        with contextlib.suppress(metadata.PackageNotFoundError):
-            versions.append(f"{package} {metadata.version(package)}")
-    return (
-        f"{os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}, "
-        f"{platform.system()} {platform.release()}; " + ", ".join(versions)
-    )
-
-
-def _interrupt_on_sigterm(signum: int, frame: FrameType | None) -> None:
-    # Turned into KeyboardInterrupt so the same finally blocks stop the servers.
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry: measure every variant and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -202,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS), help="subset to run")
     parser.add_argument("--json", type=Path, help="also write every cell's full loadgen summary here")
     args = parser.parse_args(argv)
-    signal.signal(signal.SIGTERM, _interrupt_on_sigterm)
+    signal.signal(signal.SIGTERM, interrupt_on_sigterm)
 
     levels = sorted({args.concurrency, 1}, reverse=True)
     rows: list[dict[str, Any]] = []
@@ -213,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {server.name} at concurrency {concurrency} ...", file=sys.stderr, flush=True)
             rows.append(measure(server, concurrency, args.duration, args.warmup))
 
-    print(f"machine: {_machine()}", flush=True)
+    print(f"machine: {machine()}", flush=True)
     print(f"load: {args.warmup:g} s warm-up + {args.duration:g} s measured per cell, 1 KB JSON body", flush=True)
     # Anything else busy on two cores moves every number; say so next to the table.
     print(f"load average before the run: {os.getloadavg()[0]:.2f}", flush=True)
@@ -238,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     for note in notes:
         print(f"note: {note}")
     if args.json:
-        args.json.write_text(json.dumps({"machine": _machine(), "rows": rows}, indent=2) + "\n")
+        args.json.write_text(json.dumps({"machine": machine(), "rows": rows}, indent=2) + "\n")
     return 0
 
 

@@ -12,13 +12,13 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import httpx
 import uvicorn
 from cql2 import Expr
 from fastapi import FastAPI, Request
-from pydantic import Field
+from pydantic import BaseModel, Field
 from returns.maybe import Maybe, Nothing, Some
 from returns.result import Failure, ResultE, Success
 from stapi_fastapi import ProductRouter, RootRouter
@@ -102,6 +102,9 @@ class RecordedRequest:
     headers: dict[str, str]
 
 
+M = TypeVar("M", bound=BaseModel)
+
+
 def _now() -> datetime:
     return datetime.now(tz=UTC)
 
@@ -109,6 +112,19 @@ def _now() -> datetime:
 def _page_start(ids: Sequence[str], token: str | None) -> int:
     """Index of the pagination token in ids; ValueError (which stapi-fastapi maps to 404) if unknown."""
     return ids.index(token) if token else 0
+
+
+def _index_page(items: Sequence[M], token: str | None, limit: int) -> ResultE[tuple[list[M], Maybe[str]]]:
+    """A page of copies by position; the token is the next index (ValueError, i.e. 404, if bad)."""
+    try:
+        start = int(token) if token else 0
+    except ValueError as exc:
+        return Failure(exc)
+    if limit < 1 or not 0 <= start <= len(items):
+        return Failure(ValueError(f"bad paging: next={token!r} limit={limit}"))
+    end = start + limit
+    following: Maybe[str] = Some(str(end)) if end < len(items) else Nothing
+    return Success(([item.model_copy(deep=True) for item in items[start:end]], following))
 
 
 class InMemoryBackend:
@@ -253,15 +269,7 @@ class InMemoryBackend:
             opportunities = self.opportunities(router.product.id, search)
         except QueryablesError as exc:
             return Failure(exc)
-        try:
-            start = int(next) if next else 0
-        except ValueError as exc:
-            return Failure(exc)
-        if limit < 1 or not 0 <= start <= len(opportunities):
-            return Failure(ValueError(f"bad paging: next={next!r} limit={limit}"))
-        end = start + limit
-        token: Maybe[str] = Some(str(end)) if end < len(opportunities) else Nothing
-        return Success(([o.model_copy(deep=True) for o in opportunities[start:end]], token))
+        return _index_page(opportunities, next, limit)
 
     async def search_opportunities_async(
         self, router: ProductRouter, search: OpportunityPayload, request: Request
@@ -353,15 +361,7 @@ class InMemoryBackend:
         statuses = self.order_statuses.get(order_id)
         if statuses is None:
             return Success(Nothing)
-        try:
-            start = int(next) if next else 0
-        except ValueError as exc:
-            return Failure(exc)
-        if limit < 1 or not 0 <= start <= len(statuses):
-            return Failure(ValueError(f"bad paging: next={next!r} limit={limit}"))
-        end = start + limit
-        token: Maybe[str] = Some(str(end)) if end < len(statuses) else Nothing
-        return Success(Some(([s.model_copy(deep=True) for s in statuses[start:end]], token)))
+        return _index_page(statuses, next, limit).map(Some)
 
     async def get_opportunity_search_records(
         self, next: str | None, limit: int, request: Request
