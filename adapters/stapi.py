@@ -20,8 +20,6 @@ from stapi_pydantic import (
     Order,
     OrderCollection,
     OrderStatuses,
-    Product,
-    ProductsCollection,
     RootResponse,
 )
 from typing_extensions import TypedDict
@@ -43,6 +41,28 @@ from gateway.errors import (
 M = TypeVar("M", bound=BaseModel)
 
 _STATUS_LIST = TypeAdapter(list[OpportunitySearchStatus])
+
+
+class LeanProduct(TypedDict):
+    """A product as far as the gateway reads it (the rest passes through as sent)."""
+
+    type: Literal["Collection"]
+    id: str
+    license: str
+    links: list[dict[str, Any]]
+
+
+class LeanProductsCollection(TypedDict):
+    """A page of products as far as the gateway reads it."""
+
+    products: list[LeanProduct]
+    links: NotRequired[list[dict[str, Any]]]
+
+
+# Validated on every product request and 25 times per fan-out to 25 providers: the full
+# stapi-pydantic models (URL and provider checks on every product) cost more than the proxying.
+PRODUCT: TypeAdapter[LeanProduct] = TypeAdapter(LeanProduct)
+PRODUCTS: TypeAdapter[LeanProductsCollection] = TypeAdapter(LeanProductsCollection)
 
 
 class LeanConformance(TypedDict):
@@ -234,13 +254,11 @@ class StapiAdapter:
 
     async def list_products(self, *, token: str | None, limit: int) -> Page:
         """One page of the provider's products."""
-        return self._page(
-            await self._get("list_products", ProductsCollection, "/products", next=token, limit=limit), "products"
-        )
+        return self._page(await self._get("list_products", PRODUCTS, "/products", next=token, limit=limit), "products")
 
     async def get_product(self, product_id: str) -> JSONObject:
         """One product."""
-        return await self._get("get_product", Product, f"/products/{product_id}")
+        return await self._get("get_product", PRODUCT, f"/products/{product_id}")
 
     async def product_conformance(self, product_id: str) -> list[str]:
         """The product's computed conformance classes."""

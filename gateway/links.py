@@ -7,6 +7,7 @@ so a client never learns a provider's address; hrefs to other sites (licences, d
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -62,6 +63,9 @@ class LinkRewriter:
 
     def href(self, href: str) -> str | None:
         """The gateway's href for a provider href; None if it has no gateway counterpart."""
+        return _rewrite(self, href)
+
+    def _rewrite(self, href: str) -> str | None:
         base = self.provider_base.rstrip("/")
         if href != base and not href.startswith(base + "/") and not href.startswith(base + "?"):
             return href if self._foreign(href) else None
@@ -103,3 +107,8 @@ class LinkRewriter:
             if href is not None:
                 out.append({**link, "href": href})
         return out
+
+
+# The same few hrefs come back on every request (a product's self, queryables, ... links), so
+# their rewriting is remembered; bounded, since order and search ids keep changing.
+_rewrite = functools.lru_cache(maxsize=8192)(LinkRewriter._rewrite)

@@ -27,16 +27,20 @@ def runtime(request: Request) -> Runtime:
 
 
 def gateway_base(request: Request) -> str:
-    """Where the client reached the gateway: `public_url`, forwarded headers, or the Host."""
-    headers = request.headers
-    return base_url(
-        public_url=runtime(request).settings.gateway.public_base_url,
-        scheme=request.url.scheme,
-        host=headers.get("host"),
-        root_path=request.scope.get("root_path", ""),
-        forwarded_proto=headers.get("x-forwarded-proto"),
-        forwarded_host=headers.get("x-forwarded-host"),
-    )
+    """Where the client reached the gateway: `public_url`, forwarded headers, or the Host (once per request)."""
+    state = request.scope.setdefault("state", {})
+    if "gateway_base" not in state:
+        headers = request.headers
+        state["gateway_base"] = base_url(
+            public_url=runtime(request).settings.gateway.public_base_url,
+            scheme=request.scope.get("scheme", "http"),
+            host=headers.get("host"),
+            root_path=request.scope.get("root_path", ""),
+            forwarded_proto=headers.get("x-forwarded-proto"),
+            forwarded_host=headers.get("x-forwarded-host"),
+        )
+    found: str = state["gateway_base"]
+    return found
 
 
 def deadline(request: Request) -> Deadline:
