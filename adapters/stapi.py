@@ -144,12 +144,41 @@ def validation_errors(response: httpx.Response) -> list[dict[str, Any]]:
 
 
 class StapiAdapter:
-    """Talks to one STAPI provider through its pooled httpx client."""
+    """Talks to one STAPI provider through its pooled httpx client.
 
-    def __init__(self, provider_id: str, client: httpx.AsyncClient) -> None:
+    With `transport` (the client's own transport) and no auth on the client, requests are built
+    and sent straight to it: httpx's client layer (auth flow, redirects, hooks, cookie jar) was a
+    quarter of the gateway's CPU per proxied request (bench/profile.py) and does nothing here.
+    """
+
+    def __init__(
+        self, provider_id: str, client: httpx.AsyncClient, *, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
         self.provider_id = provider_id
         self.client = client
         self.base_url = str(client.base_url).rstrip("/")
+        self._direct = transport if client.auth is None else None
+        self._timeout = client.timeout.as_dict()
+
+    async def _send(
+        self, operation: str, method: str, path: str, params: Any, content: bytes | None, headers: Any
+    ) -> httpx.Response:
+        extensions = {OPERATION_EXTENSION: operation}
+        if self._direct is None:
+            return await self.client.request(
+                method, path, params=params, extensions=extensions, content=content, headers=headers
+            )
+        request = httpx.Request(
+            method,
+            self.base_url + path,
+            params=params,
+            headers={**self.client.headers, **(headers or {})},
+            content=content,
+            extensions={**extensions, "timeout": self._timeout},
+        )
+        response = await self._direct.handle_async_request(request)
+        await response.aread()
+        return response
 
     # --- the boundary ----------------------------------------------------------------
 
@@ -167,13 +196,13 @@ class StapiAdapter:
     ) -> httpx.Response:
         pid = self.provider_id
         try:
-            response = await self.client.request(
+            response = await self._send(
+                operation,
                 method,
                 path,
-                params=params,
-                extensions={OPERATION_EXTENSION: operation},
-                content=orjson.dumps(json) if json is not None else None,
-                headers={"Content-Type": "application/json", **(headers or {})} if json else headers,
+                params,
+                orjson.dumps(json) if json is not None else None,
+                {"Content-Type": "application/json", **(headers or {})} if json is not None else headers,
             )
         except httpx.TimeoutException as exc:
             sent = not isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout)

@@ -20,11 +20,12 @@ from gateway.upstream import GuardedTransport
 # Key in the `transports` mapping (tests) for a provider's OAuth token endpoint.
 TOKEN_TRANSPORT_SUFFIX = "#token"
 
-AdapterFactory = Callable[[ProviderSettings, httpx.AsyncClient], ProviderAdapter]
+# Settings, the provider's client, and the client's transport (for adapters that send directly).
+AdapterFactory = Callable[[ProviderSettings, httpx.AsyncClient, httpx.AsyncBaseTransport], ProviderAdapter]
 
 # One entry per value of a provider's `adapter:` key.
 ADAPTERS: dict[str, AdapterFactory] = {
-    "stapi": lambda settings, client: StapiAdapter(settings.id, client),
+    "stapi": lambda settings, client, transport: StapiAdapter(settings.id, client, transport=transport),
 }
 
 _SECRET_KEY = "cursor-secret"
@@ -97,5 +98,5 @@ def build_providers(
         client = build_client(
             ps.base_url, timeout_s=ps.timeout_s, headers=dict(ps.headers), transport=guarded, auth=auth
         )
-        out.append(Provider(ps, ADAPTERS[ps.adapter](ps, client), breaker, token_client))
+        out.append(Provider(ps, ADAPTERS[ps.adapter](ps, client, guarded), breaker, token_client))
     return Providers(out)
