@@ -7,6 +7,7 @@ with stapi-pydantic and handed on as the provider's JSON, so extra fields surviv
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Literal, NotRequired, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
@@ -104,6 +105,12 @@ OPPORTUNITY_COLLECTION: TypeAdapter[LeanOpportunityCollection] = TypeAdapter(Lea
 _DETAIL_LIMIT = 200
 
 
+@functools.lru_cache(maxsize=4096)
+def _url(url: str, query: tuple[tuple[str, Any], ...]) -> httpx.URL:
+    # Parsing a URL is a tenth of a proxied request's CPU; the same ones come back all the time.
+    return httpx.URL(url, params=query or None)
+
+
 def next_token(links: list[JSONObject]) -> str | None:
     """The provider's page token from a `next` link: the body's `next`, else the href's query."""
     for link in links:
@@ -168,11 +175,11 @@ class StapiAdapter:
             return await self.client.request(
                 method, path, params=params, extensions=extensions, content=content, headers=headers
             )
+        query = tuple(sorted(params.items())) if params else ()
         request = httpx.Request(
             method,
-            self.base_url + path,
-            params=params,
-            headers={**self.client.headers, **(headers or {})},
+            _url(self.base_url + path, query),
+            headers=self.client.headers if not headers else {**self.client.headers, **headers},
             content=content,
             extensions={**extensions, "timeout": self._timeout},
         )
