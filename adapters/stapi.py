@@ -8,7 +8,7 @@ with stapi-pydantic and handed on as the provider's JSON, so extra fields surviv
 from __future__ import annotations
 
 import functools
-from typing import Any, Literal, NotRequired, TypeVar
+from typing import Any, Literal, NotRequired
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -38,8 +38,6 @@ from gateway.errors import (
     RequestValidationFailed,
     UpstreamNotFound,
 )
-
-M = TypeVar("M", bound=BaseModel)
 
 _STATUS_LIST = TypeAdapter(list[OpportunitySearchStatus])
 

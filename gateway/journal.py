@@ -17,7 +17,6 @@ import orjson
 
 from gateway.store import Store
 
-ANONYMOUS = "anonymous"
 _UNRESOLVED = "order-attempts-unresolved"
 
 

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from starlette.requests import Request
 
-from gateway import merge
+from gateway import fanout, merge
 from gateway.catalogue import Target
 from gateway.clients import ANONYMOUS, Client
-from gateway.errors import Forbidden, RequestValidationFailed
+from gateway.errors import Forbidden, RequestValidationFailed, UpstreamNotFound
 from gateway.fanout import Deadline
 from gateway.links import LinkRewriter, base_url
 from gateway.merge import Position
 from gateway.providers import Provider
 from gateway.runtime import Runtime
+
+T = TypeVar("T")
 
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 100
@@ -65,6 +68,14 @@ def query_limit(request: Request) -> int:
         error = {"loc": ["query", "limit"], "msg": "must be an integer of at least 1", "type": "value_error"}
         raise RequestValidationFailed("The query parameter 'limit' is invalid.", [error])
     return min(value, MAX_LIMIT)
+
+
+async def ask(request: Request, provider: Provider, call: Callable[[], Awaitable[T]], absent: str) -> T:
+    """One provider call under the request's deadline; its 404 said in the gateway's words (`absent`)."""
+    try:
+        return await fanout.call_one(provider.id, call, deadline(request))
+    except UpstreamNotFound:
+        raise UpstreamNotFound(provider.id, absent) from None
 
 
 def rewriter(request: Request, provider: Provider) -> LinkRewriter:

@@ -16,7 +16,7 @@ from adapters.base import Page, SearchMode
 from adapters.stapi import next_token
 from gateway import fanout, ids, merge
 from gateway.catalogue import Capabilities, Member, Target
-from gateway.errors import GatewayError, NotFound, ProviderInvalidPayload, UpstreamNotFound
+from gateway.errors import GatewayError, NotFound, ProviderInvalidPayload
 from gateway.links import LinkRewriter
 from gateway.opportunities import (
     namespace_opportunity,
@@ -30,6 +30,7 @@ from gateway.opportunities import (
 )
 from gateway.responses import GEOJSON, JSONResponse
 from gateway.routes.common import (
+    ask,
     client,
     deadline,
     gateway_base,
@@ -187,14 +188,12 @@ async def _proxied_collection(request: Request, target: Target, provider_id: str
     if member is None or target.federated is not None:
         raise NotFound(f"No opportunity collection '{provider_id}:{upstream_id}' exists for this product.")
     adapter = member.provider.adapter
-    try:
-        collection = await fanout.call_one(
-            provider_id, lambda: adapter.get_opportunity_collection(member.product_id, upstream_id), deadline(request)
-        )
-    except UpstreamNotFound:
-        raise UpstreamNotFound(
-            provider_id, f"No opportunity collection '{provider_id}:{upstream_id}' exists."
-        ) from None
+    collection = await ask(
+        request,
+        member.provider,
+        lambda: adapter.get_opportunity_collection(member.product_id, upstream_id),
+        f"No opportunity collection '{provider_id}:{upstream_id}' exists.",
+    )
     links = rewriter(request, member.provider)
     body = {
         **collection,

@@ -12,12 +12,13 @@ from starlette.responses import Response
 
 from adapters.base import Page
 from gateway import fanout, ids, merge
-from gateway.errors import InvalidCursor, InvalidRequest, NotFound, UpstreamNotFound
+from gateway.errors import InvalidCursor, InvalidRequest, NotFound
 from gateway.links import LinkRewriter
 from gateway.orders import namespace_order, newest_first, validate_order
 from gateway.providers import Provider
 from gateway.responses import GEOJSON, JSONResponse
 from gateway.routes.common import (
+    ask,
     client,
     deadline,
     gateway_base,
@@ -25,6 +26,7 @@ from gateway.routes.common import (
     next_cursor,
     positions,
     query_limit,
+    rewriter,
     runtime,
     sees,
     target_for,
@@ -112,12 +114,8 @@ async def get_order(request: Request) -> Response:
     """`GET /orders/{provider}:{order}`."""
     provider, upstream_id, order_id = await _order_of(request)
     adapter = provider.adapter
-    try:
-        order = await fanout.call_one(provider.id, lambda: adapter.get_order(upstream_id), deadline(request))
-    except UpstreamNotFound:
-        raise UpstreamNotFound(provider.id, f"No order '{order_id}' exists.") from None
-    links = LinkRewriter(provider.id, provider.settings.base_url, gateway_base(request))
-    return JSONResponse(namespace_order(order, links), media_type=GEOJSON)
+    order = await ask(request, provider, lambda: adapter.get_order(upstream_id), f"No order '{order_id}' exists.")
+    return JSONResponse(namespace_order(order, rewriter(request, provider)), media_type=GEOJSON)
 
 
 async def order_statuses(request: Request) -> Response:
@@ -133,12 +131,12 @@ async def order_statuses(request: Request) -> Response:
         if not isinstance(token, str):
             raise InvalidCursor("The pagination cursor is malformed.")
     adapter = provider.adapter
-    try:
-        page = await fanout.call_one(
-            provider.id, lambda: adapter.order_statuses(upstream_id, token=token, limit=limit), deadline(request)
-        )
-    except UpstreamNotFound:
-        raise UpstreamNotFound(provider.id, f"No order '{order_id}' exists.") from None
+    page = await ask(
+        request,
+        provider,
+        lambda: adapter.order_statuses(upstream_id, token=token, limit=limit),
+        f"No order '{order_id}' exists.",
+    )
     href = f"{gateway_base(request)}/orders/{order_id}/statuses"
     links = [link(href, "self")]
     if page.next_token is not None:

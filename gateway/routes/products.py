@@ -11,7 +11,6 @@ from starlette.responses import Response
 from adapters.base import JSONObject, Page
 from gateway import fanout, ids, merge
 from gateway.catalogue import Member, Target
-from gateway.errors import UpstreamNotFound
 from gateway.fanout import Deadline
 from gateway.federation import (
     federated_document,
@@ -22,6 +21,7 @@ from gateway.federation import (
 from gateway.links import LinkRewriter
 from gateway.responses import JSONResponse
 from gateway.routes.common import (
+    ask,
     client,
     deadline,
     gateway_base,
@@ -29,6 +29,7 @@ from gateway.routes.common import (
     next_cursor,
     positions,
     query_limit,
+    rewriter,
     runtime,
     target_for,
     visible_providers,
@@ -119,10 +120,9 @@ async def _member_call(request: Request, target: Target, operation: str) -> Any:
     """One provider product's answer to `operation`; 404 in the gateway's words if it has none."""
     member = target.members[0]
     call = getattr(member.provider.adapter, operation)
-    try:
-        return await fanout.call_one(member.provider.id, lambda: call(member.product_id), deadline(request))
-    except UpstreamNotFound:
-        raise UpstreamNotFound(member.provider.id, f"No product '{target.product_id}' exists.") from None
+    return await ask(
+        request, member.provider, lambda: call(member.product_id), f"No product '{target.product_id}' exists."
+    )
 
 
 async def _members_call(request: Request, target: Target, operation: str) -> dict[str, Any]:
@@ -144,7 +144,7 @@ async def get_product(request: Request) -> Response:
     if target.federated is not None:
         return JSONResponse(await _federated_doc(request, target.federated))
     provider = target.members[0].provider
-    links = LinkRewriter(provider.id, provider.settings.base_url, gateway_base(request))
+    links = rewriter(request, provider)
     return JSONResponse(namespace_product(await _member_call(request, target, "get_product"), links))
 
 
