@@ -114,6 +114,19 @@ def _page_start(ids: Sequence[str], token: str | None) -> int:
     return ids.index(token) if token else 0
 
 
+def _id_page(ids: list[str], token: str | None, limit: int) -> ResultE[tuple[list[str], Maybe[str]]]:
+    """A page of ids; the token is the id that starts the next page (ValueError, i.e. 404, if unknown)."""
+    try:
+        start = _page_start(ids, token)
+    except ValueError as exc:
+        return Failure(exc)
+    if limit < 1:
+        # stapi-fastapi does not validate limit; a zero page would make clients loop forever.
+        return Failure(ValueError("limit must be positive"))
+    end = start + limit
+    return Success((ids[start:end], Some(ids[end]) if end < len(ids) else Nothing))
+
+
 def _index_page(items: Sequence[M], token: str | None, limit: int) -> ResultE[tuple[list[M], Maybe[str]]]:
     """A page of copies by position; the token is the next index (ValueError, i.e. 404, if bad)."""
     try:
@@ -336,18 +349,9 @@ class InMemoryBackend:
         self, next: str | None, limit: int, request: Request
     ) -> ResultE[tuple[list[Order[OrderStatus]], Maybe[str], Maybe[int]]]:
         """Orders in creation order; the token is the id of the first order of the next page."""
-        ids = list(self.orders)
-        try:
-            start = _page_start(ids, next)
-        except ValueError as exc:
-            return Failure(exc)
-        if limit < 1:
-            # stapi-fastapi does not validate limit; a zero page would make clients loop forever.
-            return Failure(ValueError("limit must be positive"))
-        end = start + limit
-        token: Maybe[str] = Some(ids[end]) if end < len(ids) else Nothing
-        page = [self.orders[i].model_copy(deep=True) for i in ids[start:end]]
-        return Success((page, token, Some(len(ids))))
+        return _id_page(list(self.orders), next, limit).map(
+            lambda page: ([self.orders[i].model_copy(deep=True) for i in page[0]], page[1], Some(len(self.orders)))
+        )
 
     async def get_order(self, order_id: str, request: Request) -> ResultE[Maybe[Order[OrderStatus]]]:
         """One order, or Nothing."""
@@ -367,16 +371,9 @@ class InMemoryBackend:
         self, next: str | None, limit: int, request: Request
     ) -> ResultE[tuple[list[OpportunitySearchRecord], Maybe[str]]]:
         """Search records in creation order; the token is the id of the next record."""
-        ids = list(self.search_records)
-        try:
-            start = _page_start(ids, next)
-        except ValueError as exc:
-            return Failure(exc)
-        if limit < 1:
-            return Failure(ValueError("limit must be positive"))
-        end = start + limit
-        token: Maybe[str] = Some(ids[end]) if end < len(ids) else Nothing
-        return Success(([self._read_record(i, request) for i in ids[start:end]], token))
+        return _id_page(list(self.search_records), next, limit).map(
+            lambda page: ([self._read_record(i, request) for i in page[0]], page[1])
+        )
 
     async def get_opportunity_search_record(
         self, search_record_id: str, request: Request
