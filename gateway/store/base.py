@@ -36,6 +36,13 @@ class Store(Protocol):
     async def delete_if_equals(self, key: str, value: bytes) -> bool:
         """Atomically remove `key` only if it currently holds `value`; True if removed."""
 
+    async def set_if_equals(self, key: str, expected: bytes, value: bytes, ttl_s: float | None = None) -> bool:
+        """Atomically replace `key`'s value only if it currently holds `expected`; True if replaced.
+
+        The compare-and-set that state transitions rely on: a writer that read an old value
+        can never overwrite what another writer stored since.
+        """
+
     async def index_add(self, index: str, member: str, score: float, ttl_s: float | None = None) -> None:
         """Add `member` (or move it) to `index` at `score`; `ttl_s` (re)sets the whole index's TTL."""
 
@@ -54,6 +61,9 @@ class Store(Protocol):
 
     async def ping(self) -> None:
         """Return if the store is usable, raise StoreUnavailable otherwise."""
+
+    async def durability_problems(self) -> list[str]:
+        """Why keys written now might be lost later (restart, eviction); empty when none is known."""
 
     async def aclose(self) -> None:
         """Release connections; the store must not be used afterwards."""

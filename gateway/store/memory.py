@@ -78,6 +78,15 @@ class MemoryStore:
         del self._values[key]
         return True
 
+    async def set_if_equals(self, key: str, expected: bytes, value: bytes, ttl_s: float | None = None) -> bool:
+        deadline = _deadline(ttl_s)
+        entry = self._live_value(key)
+        if entry is None or entry[0] != expected:
+            return False
+        self._values[key] = (bytes(value), deadline)
+        self._wrote()
+        return True
+
     # --- sorted indexes ------------------------------------------------------------------
 
     async def index_add(self, index: str, member: str, score: float, ttl_s: float | None = None) -> None:
@@ -130,6 +139,9 @@ class MemoryStore:
 
     async def ping(self) -> None:
         return None
+
+    async def durability_problems(self) -> list[str]:
+        return ["memory:// keeps idempotency keys and the order journal in this process only: a restart forgets them"]
 
     async def aclose(self) -> None:
         self._values.clear()

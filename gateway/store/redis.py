@@ -29,6 +29,22 @@ end
 return 0
 """
 
+# Compare-and-set: replace only what the caller read. ARGV[3] is the TTL in ms, or "" for none.
+_SET_IF_EQUALS = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  if ARGV[3] == '' then
+    redis.call('SET', KEYS[1], ARGV[2])
+  else
+    redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  end
+  return 1
+end
+return 0
+"""
+
+# What idempotency needs from Redis: every acknowledged write on disk, and no key evicted.
+_DURABLE = {"appendonly": "yes", "appendfsync": "always", "maxmemory-policy": "noeviction"}
+
 
 def redact_url(url: str) -> str:
     """The URL without its user-info, safe to show in logs and error messages."""
@@ -57,6 +73,7 @@ class RedisStore:
         self._redis = client
         self._label = label
         self._delete_if_equals = client.register_script(_DELETE_IF_EQUALS)
+        self._set_if_equals = client.register_script(_SET_IF_EQUALS)
         # Redis never echoes the password, but scrub it from messages in case a future one does.
         self._password: str | None = client.connection_pool.connection_kwargs.get("password") or None
 
@@ -115,6 +132,12 @@ class RedisStore:
         with self._translated("delete_if_equals"):
             return bool(await self._delete_if_equals(keys=[self._kv(key)], args=[value]))
 
+    async def set_if_equals(self, key: str, expected: bytes, value: bytes, ttl_s: float | None = None) -> bool:
+        px = _ttl_ms(ttl_s)
+        with self._translated("set_if_equals"):
+            args = [expected, value, "" if px is None else str(px)]
+            return bool(await self._set_if_equals(keys=[self._kv(key)], args=args))
+
     # --- sorted indexes ------------------------------------------------------------------
 
     async def index_add(self, index: str, member: str, score: float, ttl_s: float | None = None) -> None:
@@ -169,6 +192,23 @@ class RedisStore:
     async def ping(self) -> None:
         with self._translated("ping"):
             await self._redis.ping()
+
+    async def durability_problems(self) -> list[str]:
+        """Compare the server's persistence and eviction settings with what idempotency needs."""
+        try:
+            with self._translated("config_get"):
+                found = {name: await self._redis.config_get(name) for name in _DURABLE}
+        except StoreUnavailable:
+            # Managed Redis services often refuse CONFIG; say so rather than guess.
+            return [f"{self._label}: CONFIG GET is refused, so persistence and eviction could not be checked"]
+        problems = []
+        for name, wanted in _DURABLE.items():
+            # One pattern, one entry; keys and values are bytes or str by client settings.
+            raw = next(iter(found[name].values()), None)
+            value = raw.decode() if isinstance(raw, bytes) else raw
+            if value != wanted:
+                problems.append(f"{self._label}: {name} is {value!r}, idempotency needs {wanted!r}")
+        return problems
 
     async def aclose(self) -> None:
         with self._translated("aclose"):

@@ -255,3 +255,44 @@ async def test_unreachable_redis_raises_store_unavailable_without_password() -> 
     for info in (from_ping, from_get):
         assert "s3cret" not in str(info.value)
         assert "127.0.0.1" in info.value.detail
+
+
+# --- compare-and-set and durability ------------------------------------------------------
+
+
+async def test_set_if_equals_replaces_only_what_was_read(store: Store) -> None:
+    """Compare-and-set: the expected value is replaced, any other is left alone, absent stays absent."""
+    assert not await store.set_if_equals("cas", b"old", b"new")
+    assert await store.get("cas") is None
+    await store.set("cas", b"old")
+    assert await store.set_if_equals("cas", b"old", b"new", ttl_s=30)
+    assert not await store.set_if_equals("cas", b"old", b"newer")
+    assert await store.get("cas") == b"new"
+
+
+async def test_set_if_equals_ttl_is_set_or_cleared(store: Store) -> None:
+    """A TTL given with the swap applies; none given makes the key permanent, like set()."""
+    await store.set("cas-ttl", b"a", ttl_s=0.2)
+    assert await store.set_if_equals("cas-ttl", b"a", b"b")
+    await asyncio.sleep(0.3)
+    assert await store.get("cas-ttl") == b"b"
+    assert await store.set_if_equals("cas-ttl", b"b", b"c", ttl_s=0.2)
+    await asyncio.sleep(0.3)
+    assert await store.get("cas-ttl") is None
+
+
+async def test_set_if_equals_race_has_one_winner(store: Store) -> None:
+    """Twenty writers that all read the same value: exactly one swap succeeds."""
+    await store.set("cas-race", b"start")
+    results = await asyncio.gather(*(store.set_if_equals("cas-race", b"start", str(i).encode()) for i in range(20)))
+    assert sum(results) == 1
+    winner = results.index(True)
+    assert await store.get("cas-race") == str(winner).encode()
+
+
+async def test_durability_problems_are_sentences(store: Store) -> None:
+    """The memory store always warns (a restart forgets); each problem is a sentence naming a setting."""
+    problems = await store.durability_problems()
+    if isinstance(store, MemoryStore):
+        assert problems
+    assert all(isinstance(p, str) and len(p) > 20 for p in problems)
