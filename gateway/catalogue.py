@@ -81,6 +81,11 @@ class Catalogue:
         self._order_schemas: dict[str, tuple[float, Any]] = {}
 
     @property
+    def providers(self) -> Providers:
+        """The providers this catalogue resolves to."""
+        return self._providers
+
+    @property
     def federated(self) -> list[FederatedProduct]:
         """The configured federated products, in file order."""
         return list(self._settings.products.values())

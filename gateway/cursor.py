@@ -35,9 +35,22 @@ class CursorCodec:
 
     def __init__(self, secret: bytes) -> None:
         self._secret = secret
+        self._previous: bytes | None = None
 
-    def _sign(self, kind: str, payload: bytes) -> bytes:
-        return hmac.new(self._secret, kind.encode() + b"\0" + payload, hashlib.sha256).digest()[:_SIG_BYTES]
+    def rotate(self, secret: bytes) -> None:
+        """Sign with a new secret from now on; cursors signed with the current one stay valid."""
+        if secret != self._secret:
+            self._previous, self._secret = self._secret, secret
+
+    def _sign(self, kind: str, payload: bytes, secret: bytes | None = None) -> bytes:
+        key = self._secret if secret is None else secret
+        return hmac.new(key, kind.encode() + b"\0" + payload, hashlib.sha256).digest()[:_SIG_BYTES]
+
+    def _signed(self, kind: str, payload: bytes, signature: bytes) -> bool:
+        if hmac.compare_digest(signature, self._sign(kind, payload)):
+            return True
+        previous = self._previous
+        return previous is not None and hmac.compare_digest(signature, self._sign(kind, payload, previous))
 
     def encode(self, kind: str, state: Any) -> str:
         """A cursor for `state` on the list named `kind`."""
@@ -53,7 +66,7 @@ class CursorCodec:
             payload, signature = _unb64(body), _unb64(sig)
         except (binascii.Error, ValueError):
             raise InvalidCursor("The pagination cursor is malformed.") from None
-        if not hmac.compare_digest(signature, self._sign(kind, payload)):
+        if not self._signed(kind, payload, signature):
             raise InvalidCursor("The pagination cursor was not issued by this gateway for this list.")
         try:
             return orjson.loads(payload)

@@ -191,3 +191,9 @@ class StoreUnavailable(GatewayError):
     """The state store (Redis) cannot be reached or answered with an error."""
 
     code = "store_unavailable"
+
+
+class StoreNotDurable(GatewayError):
+    """The store may lose acknowledged writes, and `store_durability: require` forbids starting on it."""
+
+    code = "store_not_durable"

@@ -25,6 +25,7 @@ from gateway.errors import (
     ProviderUnreachable,
     RateLimited,
     RequestValidationFailed,
+    StoreNotDurable,
     StoreUnavailable,
     Unauthorized,
     UnsupportedMediaType,
@@ -54,6 +55,7 @@ STATUS_BY_ERROR: dict[type[GatewayError], int] = {
     ProviderError: 502,
     AllProvidersFailed: 502,
     StoreUnavailable: 503,
+    StoreNotDurable: 503,
     GatewayError: 500,
 }
 

@@ -1,23 +1,34 @@
-"""The order journal: every attempt to place an order, written before and after the provider call.
+"""The order journal: every attempt to place an order, and the keys that point at attempts.
 
 An attempt is `sending` while the provider call runs, then `placed` (with the order),
-`rejected` (with the error the client got) or `unknown` (the provider may have placed it). An
-Idempotency-Key maps to the attempt it started. Every entry names the client that made it, so
-listing orders per client later needs no migration. Unresolved attempts are indexed so that a
-later retry or listing can reconcile them with the provider.
+`rejected` (nothing was placed: the provider said 4xx, or nothing was sent) or `unknown` (the
+provider may have placed it). Every change is a compare-and-set on the stored attempt, so a
+writer that read an old state can never overwrite a newer one: `placed` and `rejected` are
+final, and `unknown` only ever moves on to `placed`.
+
+An Idempotency-Key maps to the attempt it started; a placed order maps to the client that owns
+it. Unresolved attempts are indexed so the reconciler can look them up at their provider.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
 
-import orjson
+import structlog
 
+from gateway.attempts import OrderAttempt
+from gateway.errors import StoreUnavailable
 from gateway.store import Store
 
-_UNRESOLVED = "order-attempts-unresolved"
+log = structlog.get_logger("gateway.orders")
+
+UNRESOLVED = "order-attempts-unresolved"
+ABANDONED = "order-attempts-abandoned"
+# Compare-and-set retries: each lost race means another writer made progress, so few are needed.
+_CAS_TRIES = 20
 
 
 def _attempt_key(attempt_id: str) -> str:
@@ -32,75 +43,159 @@ def _owner_key(order_id: str) -> str:
     return f"order-owner:{order_id}"
 
 
-def new_attempt(
-    client: str, product_id: str, member_id: str, sent: dict[str, Any], digest: str, idempotency_key: str | None
-) -> dict[str, Any]:
-    """An attempt about to be sent."""
-    return {
-        "id": uuid.uuid4().hex,
-        "client": client,
-        "idempotency_key": idempotency_key,
-        "product_id": product_id,
-        "member": member_id,
-        "sent": sent,
-        "fingerprint": digest,
-        "state": "sending",
-        "created": time.time(),
-        "order_id": None,
-        "order": None,
-        "error": None,
-    }
+def new_attempt_id() -> str:
+    """A unique attempt id that starts with its creation time in milliseconds (hex)."""
+    return f"{int(time.time() * 1000):012x}{uuid.uuid4().hex[:20]}"
+
+
+def attempt_age_s(attempt_id: str) -> float | None:
+    """How long ago an attempt id was minted, or None when the id does not say (older layout)."""
+    if len(attempt_id) != 32:
+        return None
+    try:
+        minted_ms = int(attempt_id[:12], 16)
+    except ValueError:
+        return None
+    age = time.time() - minted_ms / 1000
+    # A uuid4 of the old layout read as a timestamp lands far from now; only believe plausible ages.
+    return age if 0 <= age < 10 * 365 * 86_400 else None
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """How long each kind of journal entry lives."""
+
+    idempotency_s: float
+    # Attempts, and owners of placed orders: as long as providers list orders (default 90 days).
+    orders_s: float
 
 
 class OrderJournal:
     """Attempts, idempotency keys and order ownership in the store."""
 
-    def __init__(self, store: Store, ttl_s: float) -> None:
+    def __init__(self, store: Store, retention: Retention) -> None:
         self.store = store
-        self.ttl_s = ttl_s
+        self.retention = retention
+
+    # --- idempotency keys ------------------------------------------------------------
 
     async def claim(self, client: str, key: str, attempt_id: str) -> str | None:
         """Bind an idempotency key to an attempt; the attempt it already names, if taken."""
         name = _idempotency_key(client, key)
-        if await self.store.set_if_absent(name, attempt_id.encode(), self.ttl_s):
-            return None
-        existing = await self.store.get(name)
-        # The key expired between the two calls: take it again.
-        if existing is None:
-            return await self.claim(client, key, attempt_id)
-        return existing.decode()
+        for _ in range(_CAS_TRIES):
+            if await self.store.set_if_absent(name, attempt_id.encode(), self.retention.idempotency_s):
+                return None
+            existing = await self.store.get(name)
+            if existing is not None:
+                return existing.decode()
+            # The key expired between the two calls: take it again.
+        raise StoreUnavailable("The idempotency key could not be claimed: it keeps changing.")
+
+    async def take_over(self, client: str, key: str, old_id: str, new_id: str) -> bool:
+        """Rebind a key from one attempt to another, only if it still names the old one."""
+        name = _idempotency_key(client, key)
+        return await self.store.set_if_equals(name, old_id.encode(), new_id.encode(), self.retention.idempotency_s)
+
+    async def keep_key(self, attempt: OrderAttempt) -> None:
+        """Hold an unknown attempt's key as long as its order could exist, so expiry never frees it."""
+        if attempt.idempotency_key is None:
+            return
+        name = _idempotency_key(attempt.client, attempt.idempotency_key)
+        value = attempt.id.encode()
+        await self.store.set_if_equals(name, value, value, self.retention.orders_s)
 
     async def release(self, client: str, key: str, attempt_id: str) -> None:
         """Unbind an idempotency key, if it still names this attempt."""
         await self.store.delete_if_equals(_idempotency_key(client, key), attempt_id.encode())
 
-    async def save(self, attempt: dict[str, Any]) -> None:
-        """Write an attempt; unresolved ones stay indexed for reconciliation."""
-        await self.store.set(_attempt_key(attempt["id"]), orjson.dumps(attempt), self.ttl_s)
-        if attempt["state"] in ("sending", "unknown"):
-            await self.store.index_add(_UNRESOLVED, attempt["id"], attempt["created"], self.ttl_s)
-        else:
-            await self.store.index_remove(_UNRESOLVED, attempt["id"])
-        if attempt["order_id"]:
-            await self.store.set(_owner_key(attempt["order_id"]), attempt["client"].encode(), self.ttl_s)
+    # --- attempts --------------------------------------------------------------------
 
-    async def load(self, attempt_id: str) -> dict[str, Any] | None:
-        """An attempt, or None when it expired."""
+    async def create(self, attempt: OrderAttempt) -> None:
+        """Write a new attempt (before its provider call: a crash mid-call leaves a trace)."""
+        await self.store.set(_attempt_key(attempt.id), attempt.to_json(), self.retention.orders_s)
+        await self._index(attempt)
+
+    async def load(self, attempt_id: str) -> OrderAttempt | None:
+        """An attempt, or None when it expired or was never written."""
         data = await self.store.get(_attempt_key(attempt_id))
-        return None if data is None else orjson.loads(data)
+        return None if data is None else OrderAttempt.from_json(data)
 
-    async def unresolved(self, limit: int) -> list[dict[str, Any]]:
-        """The oldest attempts whose outcome is not known yet."""
+    async def transition(
+        self, attempt_id: str, change: Callable[[OrderAttempt], OrderAttempt | None]
+    ) -> OrderAttempt | None:
+        """Apply `change` to the stored attempt atomically; the attempt as stored afterwards.
+
+        `change` gets the current attempt and returns the new one, or None for no change. It is
+        never called on a final attempt, and it may run more than once when writers race.
+        None is returned only when the attempt does not exist.
+        """
+        name = _attempt_key(attempt_id)
+        for _ in range(_CAS_TRIES):
+            raw = await self.store.get(name)
+            if raw is None:
+                return None
+            current = OrderAttempt.from_json(raw)
+            if current.state.final:
+                return current
+            new = change(current)
+            if new is None:
+                return current
+            current.state.check_move(new.state)
+            if await self.store.set_if_equals(name, raw, new.to_json(), self.retention.orders_s):
+                await self._index(new)
+                return new
+        raise StoreUnavailable(f"The order attempt {attempt_id} could not be updated: it keeps changing.")
+
+    async def _index(self, attempt: OrderAttempt) -> None:
+        if attempt.state.final:
+            await self.store.index_remove(UNRESOLVED, attempt.id)
+        elif attempt.gave_up:
+            await self.store.index_remove(UNRESOLVED, attempt.id)
+            await self.store.index_add(ABANDONED, attempt.id, attempt.created, self.retention.orders_s)
+        else:
+            await self.store.index_add(UNRESOLVED, attempt.id, attempt.created, self.retention.orders_s)
+
+    async def unresolved(self, limit: int, *, abandoned: bool = False) -> list[OrderAttempt]:
+        """The oldest attempts whose outcome is not known (or that the reconciler gave up on)."""
+        index = ABANDONED if abandoned else UNRESOLVED
         out = []
-        for attempt_id, _ in await self.store.index_page(_UNRESOLVED, limit=limit):
+        for attempt_id, _ in await self.store.index_page(index, limit=limit):
             attempt = await self.load(attempt_id)
-            if attempt is None:
-                await self.store.index_remove(_UNRESOLVED, attempt_id)
+            if attempt is None or attempt.state.final:
+                await self.store.index_remove(index, attempt_id)
             else:
                 out.append(attempt)
         return out
+
+    # --- orders ----------------------------------------------------------------------
+
+    async def own(self, order_id: str, client: str) -> None:
+        """Record who placed an order (the provider's own answer said it is this client's)."""
+        await self.store.set(_owner_key(order_id), client.encode(), self.retention.orders_s)
+
+    async def own_if_unowned(self, order_id: str, client: str) -> bool:
+        """Claim a provider order found by reconciliation, unless some attempt already owns it."""
+        return await self.store.set_if_absent(_owner_key(order_id), client.encode(), self.retention.orders_s)
+
+    async def disown(self, order_id: str, client: str) -> None:
+        """Undo `own_if_unowned` when the attempt turned out to be placed otherwise meanwhile."""
+        await self.store.delete_if_equals(_owner_key(order_id), client.encode())
 
     async def owner(self, order_id: str) -> str | None:
         """The client that placed an order through this gateway, if it did."""
         data = await self.store.get(_owner_key(order_id))
         return None if data is None else data.decode()
+
+    async def record_placed(self, placed: OrderAttempt) -> OrderAttempt:
+        """Journal the provider's answer to a create: ownership first, then the attempt's state."""
+        assert placed.order_id is not None
+        await self.own(placed.order_id, placed.client)
+        stored = await self.transition(placed.id, lambda _: placed)
+        if stored is None:
+            # The entry is gone (a store reset since the call began): write what the provider said.
+            await self.store.set(_attempt_key(placed.id), placed.to_json(), self.retention.orders_s)
+            await self._index(placed)
+            return placed
+        if stored.order_id != placed.order_id:
+            log.error("order_claim_conflict", attempt=placed.id, answered=placed.order_id, stored=stored.order_id)
+        return stored

@@ -53,6 +53,33 @@ class Metrics:
             registry=r,
         )
 
+        self.order_outcomes = Counter(
+            "stapi_gateway_order_outcomes",
+            "Order creations by outcome: placed, rejected, unknown, reconciled (found later), abandoned",
+            ["outcome"],
+            registry=r,
+        )
+        self.order_attempts_unresolved = Gauge(
+            "stapi_gateway_order_attempts_unresolved",
+            "Order attempts whose outcome is not known yet, by provider",
+            ["provider"],
+            registry=r,
+        )
+        self.reconcile_calls = Counter(
+            "stapi_gateway_reconcile_calls",
+            "Provider order-list calls made to resolve unknown outcomes",
+            ["provider"],
+            registry=r,
+        )
+        self.journal_deferred = Gauge(
+            "stapi_gateway_journal_deferred", "Placed orders whose journal write waits for the store", registry=r
+        )
+        self.store_resets = Counter(
+            "stapi_gateway_store_resets",
+            "Times the store was found reset (its marker key gone) under this process",
+            registry=r,
+        )
+
     def exposition(self) -> bytes:
         """The Prometheus text format."""
         return generate_latest(self.registry)

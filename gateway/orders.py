@@ -4,6 +4,7 @@ translated to the gateway's ids and links. No I/O here."""
 from __future__ import annotations
 
 import hashlib
+import time
 from datetime import datetime
 from typing import Any
 
@@ -13,10 +14,12 @@ from pydantic import ConfigDict
 from stapi_pydantic import OrderParameters, OrderPayload
 
 from gateway import ids
+from gateway.attempts import AttemptState, OrderAttempt, Resolution
 from gateway.catalogue import Member, Target
 from gateway.errors import RequestValidationFailed
 from gateway.inputs import InputLimits, check_extent, check_model, field_error, parse_object
 from gateway.links import LinkRewriter
+from gateway.searches import BASE_PLACEHOLDER
 
 ORDER_FIELDS = ("datetime", "geometry", "filter", "order_parameters")
 
@@ -105,14 +108,10 @@ def newest_first(order: dict[str, Any]) -> tuple[float, str]:
     return -stamp, str(order.get("id", ""))
 
 
-def same_order(candidate: dict[str, Any], member: Member, sent: dict[str, Any], not_before: float) -> bool:
-    """Whether a provider's order is the one an attempt sent (for attempts of unknown outcome)."""
-    properties = candidate.get("properties") or {}
-    search = properties.get("search_parameters") or {}
-    created = -newest_first(candidate)[0]
-    return (
-        properties.get("product_id") == member.product_id
-        and (properties.get("order_parameters") or {}) == (sent.get("order_parameters") or {})
-        and search.get("geometry") == sent.get("geometry")
-        and created >= not_before
+def placed_order(attempt: OrderAttempt, member: Member, order: dict[str, Any], how: Resolution) -> OrderAttempt:
+    """The attempt as placed, holding the provider's order in the gateway's ids and placeholder links."""
+    links = LinkRewriter(member.provider.id, member.provider.settings.base_url, BASE_PLACEHOLDER)
+    shown = namespace_order(order, links)
+    return attempt.moved(
+        AttemptState.PLACED, time.time(), order_id=shown["id"], order=shown, error=None, resolution=how
     )

@@ -28,8 +28,6 @@ ADAPTERS: dict[str, AdapterFactory] = {
     "stapi": lambda settings, client, transport: StapiAdapter(settings.id, client, transport=transport),
 }
 
-_SECRET_KEY = "cursor-secret"
-
 
 @dataclass(frozen=True, slots=True)
 class Provider:

@@ -6,7 +6,6 @@ Opened by the app's lifespan and closed by it; routes reach them through `reques
 from __future__ import annotations
 
 import asyncio
-import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
@@ -16,28 +15,29 @@ import structlog
 from gateway.catalogue import Catalogue
 from gateway.clients import Gatekeeper
 from gateway.cursor import CursorCodec
-from gateway.journal import OrderJournal
+from gateway.journal import OrderJournal, Retention
 from gateway.metrics import Metrics
-from gateway.ordering import OrderDesk
+from gateway.ordering import STALE_MARGIN_S, OrderDesk
 from gateway.providers import Providers, build_providers
+from gateway.reconcile import Reconciler, ReconcileSettings
 from gateway.search_runner import SearchRunner
 from gateway.searches import SearchRecords
-from gateway.settings import Settings
+from gateway.settings import GatewaySettings, Settings
 from gateway.store import Store, open_store
+from gateway.store_guard import StoreGuard, cursor_secret
 
 log = structlog.get_logger("gateway.runtime")
 
-_SECRET_KEY = "cursor-secret"
 
-
-async def cursor_secret(settings: Settings, store: Store) -> bytes:
-    """The configured secret, else one shared by every replica through the store."""
-    if settings.gateway.secret:
-        return settings.gateway.secret.encode()
-    await store.set_if_absent(_SECRET_KEY, secrets.token_bytes(32))
-    value = await store.get(_SECRET_KEY)
-    assert value is not None
-    return value
+def reconcile_settings(gw: GatewaySettings) -> ReconcileSettings:
+    """The reconciler's budget and horizon from the gateway settings."""
+    return ReconcileSettings(
+        deadline_s=gw.deadline_s,
+        stale_after_s=gw.deadline_s + STALE_MARGIN_S,
+        scan_interval_s=gw.reconcile_scan_interval_s,
+        max_pages=gw.reconcile_max_pages,
+        horizon_s=gw.order_unknown_horizon_s,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +53,8 @@ class Runtime:
     searches: SearchRecords
     runner: SearchRunner
     orders: OrderDesk
+    reconciler: Reconciler
+    store_guard: StoreGuard
     gatekeeper: Gatekeeper
     # Start-up check of federated members; a failed check is logged, never fatal.
     member_check: asyncio.Task[list[str]]
@@ -66,12 +68,14 @@ class Runtime:
     ) -> Runtime:
         """Open the store and the provider clients."""
         store = open_store(settings.gateway.store, prefix=settings.gateway.store_prefix)
+        metrics = Metrics()
         try:
-            secret = await cursor_secret(settings, store)
+            cursors = CursorCodec(await cursor_secret(settings, store))
+            guard = StoreGuard(store, settings, metrics, cursors)
+            await guard.start()
         except BaseException:
             await store.aclose()
             raise
-        metrics = Metrics()
         providers = build_providers(settings, metrics, transports)
         catalogue = Catalogue(settings, providers)
         gw = settings.gateway
@@ -85,18 +89,23 @@ class Runtime:
             deadline_s=gw.deadline_s,
         )
         runner.start()
-        orders = OrderDesk(OrderJournal(store, gw.idempotency_ttl_s), catalogue, gw.deadline_s)
+        journal = OrderJournal(store, Retention(gw.idempotency_ttl_s, gw.order_retention_s))
+        reconciler = Reconciler(journal, catalogue, metrics, reconcile_settings(gw))
+        reconciler.start()
+        orders = OrderDesk(journal, catalogue, reconciler, metrics, gw.deadline_s)
         checks = asyncio.create_task(catalogue.verify_members(gw.deadline_s))
         return cls(
             settings,
             providers,
             store,
             metrics,
-            CursorCodec(secret),
+            cursors,
             catalogue,
             searches,
             runner,
             orders,
+            reconciler,
+            guard,
             Gatekeeper(settings.clients),
             checks,
             transports,
@@ -116,8 +125,9 @@ class Runtime:
         providers = build_providers(settings, self.metrics, self.transports)
         catalogue = Catalogue(settings, providers)
         self.runner.catalogue = catalogue
-        orders = OrderDesk(self.orders.journal, catalogue, settings.gateway.deadline_s)
-        self._retire(self.providers, self.orders, self.settings.gateway.deadline_s + 5)
+        self.reconciler.catalogue = catalogue
+        orders = OrderDesk(self.orders.journal, catalogue, self.reconciler, self.metrics, settings.gateway.deadline_s)
+        self._retire(self.providers, self.settings.gateway.deadline_s + 5)
         return replace(
             self,
             settings=settings,
@@ -128,12 +138,11 @@ class Runtime:
             member_check=asyncio.create_task(catalogue.verify_members(settings.gateway.deadline_s)),
         )
 
-    def _retire(self, providers: Providers, orders: OrderDesk, after_s: float) -> None:
+    def _retire(self, providers: Providers, after_s: float) -> None:
         async def close_later() -> None:
             try:
                 await asyncio.sleep(after_s)
             finally:
-                await orders.aclose()
                 await providers.aclose()
 
         task = asyncio.create_task(close_later())
@@ -148,6 +157,7 @@ class Runtime:
         for task in list(self.retiring):
             task.cancel()
         await asyncio.gather(*self.retiring, return_exceptions=True)
-        await self.orders.aclose()
+        await self.reconciler.stop()
+        await self.store_guard.stop()
         await self.providers.aclose()
         await self.store.aclose()

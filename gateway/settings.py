@@ -106,6 +106,15 @@ class GatewaySettings(BaseModel):
     catalogue_ttl_s: NonNegativeFloat = 60.0
     # An Idempotency-Key on order creation is remembered this long; a retry within it is safe.
     idempotency_ttl_s: PositiveFloat = 86_400.0
+    # A placed order's journal entry and owner live this long (as long as providers list orders).
+    order_retention_s: PositiveFloat = 90 * 86_400.0
+    # Orders of unknown outcome are looked up at their provider until this old, then left to the operator.
+    order_unknown_horizon_s: PositiveFloat = 86_400.0
+    # Reconciliation budget per provider, all replicas together: one scan per interval, pages per scan.
+    reconcile_scan_interval_s: PositiveFloat = 5.0
+    reconcile_max_pages: PositiveInt = 10
+    # A store that can lose acknowledged keys (no AOF fsync always, eviction): warn, or refuse to start.
+    store_durability: Literal["warn", "require"] = "warn"
 
     @field_validator("store")
     @classmethod

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from uuid import uuid4
 
 import pytest
@@ -88,3 +89,65 @@ def redis_prefix(redis_url: str) -> Iterator[str]:
             client.delete(*keys)
     finally:
         client.close()
+
+
+class RedisProcess:
+    """A `redis-server` of a test's own, with AOF on, that the test can kill -9 and start again.
+
+    `appendfsync always` is what the gateway's README asks for idempotency: every acknowledged
+    write is on disk before Redis answers, so a kill loses nothing that was acknowledged.
+    """
+
+    def __init__(self, workdir: str, *, appendfsync: str = "always", appendonly: bool = True) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            pytest.fail(_INSTALL_HINT.format(url="(a redis-server of the test's own)"), pytrace=False)
+        self.binary, self.workdir = binary, workdir
+        self.port = _free_port()
+        self.appendfsync, self.appendonly = appendfsync, appendonly
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """Where the server listens."""
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        """Start (or restart) the server on the same port and data directory; wait until it answers."""
+        args = [self.binary, "--bind", "127.0.0.1", "--port", str(self.port), "--dir", self.workdir, "--save", ""]
+        args += ["--appendonly", "yes" if self.appendonly else "no", "--appendfsync", self.appendfsync]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while not _answers(self.url):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"redis-server on port {self.port} did not start (exit code {self.proc.poll()})")
+            time.sleep(0.02)
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no final fsync, as when a node dies."""
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+    def stop(self) -> None:
+        """Stop for good (test teardown)."""
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc = None
+
+
+@pytest.fixture
+def redis_process(tmp_path: Path) -> Iterator[RedisProcess]:
+    """A started `RedisProcess` with AOF (appendfsync always) in the test's temporary directory."""
+    server = RedisProcess(str(tmp_path))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

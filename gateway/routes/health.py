@@ -25,8 +25,8 @@ async def readyz(request: Request) -> Response:
     rt = runtime(request)
     store: dict[str, object]
     try:
-        await rt.store.ping()
-        store = {"healthy": True}
+        await rt.store_guard.check()
+        store = {"healthy": True, **rt.store_guard.snapshot()}
     except StoreUnavailable as exc:
         rt.metrics.store_errors.labels("ping").inc()
         store = {"healthy": False, "detail": exc.detail}

@@ -59,7 +59,7 @@ async def create_order(request: Request) -> Response:
         deadline=deadline(request),
     )
     base = gateway_base(request)
-    body = with_base(orjson.dumps(attempt["order"]), base)
+    body = with_base(orjson.dumps(attempt.order), base)
     return JSONResponse(body, status_code=201, media_type=GEOJSON, headers={"Location": f"{base}/orders/{body['id']}"})
 
 
@@ -91,8 +91,6 @@ async def list_orders(request: Request) -> Response:
     links = [link(f"{base}/orders", "self", GEOJSON)]
     if token := next_cursor(request, CURSOR_KIND, after):
         links.append(link(f"{base}/orders?next={token}&limit={limit}", "next", GEOJSON))
-    # Attempts whose outcome was unknown may show up in this listing; settle them meanwhile.
-    rt.orders.reconcile_in_background()
     body = {"type": "FeatureCollection", "features": [order for _, order in merged], "links": links}
     return JSONResponse(with_missing(body, gathered.missing), media_type=GEOJSON)
 

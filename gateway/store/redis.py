@@ -135,7 +135,7 @@ class RedisStore:
     async def set_if_equals(self, key: str, expected: bytes, value: bytes, ttl_s: float | None = None) -> bool:
         px = _ttl_ms(ttl_s)
         with self._translated("set_if_equals"):
-            args = [expected, value, "" if px is None else str(px)]
+            args: list[bytes | str] = [expected, value, "" if px is None else str(px)]
             return bool(await self._set_if_equals(keys=[self._kv(key)], args=args))
 
     # --- sorted indexes ------------------------------------------------------------------
