@@ -257,6 +257,10 @@ class StapiAdapter:
             raise ProviderInvalidPayload(
                 self.provider_id, f"provider '{self.provider_id}' sent an invalid {name}: {where}: {first['msg']}"
             ) from None
+        except (TypeError, ValueError):
+            # stapi-pydantic's Link raises TypeError (not ValidationError) for a link without href.
+            detail = f"provider '{self.provider_id}' sent an invalid body"
+            raise ProviderInvalidPayload(self.provider_id, detail) from None
         assert isinstance(data, dict)
         return data
 

@@ -43,6 +43,10 @@ def _owner_key(order_id: str) -> str:
     return f"order-owner:{order_id}"
 
 
+def _claim_key(order_id: str) -> str:
+    return f"order-claim:{order_id}"
+
+
 def new_attempt_id() -> str:
     """A unique attempt id that starts with its creation time in milliseconds (hex)."""
     return f"{int(time.time() * 1000):012x}{uuid.uuid4().hex[:20]}"
@@ -79,7 +83,7 @@ class OrderJournal:
 
     # --- idempotency keys ------------------------------------------------------------
 
-    async def claim(self, client: str, key: str, attempt_id: str) -> str | None:
+    async def claim_key(self, client: str, key: str, attempt_id: str) -> str | None:
         """Bind an idempotency key to an attempt; the attempt it already names, if taken."""
         name = _idempotency_key(client, key)
         for _ in range(_CAS_TRIES):
@@ -111,9 +115,14 @@ class OrderJournal:
     # --- attempts --------------------------------------------------------------------
 
     async def create(self, attempt: OrderAttempt) -> None:
-        """Write a new attempt (before its provider call: a crash mid-call leaves a trace)."""
-        await self.store.set(_attempt_key(attempt.id), attempt.to_json(), self.retention.orders_s)
+        """Write a new attempt (before its provider call: a crash mid-call leaves a trace).
+
+        Index first: if the store fails between the two writes, an index entry without an attempt
+        is dropped by the next `unresolved()`, while an attempt left out of the index could stay
+        `sending` unnoticed. If the attempt write fails nothing is sent, and its key is taken over.
+        """
         await self._index(attempt)
+        await self.store.set(_attempt_key(attempt.id), attempt.to_json(), self.retention.orders_s)
 
     async def load(self, attempt_id: str) -> OrderAttempt | None:
         """An attempt, or None when it expired or was never written."""
@@ -169,17 +178,31 @@ class OrderJournal:
 
     # --- orders ----------------------------------------------------------------------
 
-    async def own(self, order_id: str, client: str) -> None:
-        """Record who placed an order (the provider's own answer said it is this client's)."""
-        await self.store.set(_owner_key(order_id), client.encode(), self.retention.orders_s)
+    async def own(self, attempt: OrderAttempt, order_id: str) -> None:
+        """Record that an order is this attempt's (the provider's own answer said so)."""
+        ttl = self.retention.orders_s
+        await self.store.set(_claim_key(order_id), attempt.id.encode(), ttl)
+        await self.store.set(_owner_key(order_id), attempt.client.encode(), ttl)
 
-    async def own_if_unowned(self, order_id: str, client: str) -> bool:
-        """Claim a provider order found by reconciliation, unless some attempt already owns it."""
-        return await self.store.set_if_absent(_owner_key(order_id), client.encode(), self.retention.orders_s)
+    async def claim(self, attempt: OrderAttempt, order_id: str) -> bool:
+        """Claim a provider order found by reconciliation for an attempt; False if another attempt has it.
 
-    async def disown(self, order_id: str, client: str) -> None:
-        """Undo `own_if_unowned` when the attempt turned out to be placed otherwise meanwhile."""
-        await self.store.delete_if_equals(_owner_key(order_id), client.encode())
+        Claiming again for the same attempt succeeds, so a pass cut short by the store resumes.
+        """
+        ttl, mine = self.retention.orders_s, attempt.id.encode()
+        if not await self.store.set_if_absent(_claim_key(order_id), mine, ttl):
+            return await self.store.get(_claim_key(order_id)) == mine
+        if await self.owner(order_id) not in (None, attempt.client):
+            # Owned before claims existed (an earlier layout): not ours to take.
+            await self.store.delete_if_equals(_claim_key(order_id), mine)
+            return False
+        await self.store.set(_owner_key(order_id), attempt.client.encode(), ttl)
+        return True
+
+    async def unclaim(self, attempt: OrderAttempt, order_id: str) -> None:
+        """Undo `claim` when the attempt turned out to be placed otherwise meanwhile."""
+        if await self.store.delete_if_equals(_claim_key(order_id), attempt.id.encode()):
+            await self.store.delete_if_equals(_owner_key(order_id), attempt.client.encode())
 
     async def owner(self, order_id: str) -> str | None:
         """The client that placed an order through this gateway, if it did."""
@@ -189,7 +212,7 @@ class OrderJournal:
     async def record_placed(self, placed: OrderAttempt) -> OrderAttempt:
         """Journal the provider's answer to a create: ownership first, then the attempt's state."""
         assert placed.order_id is not None
-        await self.own(placed.order_id, placed.client)
+        await self.own(placed, placed.order_id)
         stored = await self.transition(placed.id, lambda _: placed)
         if stored is None:
             # The entry is gone (a store reset since the call began): write what the provider said.

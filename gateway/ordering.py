@@ -63,7 +63,7 @@ class OrderDesk:
             created=time.time(),
         )
         if idempotency_key is not None:
-            existing = await self.journal.claim(client, idempotency_key, attempt.id)
+            existing = await self.journal.claim_key(client, idempotency_key, attempt.id)
             if existing is not None:
                 return await self._replay(existing, attempt, member, deadline)
         return await self._send(attempt, member, deadline)
@@ -141,7 +141,7 @@ class OrderDesk:
                 if age is None or age > self._deadline_s + STALE_MARGIN_S:
                     if await self.journal.take_over(fresh.client, key, existing_id, fresh.id):
                         return await self._send(fresh, member, deadline)
-                    existing_id = await self.journal.claim(fresh.client, key, fresh.id) or fresh.id
+                    existing_id = await self.journal.claim_key(fresh.client, key, fresh.id) or fresh.id
                     if existing_id == fresh.id:
                         return await self._send(fresh, member, deadline)
                     continue
@@ -156,7 +156,7 @@ class OrderDesk:
                     # Nothing was placed, so trying again is safe; the key now names this attempt.
                     if await self.journal.take_over(fresh.client, key, existing_id, fresh.id):
                         return await self._send(fresh, member, deadline)
-                    existing_id = await self.journal.claim(fresh.client, key, fresh.id) or fresh.id
+                    existing_id = await self.journal.claim_key(fresh.client, key, fresh.id) or fresh.id
                     if existing_id == fresh.id:
                         return await self._send(fresh, member, deadline)
                     continue

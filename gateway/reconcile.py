@@ -311,13 +311,13 @@ class Reconciler:
             if not same_order(candidate, member.product_id, attempt.sent, attempt.created - SKEW_S):
                 continue
             order_id = ids.namespaced(provider.id, str(candidate.get("id")))
-            if not await self.journal.own_if_unowned(order_id, attempt.client):
+            if not await self.journal.claim(attempt, order_id):
                 return None  # another attempt (or a direct answer) already has this order
             stored = await self.journal.transition(attempt.id, _placing(member, candidate))
             if stored is not None and stored.order_id == order_id:
                 self.metrics.order_outcomes.labels("reconciled").inc()
                 log.info("order_reconciled", attempt=attempt.id, order=order_id)
                 return attempt
-            await self.journal.disown(order_id, attempt.client)
+            await self.journal.unclaim(attempt, order_id)
             return None
         return None
