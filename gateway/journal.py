@@ -12,6 +12,8 @@ it. Unresolved attempts are indexed so the reconciler can look them up at their 
 
 from __future__ import annotations
 
+import asyncio
+import random
 import time
 import uuid
 from collections.abc import Callable
@@ -27,8 +29,10 @@ log = structlog.get_logger("gateway.orders")
 
 UNRESOLVED = "order-attempts-unresolved"
 ABANDONED = "order-attempts-abandoned"
-# Compare-and-set retries: each lost race means another writer made progress, so few are needed.
-_CAS_TRIES = 20
+# Compare-and-set retries: each lost race means another writer made progress; a little jitter
+# after each keeps a crowd of writers on one attempt from colliding again and again.
+_CAS_TRIES = 50
+_CAS_JITTER_S = 0.002
 
 
 def _attempt_key(attempt_id: str) -> str:
@@ -139,7 +143,9 @@ class OrderJournal:
         None is returned only when the attempt does not exist.
         """
         name = _attempt_key(attempt_id)
-        for _ in range(_CAS_TRIES):
+        for tried in range(_CAS_TRIES):
+            if tried:
+                await asyncio.sleep(random.uniform(0, _CAS_JITTER_S * tried))
             raw = await self.store.get(name)
             if raw is None:
                 return None

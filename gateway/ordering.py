@@ -170,17 +170,18 @@ class OrderDesk:
             await asyncio.sleep(_POLL_S)
 
     async def _await_resolution(self, attempt: OrderAttempt, member: Member, deadline: Deadline) -> OrderAttempt:
-        """Ask the reconciler to look now, and wait for it within most of the deadline."""
-        await self.reconciler.hurry(attempt)
+        """Ask the reconciler to look now (again each scan interval), and wait within most of the deadline."""
         waited = deadline.fraction(0.8)
-        while waited.remaining() > _POLL_S:
-            await asyncio.sleep(_POLL_S * 4)
+        every = self.reconciler.settings.scan_interval_s
+        hurried = -every
+        while not attempt.gave_up and waited.remaining() > _POLL_S:
+            if waited.remaining() < every or time.monotonic() - hurried >= every:
+                await self.reconciler.hurry(attempt)
+                hurried = time.monotonic()
+            await asyncio.sleep(min(_POLL_S * 4, waited.remaining()))
             current = await self.journal.load(attempt.id)
             if current is not None and current.state is AttemptState.PLACED:
                 return current
-            if current is not None:
-                attempt = current
-            if attempt.gave_up:
-                break
+            attempt = current or attempt
         detail = attempt.error.detail if attempt.error is not None else "no answer"
         raise self._unknown(attempt, member, detail)
