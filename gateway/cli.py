@@ -11,13 +11,17 @@ import socket
 import sys
 from collections.abc import Iterator, Sequence
 
+import structlog
 import uvicorn
 import uvloop
 
+from gateway import operator
 from gateway.app import create_app
 from gateway.demo.simulator import simulator_app
+from gateway.errors import StoreUnavailable
 from gateway.logging import configure_logging
 from gateway.settings import ConfigError, ProviderSettings, Settings, load_settings
+from gateway.store_guard import durability_refusal
 
 CONFIG_ENV = "STAPI_GATEWAY_CONFIG"
 DEMO_VENDORS = {"acme": "ACME Space (simulated optical)", "orbit": "Orbit Radar (simulated SAR)"}
@@ -40,6 +44,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", default="info")
     check = commands.add_parser("check-config", help="validate a configuration; contacts nothing")
     check.add_argument("path")
+    unknown = commands.add_parser("unknown-orders", help="list order attempts of unknown outcome in the store")
+    unknown.add_argument("--config", default=os.environ.get(CONFIG_ENV), help=f"YAML file (or ${CONFIG_ENV})")
+    unknown.add_argument("--json", action="store_true", help="one JSON object per line")
     demo = commands.add_parser("demo", help="the gateway and two simulated providers, no setup needed")
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--port", type=int, default=8000)
@@ -90,6 +97,32 @@ def cmd_check_config(path: str) -> int:
     return 0
 
 
+def cmd_unknown_orders(config: str | None, as_json: bool) -> int:
+    """Print the order attempts whose outcome is unknown; exit 1 when there are any."""
+    if not config:
+        print(f"stapi-gateway unknown-orders: give --config PATH or set {CONFIG_ENV}", file=sys.stderr)
+        return 2
+    try:
+        settings = load_settings(config)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 2
+    if settings.gateway.store.startswith("memory://"):
+        print(
+            "stapi-gateway unknown-orders: memory:// lives inside the gateway process; use a shared store",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        rows = asyncio.run(operator.unknown_orders(settings))
+    except StoreUnavailable as exc:
+        print(f"stapi-gateway unknown-orders: {exc.detail}", file=sys.stderr)
+        return 2
+    print(operator.render(rows, as_json=as_json))
+    return 1 if rows else 0
+
+
 def cmd_serve(config: str | None, host: str, port: int, log_level: str) -> int:
     """Load the configuration and serve until interrupted."""
     if not config:
@@ -102,6 +135,15 @@ def cmd_serve(config: str | None, host: str, port: int, log_level: str) -> int:
             print(problem, file=sys.stderr)
         return 1
     configure_logging(log_level)
+    try:
+        refusal = asyncio.run(durability_refusal(settings))
+    except StoreUnavailable as exc:
+        refusal = exc.detail
+    if refusal:
+        structlog.get_logger("gateway.store").error(
+            "startup_refused", reason="store_durability: require", detail=refusal
+        )
+        return 1
     tune_gc()
     uvicorn.Server(_uvicorn_config(create_app(settings, watch_config=True), host, port, log_level)).run()
     return 0
@@ -169,6 +211,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_check_config(args.path)
     if args.command == "serve":
         return cmd_serve(args.config, args.host, args.port, args.log_level)
+    if args.command == "unknown-orders":
+        return cmd_unknown_orders(args.config, args.json)
     if args.command == "simulate":
         return cmd_simulate(args.vendor, args.host, args.port, args.latency_s, args.log_level)
     return cmd_demo(args.host, args.port, args.log_level)

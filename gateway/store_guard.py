@@ -22,7 +22,7 @@ from gateway.cursor import CursorCodec
 from gateway.errors import StoreNotDurable, StoreUnavailable
 from gateway.metrics import Metrics
 from gateway.settings import Settings
-from gateway.store import Store
+from gateway.store import Store, open_store
 
 log = structlog.get_logger("gateway.store")
 
@@ -40,6 +40,18 @@ async def cursor_secret(settings: Settings, store: Store) -> bytes:
     if value is None:
         raise StoreUnavailable("The shared cursor secret vanished from the store as it was written.")
     return value
+
+
+async def durability_refusal(settings: Settings) -> str | None:
+    """Why `store_durability: require` forbids starting on the configured store, or None (checked before serving)."""
+    if settings.gateway.store_durability != "require":
+        return None
+    store = open_store(settings.gateway.store, prefix=settings.gateway.store_prefix)
+    try:
+        problems = await store.durability_problems()
+    finally:
+        await store.aclose()
+    return "; ".join(problems) or None
 
 
 class StoreGuard:
