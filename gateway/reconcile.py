@@ -14,29 +14,20 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
-import orjson
 import structlog
 
-from adapters.base import Page
-from gateway import ids
-from gateway.attempts import AttemptError, AttemptState, OrderAttempt, Resolution
-from gateway.catalogue import Catalogue, Member
-from gateway.errors import GatewayError, InvalidRequest, NotFound, ProviderBadStatus, StoreUnavailable
-from gateway.fanout import Deadline, call_one
+from gateway.attempts import AttemptError, AttemptState, OrderAttempt
+from gateway.background import stop_task, wait_event
+from gateway.catalogue import Catalogue
+from gateway.errors import NotFound, StoreUnavailable
 from gateway.journal import OrderJournal
-from gateway.matching import created_at, same_order
 from gateway.metrics import Metrics
-from gateway.orders import placed_order
-from gateway.providers import Provider
+from gateway.order_scan import SKEW_S, OrderListScan
 
 log = structlog.get_logger("gateway.orders")
 
-# How far before an attempt a provider may stamp its order and still match it (clock skew).
-SKEW_S = 120.0
 _MAX_ATTEMPTS_PER_PASS = 500
 
 
@@ -61,34 +52,6 @@ class ReconcileSettings:
         return 60.0 / self.scan_interval_s * self.max_pages
 
 
-@dataclass(frozen=True, slots=True)
-class ScanPosition:
-    """Where the next scan of a provider's order list starts.
-
-    `token` resumes a scan cut short by the page budget; `checkpoint` skips pages whose orders
-    are all older than `checkpoint_before`, which no attempt that is newer can match.
-    """
-
-    token: str | None = None
-    checkpoint: str | None = None
-    checkpoint_before: float = 0.0
-
-    def start(self, threshold: float) -> str | None:
-        """The token to start from for attempts no older than `threshold`."""
-        if threshold < self.checkpoint_before:
-            return None
-        return self.token or self.checkpoint
-
-
-def _placing(member: Member, order: dict[str, Any]) -> Callable[[OrderAttempt], OrderAttempt]:
-    return lambda attempt: placed_order(attempt, member, order, Resolution.RECONCILED)
-
-
-def _member(provider: Provider, attempt: OrderAttempt) -> Member:
-    parts = ids.split(attempt.member)
-    return Member(provider, parts[1] if parts else attempt.member)
-
-
 class Reconciler:
     """Resolves unknown order outcomes at their providers; also keeps journal writes the store refused."""
 
@@ -102,6 +65,9 @@ class Reconciler:
         self._deferred: dict[str, OrderAttempt] = {}
         self._counted: set[str] = set()
         self._task: asyncio.Task[None] | None = None
+        self._scanner = OrderListScan(
+            journal, metrics, pages=settings.max_pages, page_size=settings.page_size, deadline_s=settings.deadline_s
+        )
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -111,9 +77,7 @@ class Reconciler:
 
     async def stop(self) -> None:
         """Stop the passes; try once more to write what the store refused."""
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await stop_task(self._task)
         try:
             await self._flush_deferred()
         except StoreUnavailable:
@@ -125,11 +89,7 @@ class Reconciler:
 
     async def _loop(self) -> None:
         while True:
-            try:
-                async with asyncio.timeout(self.settings.interval_s):
-                    await self._wake.wait()
-            except TimeoutError:
-                pass
+            await wait_event(self._wake, self.settings.interval_s)
             self._wake.clear()
             try:
                 await self.run_once()
@@ -197,7 +157,7 @@ class Reconciler:
         scan_lock = f"reconcile-scan:{pid}"
         if not await self.journal.store.set_if_absent(scan_lock, b"1", self.settings.scan_interval_s):
             return  # scanned moments ago, here or by another replica
-        found = await self._scan(provider, live, threshold)
+        found = await self._scanner.scan(provider, live, threshold)
         for attempt in due:
             if attempt.id not in found:
                 await self._back_off(attempt, now)
@@ -239,85 +199,3 @@ class Reconciler:
             return a.moved(a.state, now, checks=a.checks + 1, next_check=now + delay)
 
         await self.journal.transition(attempt.id, later)
-
-    # --- scanning a provider's orders ------------------------------------------------
-
-    async def _position(self, pid: str) -> ScanPosition:
-        raw = await self.journal.store.get(f"reconcile-position:{pid}")
-        if raw is None:
-            return ScanPosition()
-        data = orjson.loads(raw)
-        return ScanPosition(data.get("token"), data.get("checkpoint"), float(data.get("checkpoint_before", 0.0)))
-
-    async def _save_position(self, pid: str, position: ScanPosition) -> None:
-        body = {
-            "token": position.token,
-            "checkpoint": position.checkpoint,
-            "checkpoint_before": position.checkpoint_before,
-        }
-        await self.journal.store.set(f"reconcile-position:{pid}", orjson.dumps(body), self.journal.retention.orders_s)
-
-    async def _scan(self, provider: Provider, attempts: list[OrderAttempt], threshold: float) -> set[str]:
-        """Read the provider's orders (within the page budget); the ids of attempts found."""
-        s, pid = self.settings, provider.id
-        position = await self._position(pid)
-        token = position.start(threshold)
-        pending = [a for a in attempts if a.state is AttemptState.UNKNOWN]
-        found: set[str] = set()
-        checkpoint = position.checkpoint if threshold >= position.checkpoint_before else None
-        checkpoint_before = position.checkpoint_before if checkpoint else 0.0
-        at_end = False
-        for _ in range(s.max_pages):
-            try:
-                page = await call_one(pid, self._lister(provider, token), Deadline(s.deadline_s))
-            except (InvalidRequest, NotFound, ProviderBadStatus) as exc:
-                log.warning("order_reconcile_restart", provider=pid, code=exc.code)
-                await self._save_position(pid, ScanPosition())
-                return found
-            except GatewayError as exc:
-                log.warning("order_reconcile_failed", provider=pid, code=exc.code)
-                return found
-            finally:
-                self.metrics.reconcile_calls.labels(pid).inc()
-            for candidate in page.items:
-                match = await self._claim(provider, candidate, pending)
-                if match is not None:
-                    pending.remove(match)
-                    found.add(match.id)
-            stamps = [t for t in (created_at(c) for c in page.items) if t is not None]
-            descending = len(stamps) >= 2 and stamps[0] > stamps[-1]
-            if stamps and max(stamps) < threshold and not descending and page.next_token:
-                checkpoint, checkpoint_before = page.next_token, max(stamps)
-            token = page.next_token
-            if token is None or (descending and stamps and min(stamps) < threshold):
-                at_end = True
-                break
-            if not pending:
-                break
-        resume = None if at_end else token
-        await self._save_position(pid, ScanPosition(resume, checkpoint, checkpoint_before))
-        return found
-
-    def _lister(self, provider: Provider, token: str | None) -> Callable[[], Awaitable[Page]]:
-        adapter, size = provider.adapter, self.settings.page_size
-        return lambda: adapter.list_orders(token=token, limit=size)
-
-    async def _claim(
-        self, provider: Provider, candidate: dict[str, Any], pending: list[OrderAttempt]
-    ) -> OrderAttempt | None:
-        """The attempt this provider order belongs to, now placed with it; None if it is nobody's here."""
-        for attempt in pending:
-            member = _member(provider, attempt)
-            if not same_order(candidate, member.product_id, attempt.sent, attempt.created - SKEW_S):
-                continue
-            order_id = ids.namespaced(provider.id, str(candidate.get("id")))
-            if not await self.journal.claim(attempt, order_id):
-                return None  # another attempt (or a direct answer) already has this order
-            stored = await self.journal.transition(attempt.id, _placing(member, candidate))
-            if stored is not None and stored.order_id == order_id:
-                self.metrics.order_outcomes.labels("reconciled").inc()
-                log.info("order_reconciled", attempt=attempt.id, order=order_id)
-                return attempt
-            await self.journal.unclaim(attempt, order_id)
-            return None
-        return None

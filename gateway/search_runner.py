@@ -16,6 +16,7 @@ from urllib.parse import unquote, urlsplit
 import structlog
 
 from adapters.base import SearchMode
+from gateway.background import stop_task
 from gateway.catalogue import Catalogue, Member, Target
 from gateway.errors import GatewayError, InvalidRequest, NotFound, RequestValidationFailed, StoreUnavailable
 from gateway.fanout import Deadline, call_one
@@ -69,7 +70,8 @@ class SearchRunner:
 
     async def stop(self) -> None:
         """Stop polling and cancel work in flight (its records stay due for the next process)."""
-        tasks = [t for t in (self._poller, *self._tasks) if t is not None]
+        await stop_task(self._poller)
+        tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

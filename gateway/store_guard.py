@@ -18,6 +18,7 @@ from typing import Any
 
 import structlog
 
+from gateway.background import stop_task
 from gateway.cursor import CursorCodec
 from gateway.errors import StoreNotDurable, StoreUnavailable
 from gateway.metrics import Metrics
@@ -83,9 +84,7 @@ class StoreGuard:
 
     async def stop(self) -> None:
         """Stop watching."""
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await stop_task(self._task)
 
     async def _mark(self) -> bytes:
         await self.store.set_if_absent(_MARKER_KEY, secrets.token_hex(16).encode())
