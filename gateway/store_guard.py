@@ -70,7 +70,10 @@ class StoreGuard:
 
     async def start(self) -> None:
         """Check durability (raise StoreNotDurable when required), write the marker, start watching."""
-        self.problems = await self.store.durability_problems()
+        try:
+            self.problems = await self.store.durability_problems()
+        except StoreUnavailable as exc:
+            self.problems = [f"the store did not answer at start-up, so its durability is unchecked ({exc.detail})"]
         if self.problems:
             if self.settings.gateway.store_durability == "require":
                 raise StoreNotDurable("The store can lose idempotency keys: " + "; ".join(self.problems))
@@ -79,7 +82,11 @@ class StoreGuard:
                 problems=self.problems,
                 detail="idempotency keys and the order journal may be lost; see README 'Orders'",
             )
-        self._marker = await self._mark()
+        try:
+            self._marker = await self._mark()
+        except StoreUnavailable as exc:
+            # Serve anyway: readiness reports the store, and the marker is written once it answers.
+            log.warning("store_unavailable_at_start", detail=exc.detail)
         self._task = asyncio.create_task(self._watch())
 
     async def stop(self) -> None:
@@ -102,6 +109,9 @@ class StoreGuard:
         """Compare the marker with the one seen before; handle a reset. Raises StoreUnavailable."""
         found = await self.store.get(_MARKER_KEY)
         if found is not None and found == self._marker:
+            return
+        if self._marker is None:
+            self._marker = await self._mark()  # first contact with a store that was down at start
             return
         self.reset_detected_at = time.time()
         self.metrics.store_resets.inc()

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from gateway.errors import StoreUnavailable
 from gateway.store.base import DEFAULT_PREFIX, IndexPosition, check_page, check_score, check_ttl
@@ -198,7 +198,9 @@ class RedisStore:
         try:
             with self._translated("config_get"):
                 found = {name: await self._redis.config_get(name) for name in _DURABLE}
-        except StoreUnavailable:
+        except StoreUnavailable as exc:
+            if not isinstance(exc.__cause__, ResponseError):
+                raise
             # Managed Redis services often refuse CONFIG; say so rather than guess.
             return [f"{self._label}: CONFIG GET is refused, so persistence and eviction could not be checked"]
         problems = []

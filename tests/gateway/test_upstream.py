@@ -103,12 +103,13 @@ async def test_retries_stop_at_the_configured_count() -> None:
 
 
 async def test_order_creation_is_never_retried() -> None:
-    """A 503 to an order creation is answered as is; the provider saw exactly one POST."""
+    """A 503 to an order creation is not retried: its outcome is unknown (504), and the provider saw one POST."""
     flaky = Flaky(provider(), failures=1, methods=("POST",))
     async with gateway_client({"acme": flaky}, provider_overrides={"retries": 3}) as client:
         response = await client.post("/products/acme:eo/orders", json=ORDER)
-    assert response.status_code == 502
-    assert [m for m, p in flaky.seen if p.endswith("/orders")] == ["POST"]
+    assert response.status_code == 504
+    assert response.json()["code"] == "order_outcome_unknown"
+    assert [m for m, p in flaky.seen if m == "POST"] == ["POST"]
 
 
 async def test_open_circuit_fails_fast_and_shows_everywhere() -> None:
@@ -152,7 +153,7 @@ async def test_readiness_and_metrics_on_a_healthy_gateway() -> None:
         metrics = await client.get("/metrics")
     assert health.json() == {"status": "ok"}
     assert ready.status_code == 200
-    assert ready.json()["store"] == {"healthy": True}
+    assert ready.json()["store"] == {"healthy": True, "durable": False, "reset_detected_at": None}
     assert metrics.headers["content-type"].startswith("text/plain")
     assert 'stapi_gateway_requests_total{operation="list_products",status="200"} 1.0' in metrics.text
     assert 'stapi_gateway_upstream_calls_total{operation="list_products",outcome="2xx",provider="acme"}' in metrics.text
