@@ -62,8 +62,8 @@ async def test_product_operations_return_stapi_json(adapter: StapiAdapter) -> No
     product = await adapter.get_product("sar")
     assert product["id"] == "sar"
     assert "https://stapi.example.com/v0.1.0/opportunities-async" in await adapter.product_conformance("sar")
-    assert "properties" in await adapter.queryables("eo")
-    assert "delivery_format" in str(await adapter.order_parameters("eo"))
+    assert "properties" in (await adapter.queryables("eo")).document
+    assert "delivery_format" in str((await adapter.order_parameters("eo")).document)
     assert "https://stapi.example.com/v0.1.0/core" in await adapter.conformance()
     assert (await adapter.landing_page())["links"]
 
