@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import jsonschema_rs
+import orjson
 
 from adapters.scrub import printable
 from gateway.errors import ProviderInvalidPayload
@@ -98,6 +99,11 @@ def check_schema(provider_id: str, document: Any, size: int) -> CheckedSchema:
         raise invalid("a schema that is not a JSON object")
     if size > MAX_SCHEMA_BYTES:
         raise invalid(f"a schema of {size} bytes (at most {MAX_SCHEMA_BYTES} are accepted)")
+    try:
+        # The gateway serves the document with orjson, which writes at most 254 levels.
+        orjson.dumps(document)
+    except TypeError:
+        raise invalid("a schema nested too deeply") from None
     patterns = sum(1 for _ in _patterns(document))
     if patterns > MAX_PATTERNS:
         raise invalid(f"a schema with {patterns} patterns (at most {MAX_PATTERNS} are accepted)")

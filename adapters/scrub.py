@@ -127,8 +127,12 @@ class Scrubber:
         secrets, needles = self._current()
         if not secrets:
             return data
-        haystack = content if b"\\" not in content else orjson.dumps(data)
-        if not any(needle in haystack for needle in needles):
+        haystack: bytes | None
+        try:
+            haystack = content if b"\\" not in content else orjson.dumps(data)
+        except TypeError:  # nested deeper than orjson writes (254): look at every string instead
+            haystack = None
+        if haystack is not None and not any(needle in haystack for needle in needles):
             return data
         if isinstance(data, str):
             return self.text(data)  # type: ignore[return-value]
