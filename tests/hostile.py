@@ -111,8 +111,9 @@ class HeaderEchoApp:
     """Wraps a real provider and echoes every request's headers into what it answers.
 
     Every JSON object the real app answers gains an `echo` field and an echoing `description`;
-    on top, any path with an `e404`, `e400` or `e422` segment (a product or order id) answers that
-    status with the headers in the `detail` (for 422 in its `loc`, `msg` and `type`); product
+    on top, a GET of any path with an `e404` segment (a product or order id), and a POST of one
+    with an `e400` or `e422` segment, answer that status with the headers in the `detail` (for
+    422 in its `loc`, `msg` and `type`); product
     `failing` makes async searches whose record fails with the headers in its `reason_text`;
     queryables and order parameters are schemas quoting the headers.
     """
@@ -133,17 +134,18 @@ class HeaderEchoApp:
 
     async def _special(self, scope: Scope, path: str, echo: str, send: Send) -> bool:
         parts = path.strip("/").split("/")
-        if _SCHEMA_PATH.match(path):
-            schema = {"type": "object", "description": echo, "properties": {"x": {"type": "string", "title": echo}}}
-            await _answer(send, 200, schema)
-            return True
-        failing = [p for p in parts if p in ("e404", "e400", "e422")]
+        wanted = ("e404",) if scope["method"] == "GET" else ("e400", "e422")
+        failing = [p for p in parts if p in wanted]
         if failing:
             status = int(failing[0][1:])
             detail: Any = echo
             if status == 422:
                 detail = [{"loc": ["body", echo], "msg": f"bad value for {echo}", "type": echo}]
             await _answer(send, status, {"detail": detail})
+            return True
+        if _SCHEMA_PATH.match(path):
+            schema = {"type": "object", "description": echo, "properties": {"x": {"type": "string", "title": echo}}}
+            await _answer(send, 200, schema)
             return True
         if parts[:2] == ["products", "failing"] and parts[2:] == ["opportunities"] and scope["method"] == "POST":
             record_id = f"rec-{len(self.records) + 1}"
