@@ -7,10 +7,11 @@ import asyncio
 import re
 import struct
 import zlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -200,14 +201,13 @@ async def listener() -> AsyncIterator[tuple[str, list[int]]]:
         await server.wait_closed()
 
 
-def every_string(value: Any, visit: Callable[[str], None]) -> None:
-    """Call `visit` on every string in a JSON document, keys included."""
-    if isinstance(value, str):
-        visit(value)
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            visit(str(key))
-            every_string(item, visit)
-    elif isinstance(value, list):
-        for item in value:
-            every_string(item, visit)
+class ExplodingTransport(httpx.AsyncBaseTransport):
+    """A transport that fails with an exception no transport should raise (as a latin-1 header
+    once did inside httpx): what the fan-out must still treat as one provider's failure."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Raise the error."""
+        raise self.error
