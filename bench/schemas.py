@@ -8,6 +8,7 @@ time a catastrophic-backtracking `pattern` costs. Run: `.venv/bin/python bench/s
 from __future__ import annotations
 
 import statistics
+from importlib import metadata
 import sys
 import time
 from collections.abc import Callable
@@ -98,14 +99,20 @@ def per_call_us(run: Callable[[], Any], repeat: int) -> float:
 
 def main() -> None:
     """Print the table."""
-    print(machine() + f", jsonschema {jsonschema.__version__ if hasattr(jsonschema, '__version__') else '?'}")
+    versions = ", ".join(f"{name} {metadata.version(name)}" for name in ("jsonschema", "jsonschema-rs"))
+    print(f"{machine()}, {versions}")
     print("| case | jsonschema (µs) | jsonschema-rs (µs) |\n|---|---:|---:|")
     for name, schema, good, bad in (("demo", DEMO, DEMO_ORDER, {"bands": 1}), ("rich", RICH, RICH_ORDER, RICH_BAD)):
         py, rs = compile_py(schema), compile_rs(schema)
         rows = [
             ("compile + check_schema", lambda s=schema: compile_py(s), lambda s=schema: compile_rs(s), 200),
             ("validate a valid order", lambda: list(py.iter_errors(good)), lambda: list(rs.iter_errors(good)), 2000),
-            ("list errors of an invalid one", lambda: list(py.iter_errors(bad)), lambda: list(rs.iter_errors(bad)), 2000),
+            (
+                "list errors of an invalid one",
+                lambda: list(py.iter_errors(bad)),
+                lambda: list(rs.iter_errors(bad)),
+                2000,
+            ),
         ]
         for label, run_py, run_rs, repeat in rows:
             print(f"| {name}: {label} | {per_call_us(run_py, repeat):.1f} | {per_call_us(run_rs, repeat):.1f} |")
@@ -117,7 +124,9 @@ def main() -> None:
             f"| {per_call_us(lambda v=value: rs_redos.is_valid(v), 1):.1f} |"
         )
     value = "a" * 100_000 + "!"
-    print(f"| `^(a+)+$` against 100 000 a's + '!' | (not run) | {per_call_us(lambda: rs_redos.is_valid(value), 1):.0f} |")
+    print(
+        f"| `^(a+)+$` against 100 000 a's + '!' | (not run) | {per_call_us(lambda: rs_redos.is_valid(value), 1):.0f} |"
+    )
 
 
 if __name__ == "__main__":
