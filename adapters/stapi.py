@@ -31,18 +31,10 @@ from adapters.schemas import CheckedSchema, check_schema
 from adapters.scrub import Scrubber
 from adapters.stapi_models import CONFORMANCE, OPPORTUNITY_COLLECTION, PRODUCT, PRODUCTS, STATUS_LIST
 from adapters.stapi_wire import next_token as next_token  # re-exported: routes read page tokens with it
-from adapters.stapi_wire import segment, upstream_detail, validation_errors
-from adapters.transport import OPERATION_EXTENSION, BodyRefused, CircuitOpen, ResponseTooLarge
+from adapters.stapi_wire import segment, status_error, transport_error
+from adapters.transport import OPERATION_EXTENSION
 from gateway.errors import (
-    GatewayError,
-    InvalidRequest,
-    ProviderBadStatus,
     ProviderInvalidPayload,
-    ProviderTimeout,
-    ProviderUnavailable,
-    ProviderUnreachable,
-    RequestValidationFailed,
-    UpstreamNotFound,
 )
 
 
@@ -120,38 +112,11 @@ class StapiAdapter:
                 orjson.dumps(json) if json is not None else None,
                 {"Content-Type": "application/json", **(headers or {})} if json is not None else headers,
             )
-        except httpx.TimeoutException as exc:
-            sent = not isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout)
-            raise ProviderTimeout(pid, f"provider '{pid}' did not answer in time", maybe_received=sent) from None
-        except CircuitOpen:
-            raise ProviderUnavailable(pid, f"provider '{pid}' is failing; calls are paused (circuit open)") from None
-        except BodyRefused as exc:
-            # The provider took the request and answered; only its answer is unusable.
-            why = "larger than allowed" if isinstance(exc, ResponseTooLarge) else "that cannot be decoded"
-            raise ProviderInvalidPayload(pid, f"provider '{pid}' sent a body {why}", maybe_received=True) from None
         except httpx.TransportError as exc:
-            kind = exc.__class__.__name__
-            # Refused or unresolvable: nothing reached the provider. Anything else may have.
-            sent = not isinstance(exc, httpx.ConnectError | httpx.UnsupportedProtocol)
-            raise ProviderUnreachable(
-                pid, f"provider '{pid}' could not be reached ({kind})", maybe_received=sent
-            ) from None
+            raise transport_error(pid, exc) from None
         if response.status_code in expected:
             return response
-        raise self._status_error(response, client_payload)
-
-    def _status_error(self, response: httpx.Response, client_payload: bool) -> GatewayError:
-        pid, status = self.provider_id, response.status_code
-        if status == 404:
-            return UpstreamNotFound(pid, f"provider '{pid}': {upstream_detail(response, self.scrubber)}")
-        # A 400/422 on a request that carries the client's payload is the client's mistake as
-        # judged by the provider; on anything else it is the provider misbehaving.
-        if client_payload and status == 422:
-            errors = validation_errors(response, self.scrubber)
-            return RequestValidationFailed(f"provider '{pid}' rejected the request", errors)
-        if client_payload and status == 400:
-            return InvalidRequest(f"provider '{pid}' rejected the request: {upstream_detail(response, self.scrubber)}")
-        return ProviderBadStatus(pid, f"provider '{pid}' answered HTTP {status}", status)
+        raise status_error(pid, response, client_payload, self.scrubber)
 
     def _json(self, response: httpx.Response) -> Any:
         """The body, parsed and scrubbed: everything relayed from the provider comes through here."""

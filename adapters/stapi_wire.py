@@ -1,4 +1,4 @@
-"""How the STAPI adapter reads the wire: ids as path segments, page tokens, providers' error bodies.
+"""How the STAPI adapter reads the wire: ids as path segments, page tokens, providers' errors.
 
 Error bodies are provider text shown to clients, so each piece is scrubbed of the provider's
 credentials, made printable and bounded here.
@@ -14,7 +14,19 @@ import orjson
 
 from adapters.base import JSONObject
 from adapters.scrub import Scrubber
-from gateway.errors import UpstreamNotFound
+from adapters.transport import BodyRefused, CircuitOpen, ResponseTooLarge
+from gateway.errors import (
+    GatewayError,
+    InvalidRequest,
+    ProviderBadStatus,
+    ProviderError,
+    ProviderInvalidPayload,
+    ProviderTimeout,
+    ProviderUnavailable,
+    ProviderUnreachable,
+    RequestValidationFailed,
+    UpstreamNotFound,
+)
 
 # A provider's 422 may list any number of errors; a client needs the first few.
 _MAX_VALIDATION_ERRORS = 20
@@ -85,3 +97,34 @@ def validation_errors(response: httpx.Response, scrubber: Scrubber) -> list[dict
         for item in detail[:_MAX_VALIDATION_ERRORS]
         if isinstance(item, dict)
     ]
+
+
+def transport_error(pid: str, exc: httpx.TransportError) -> ProviderError:
+    """A failed exchange as the gateway's error; `maybe_received` says whether the provider may have acted."""
+    if isinstance(exc, httpx.TimeoutException):
+        sent = not isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout)
+        return ProviderTimeout(pid, f"provider '{pid}' did not answer in time", maybe_received=sent)
+    if isinstance(exc, CircuitOpen):
+        return ProviderUnavailable(pid, f"provider '{pid}' is failing; calls are paused (circuit open)")
+    if isinstance(exc, BodyRefused):
+        # The provider took the request and answered; only its answer is unusable.
+        why = "larger than allowed" if isinstance(exc, ResponseTooLarge) else "that cannot be decoded"
+        return ProviderInvalidPayload(pid, f"provider '{pid}' sent a body {why}", maybe_received=True)
+    # Refused or unresolvable: nothing reached the provider. Anything else may have.
+    sent = not isinstance(exc, httpx.ConnectError | httpx.UnsupportedProtocol)
+    kind = exc.__class__.__name__
+    return ProviderUnreachable(pid, f"provider '{pid}' could not be reached ({kind})", maybe_received=sent)
+
+
+def status_error(pid: str, response: httpx.Response, client_payload: bool, scrubber: Scrubber) -> GatewayError:
+    """An unexpected status as the gateway's error, with the provider's words scrubbed."""
+    status = response.status_code
+    if status == 404:
+        return UpstreamNotFound(pid, f"provider '{pid}': {upstream_detail(response, scrubber)}")
+    # A 400/422 on a request that carries the client's payload is the client's mistake as
+    # judged by the provider; on anything else it is the provider misbehaving.
+    if client_payload and status == 422:
+        return RequestValidationFailed(f"provider '{pid}' rejected the request", validation_errors(response, scrubber))
+    if client_payload and status == 400:
+        return InvalidRequest(f"provider '{pid}' rejected the request: {upstream_detail(response, scrubber)}")
+    return ProviderBadStatus(pid, f"provider '{pid}' answered HTTP {status}", status)
