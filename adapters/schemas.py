@@ -114,7 +114,11 @@ def check_schema(provider_id: str, document: Any, size: int) -> CheckedSchema:
         raise _Refused(uri)
 
     try:
-        validator = jsonschema_rs.validator_for(document, retriever=refuse, pattern_options=_PATTERN_OPTIONS)
+        # Formats are annotations, as they were with jsonschema (no format checker): drafts 4-7
+        # would otherwise assert them, and some format checks (`regex`, `idn-*`) cost per value.
+        validator = jsonschema_rs.validator_for(
+            document, retriever=refuse, pattern_options=_PATTERN_OPTIONS, validate_formats=False
+        )
     # The compiler reports schema errors, unresolvable references and its own limits (nesting)
     # as several exception types; every one of them means the provider's schema is unusable.
     except Exception as exc:

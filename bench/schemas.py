@@ -83,7 +83,8 @@ def compile_py(schema: dict[str, Any]) -> jsonschema.Draft202012Validator:
 
 def compile_rs(schema: dict[str, Any]) -> jsonschema_rs.Validator:
     """jsonschema-rs as the gateway uses it: linear-time regex, refusing retriever."""
-    return jsonschema_rs.validator_for(schema, retriever=_refuse, pattern_options=jsonschema_rs.RegexOptions())
+    options = jsonschema_rs.RegexOptions(size_limit=64 * 1024)
+    return jsonschema_rs.validator_for(schema, retriever=_refuse, pattern_options=options, validate_formats=False)
 
 
 def per_call_us(run: Callable[[], Any], repeat: int) -> float:
