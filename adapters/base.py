@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
+from adapters.schemas import CheckedSchema
+
 JSONObject = dict[str, Any]
 
 
@@ -76,12 +78,12 @@ class ProviderAdapter(Protocol):
         """The product-level conformance classes (the computed list, not the declared one)."""
         ...
 
-    async def queryables(self, product_id: str) -> JSONObject:
-        """The JSON Schema of the product's queryables."""
+    async def queryables(self, product_id: str) -> CheckedSchema:
+        """The JSON Schema of the product's queryables, checked (adapters/schemas.py)."""
         ...
 
-    async def order_parameters(self, product_id: str) -> JSONObject:
-        """The JSON Schema of the product's order parameters."""
+    async def order_parameters(self, product_id: str) -> CheckedSchema:
+        """The JSON Schema of the product's order parameters, checked (adapters/schemas.py)."""
         ...
 
     async def search_opportunities(self, product_id: str, payload: JSONObject, mode: SearchMode) -> SearchResult:

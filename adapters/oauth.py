@@ -8,6 +8,8 @@ provider's 401 answer triggers at most one refresh and one retry of that request
 
 Nothing secret leaves this module in a message: `TokenError` names only the token endpoint's
 host, the status code and a short reason, and `repr()` shows neither the secret nor the token.
+`secrets()` lists them for the provider's scrubber (adapters/scrub.py), which keeps a provider
+that echoes request headers from showing them to clients.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ import base64
 import json
 import math
 import time
-from collections.abc import AsyncGenerator, Callable, Generator
+from collections import deque
+from collections.abc import AsyncGenerator, Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
@@ -28,6 +31,9 @@ DEFAULT_EXPIRES_IN_S = 3600.0
 # An access token is a b64token (RFC 6750 §2.1); anything outside visible ASCII cannot go in a
 # header and is refused rather than sent.
 _VISIBLE_ASCII = frozenset(chr(c) for c in range(0x21, 0x7F))
+# Tokens remembered for scrubbing after they were replaced: a provider may echo a request that
+# was sent with the previous one.
+_RECENT_TOKENS = 4
 
 
 class TokenError(httpx.ConnectError):
@@ -88,6 +94,9 @@ class ClientCredentials(httpx.Auth):
         # Only this header is kept, not the secret on its own.
         credentials = f"{quote(client_id, safe='')}:{quote(client_secret, safe='')}"
         self._basic = "Basic " + base64.b64encode(credentials.encode()).decode("ascii")
+        # Kept only so that the scrubber can recognise them in what a provider echoes.
+        self._client_secret = client_secret
+        self._recent: deque[str] = deque(maxlen=_RECENT_TOKENS)
         self._form = {"grant_type": "client_credentials"}
         if scope is not None:
             self._form["scope"] = scope
@@ -104,6 +113,12 @@ class ClientCredentials(httpx.Auth):
             f"{self.__class__.__name__}(token_host={self._host!r}, client_id={self._client_id!r}, "
             f"scope={self._scope!r}, audience={self._audience!r})"
         )
+
+    def secrets(self) -> Iterator[str]:
+        """The credentials to scrub from what the provider sends: client id and secret, the Basic
+        value, and the current and recent access tokens."""
+        yield from (self._client_id, self._client_secret, self._basic)
+        yield from self._recent
 
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         """Refuse: the token cache and single-flight minting live on an asyncio event loop."""
@@ -190,6 +205,7 @@ class ClientCredentials(httpx.Auth):
         margin = min(self._refresh_margin_s, lifetime / 2)
         token = _Token(value, started + lifetime - margin)
         self._token = token
+        self._recent.append(value)
         return token
 
     def _error(self, reason: str) -> TokenError:

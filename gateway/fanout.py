@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+import traceback
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
+
+import structlog
 
 from gateway.context import deadline_remaining
 from gateway.errors import (
@@ -23,6 +26,8 @@ from gateway.errors import (
 )
 
 T = TypeVar("T")
+
+log = structlog.get_logger("gateway.fanout")
 
 
 class Deadline:
@@ -83,6 +88,21 @@ def _as_provider_error(key: str, exc: GatewayError) -> ProviderError:
     return ProviderInvalidPayload(provider_of(key), exc.detail)
 
 
+def unexpected_failure(provider_id: str, exc: BaseException) -> ProviderError:
+    """An exception that is not the gateway's own, raised inside one provider's call, as that
+    provider's failure: whatever the transport or the adapter tripped over (a latin-1 header,
+    a bug), one provider must not break an answer that others contribute to.
+
+    Logged with the exception's type and where it was raised; not its message, which may quote
+    what the provider sent or was sent.
+    """
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f"{frames[-1].filename}:{frames[-1].lineno}" if frames else None
+    log.error("provider_call_failed", provider=provider_id, error=exc.__class__.__name__, where=where)
+    detail = f"provider '{provider_id}' failed unexpectedly ({exc.__class__.__name__})"
+    return ProviderError(provider_id, detail, maybe_received=True)
+
+
 async def call_one(provider_id: str, call: Callable[[], Awaitable[T]], deadline: Deadline) -> T:
     """One provider call bounded by the deadline; errors propagate as the gateway's own."""
     deadline_remaining.set(deadline.remaining)
@@ -93,6 +113,10 @@ async def call_one(provider_id: str, call: Callable[[], Awaitable[T]], deadline:
     except TimeoutError:
         detail = f"provider '{provider_id}' did not answer before the deadline"
         raise ProviderTimeout(provider_id, detail, maybe_received=True) from None
+    except GatewayError:
+        raise
+    except Exception as exc:
+        raise unexpected_failure(provider_id, exc) from None
 
 
 async def gather(calls: Mapping[str, Callable[[], Awaitable[T]]], deadline: Deadline) -> Fanout[T]:
@@ -122,5 +146,5 @@ async def gather(calls: Mapping[str, Callable[[], Awaitable[T]]], deadline: Dead
         elif isinstance(exc, GatewayError):
             out.failures[key] = exc
         else:
-            raise exc
+            out.failures[key] = unexpected_failure(provider_of(key), exc)
     return out

@@ -66,17 +66,28 @@ def federated_queryables(product: FederatedProduct, schemas: list[dict[str, Any]
     """Queryables every member understands (a filter must mean the same to all of them)."""
     names = shared([list((s.get("properties") or {}).keys()) for s in schemas])
     first = schemas[0].get("properties") or {} if schemas else {}
-    return {
+    document = {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": f"Queryables of {product.display_title}",
         "type": "object",
         "properties": {name: first[name] for name in names},
     }
+    # The properties come from the first member's schema, with the definitions their `$ref`s name.
+    for key in ("$defs", "definitions"):
+        if schemas and key in schemas[0]:
+            document[key] = schemas[0][key]
+    return document
 
 
 def federated_order_parameters(product: FederatedProduct, schemas: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """One schema per member: an order goes to the member product an opportunity names."""
+    # Each member's schema becomes a resource of its own (`$id`), so that its `#/$defs/...`
+    # references still resolve inside it and not against this document's root. `anyOf`, not
+    # `oneOf`: members with the same parameters would make every order invalid under `oneOf`.
     return {
         "title": f"Order parameters of {product.display_title}: those of the member product ordered",
-        "oneOf": [{**schema, "title": member} for member, schema in schemas.items()],
+        "anyOf": [
+            {**schema, "$id": f"urn:stapi-gateway:order-parameters:{member}", "title": member}
+            for member, schema in schemas.items()
+        ],
     }

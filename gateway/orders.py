@@ -9,10 +9,10 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from jsonschema import Draft202012Validator
 from pydantic import ConfigDict
 from stapi_pydantic import OrderParameters, OrderPayload
 
+from adapters.schemas import CheckedSchema
 from gateway import ids
 from gateway.attempts import AttemptState, OrderAttempt, Resolution
 from gateway.catalogue import Member, Target
@@ -59,16 +59,11 @@ def member_for(target: Target, order: dict[str, Any]) -> Member:
     raise _invalid([field_error(["body", "product_id"], msg, "value_error")])
 
 
-def check_order_parameters(schema: dict[str, Any], parameters: Any) -> None:
-    """The order parameters against the product's JSON Schema, before the provider sees them."""
-    errors = sorted(Draft202012Validator(schema).iter_errors(parameters), key=lambda e: list(e.absolute_path))
+def check_order_parameters(schema: CheckedSchema, parameters: Any) -> None:
+    """The order parameters against the product's checked JSON Schema, before the provider sees them."""
+    errors = sorted(schema.violations(parameters), key=lambda v: [str(part) for part in v.path])
     if errors:
-        raise _invalid(
-            [
-                field_error(["body", "order_parameters", *e.absolute_path], e.message[:300], str(e.validator))
-                for e in errors
-            ]
-        )
+        raise _invalid([field_error(["body", "order_parameters", *v.path], v.message[:300], v.keyword) for v in errors])
 
 
 def upstream_order(order: dict[str, Any]) -> dict[str, Any]:

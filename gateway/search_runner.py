@@ -16,6 +16,7 @@ from urllib.parse import unquote, urlsplit
 import structlog
 
 from adapters.base import SearchMode
+from adapters.scrub import printable
 from gateway.background import stop_task
 from gateway.catalogue import Catalogue, Member, Target
 from gateway.errors import GatewayError, InvalidRequest, NotFound, RequestValidationFailed, StoreUnavailable
@@ -185,7 +186,9 @@ class SearchRunner:
             )
             await self._keep(record, index, member, state, collection["features"])
         elif code in ("failed", "cancelled"):
-            state.update(status=code, reason=upstream["status"].get("reason_text"))
+            # Scrubbed by the adapter; shown for the record's lifetime, so also printable and bounded.
+            reason = upstream["status"].get("reason_text")
+            state.update(status=code, reason=None if reason is None else printable(str(reason)))
         else:
             state["status"] = "in_progress"
 

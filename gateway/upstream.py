@@ -16,7 +16,7 @@ import time
 import httpx
 import structlog
 
-from adapters.transport import OPERATION_EXTENSION, CircuitOpen
+from adapters.transport import DEFAULT_MAX_BODY_BYTES, OPERATION_EXTENSION, BodyRefused, CircuitOpen, read_decoded
 from gateway.context import deadline_remaining, upstream_calls
 from gateway.health import STATE_VALUE, CircuitBreaker
 from gateway.metrics import Metrics
@@ -49,6 +49,8 @@ def _outcome(response: httpx.Response | None, exc: BaseException | None) -> str:
     if exc is not None:
         if isinstance(exc, CircuitOpen):
             return "circuit_open"
+        if isinstance(exc, BodyRefused):
+            return "invalid_body"
         if isinstance(exc, httpx.TimeoutException):
             return "timeout"
         return "connect_error" if isinstance(exc, httpx.ConnectError) else "network_error"
@@ -108,7 +110,8 @@ class GuardedTransport(httpx.AsyncBaseTransport):
             await self._admit(request)
             async with self._slots_within(request):
                 response = await self.inner.handle_async_request(request)
-                await response.aread()
+                # Not response.aread(): httpx would decode content-encoding without any bound.
+                response = await read_decoded(response, request, DEFAULT_MAX_BODY_BYTES)
         except httpx.TransportError as exc:
             # Waiting for our own limits says nothing about the provider's health.
             if not isinstance(exc, httpx.PoolTimeout):

@@ -28,6 +28,7 @@ from gateway.app import create_app
 from gateway.settings import ProviderSettings, Settings
 from tests.faults import FlappingApp, HugeBodyApp, StallingApp, StaticApp, resetting_server, unused_port
 from tests.gateways import GATEWAY_URL, lifespan
+from tests.hostile import ExtraHeaderApp, GzipBombApp
 from tests.upstreams import ProductSpec, build_provider, provider_client, serve
 
 DEADLINE_S = 2.0
@@ -49,7 +50,19 @@ BAD_OPPORTUNITIES = 4
 GOOD_ORDERS = 3
 FEDERATED = {"id": "fed", "title": "Good and bad", "members": ["good:eo", "bad:x"]}
 
-FAULTS = ["down", "slow", "hang", "http-500-text", "invalid-json", "not-stapi", "huge-body", "reset", "flapping"]
+FAULTS = [
+    "down",
+    "slow",
+    "hang",
+    "http-500-text",
+    "invalid-json",
+    "not-stapi",
+    "huge-body",
+    "gzip-bomb",
+    "latin1-header",
+    "reset",
+    "flapping",
+]
 # What a route that needs only "bad" answers, per fault: the (status, error code) pairs allowed.
 SINGLE_ERROR: dict[str, set[tuple[int, str]]] = {
     # Refused connections are retried (default `retries`), so the start-up check of the federated
@@ -61,6 +74,8 @@ SINGLE_ERROR: dict[str, set[tuple[int, str]]] = {
     "invalid-json": {(502, "provider_invalid_payload")},
     "not-stapi": {(502, "provider_invalid_payload")},
     "huge-body": {(502, "provider_invalid_payload")},
+    # 1 MB on the wire, 1 GiB decoded: refused at the cap after decompression.
+    "gzip-bomb": {(502, "provider_invalid_payload")},
     "reset": {(502, "provider_unreachable")},
     # The flapping provider's failure is a 503, which the gateway reports as a bad status.
     "flapping": {(502, "provider_bad_status")},
@@ -179,6 +194,12 @@ async def bad_provider(fault: str) -> AsyncIterator[str]:
         "invalid-json": lambda: StaticApp(200, b'{"type": "ProductCollection", "products": [{"id": '),
         "not-stapi": lambda: StaticApp(200, b'{"status": "ok", "data": [1, 2, 3]}'),
         "huge-body": lambda: HugeBodyApp(50 * 1024 * 1024),
+        "gzip-bomb": lambda: GzipBombApp(1024),
+        "latin1-header": lambda: ExtraHeaderApp(
+            build_provider([ProductSpec("x")], name="bad", opportunities_per_search=BAD_OPPORTUNITIES),
+            b"x-vendor-note",
+            "Qualit\xe4t gepr\xfcft \xa9".encode("latin-1"),
+        ),
         "flapping": lambda: FlappingApp(
             build_provider([ProductSpec("x")], name="bad", opportunities_per_search=BAD_OPPORTUNITIES)
         ),
@@ -248,6 +269,10 @@ ROUTES: dict[str, Route] = {
 
 def expected_outcomes(fault: str, route: Route) -> list[str]:
     """What each request of the case should show: "fault" or "ok"."""
+    if fault == "latin1-header":
+        # Header bytes are carried as received (RFC 9110 §5.5: obs-text is opaque data), so the
+        # provider's answer is used, and nothing about it can break the merged answer.
+        return ["ok"]
     if fault != "flapping":
         return ["fault"]
     return FLAP_GET if route.method == "GET" else FLAP_POST

@@ -161,9 +161,9 @@ async def product_queryables(request: Request) -> Response:
     target = target_for(request, request.path_params["product_id"])
     if target.federated is not None:
         schemas = await _members_call(request, target, "queryables")
-        schema = federated_queryables(target.federated, list(schemas.values()))
+        schema = federated_queryables(target.federated, [s.document for s in schemas.values()])
     else:
-        schema = await _member_call(request, target, "queryables")
+        schema = (await _member_call(request, target, "queryables")).document
     return JSONResponse(schema, media_type="application/schema+json")
 
 
@@ -172,7 +172,7 @@ async def product_order_parameters(request: Request) -> Response:
     target = target_for(request, request.path_params["product_id"])
     if target.federated is not None:
         schemas = await _members_call(request, target, "order_parameters")
-        schema = federated_order_parameters(target.federated, schemas)
+        schema = federated_order_parameters(target.federated, {m: s.document for m, s in schemas.items()})
     else:
-        schema = await _member_call(request, target, "order_parameters")
+        schema = (await _member_call(request, target, "order_parameters")).document
     return JSONResponse(schema, media_type="application/schema+json")

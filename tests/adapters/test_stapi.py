@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import unquote
 
 import httpx
 import pytest
@@ -22,6 +23,7 @@ from gateway.errors import (
     UpstreamNotFound,
 )
 from tests.faults import RefusingTransport, ResettingTransport, StaticApp
+from tests.hostile import HeaderEchoApp
 from tests.upstreams import ProductSpec, backend_of, build_provider
 
 WINDOW = "2026-12-01T00:00:00Z/2026-12-10T00:00:00Z"
@@ -62,8 +64,8 @@ async def test_product_operations_return_stapi_json(adapter: StapiAdapter) -> No
     product = await adapter.get_product("sar")
     assert product["id"] == "sar"
     assert "https://stapi.example.com/v0.1.0/opportunities-async" in await adapter.product_conformance("sar")
-    assert "properties" in await adapter.queryables("eo")
-    assert "delivery_format" in str(await adapter.order_parameters("eo"))
+    assert "properties" in (await adapter.queryables("eo")).document
+    assert "delivery_format" in str((await adapter.order_parameters("eo")).document)
     assert "https://stapi.example.com/v0.1.0/core" in await adapter.conformance()
     assert (await adapter.landing_page())["links"]
 
@@ -165,3 +167,79 @@ async def test_provider_400_on_a_client_payload_is_invalid_request() -> None:
 def test_next_token(links: list[dict[str, Any]], token: str | None) -> None:
     """The page token comes from a `next` link's body or query, and from nothing else."""
     assert next_token(links) == token
+
+
+ECHO_SECRET = "hdr-s3cr3t-value-1234"
+
+
+@pytest.fixture
+async def echoing() -> AsyncIterator[StapiAdapter]:
+    """An adapter whose provider echoes every request header into every answer and error."""
+    specs = [ProductSpec(p) for p in ("eo", "e400", "e422")] + [ProductSpec("failing", async_=True)]
+    app = HeaderEchoApp(build_provider(specs, name="up"))
+    a = adapter_for(httpx.ASGITransport(app=app), Authorization=f"Bearer {ECHO_SECRET}")
+    yield a
+    await a.aclose()
+
+
+SEARCH = {"datetime": WINDOW, "geometry": POINT}
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda a: a.get_product("e404"),
+        lambda a: a.get_order("e404"),
+        lambda a: a.search_opportunities("e400", SEARCH, SearchMode.SYNC),
+        lambda a: a.search_opportunities("e422", SEARCH, SearchMode.SYNC),
+        lambda a: a.create_order("e422", SEARCH),
+    ],
+    ids=["404-detail", "404-order", "400-detail", "422-search", "422-order"],
+)
+async def test_error_text_relayed_from_a_provider_is_scrubbed(echoing: StapiAdapter, call: Any) -> None:
+    """A provider's 400/404 detail and 422 messages lose the gateway's credentials and stay bounded."""
+    with pytest.raises(GatewayError) as caught:
+        await call(echoing)
+    shown = f"{caught.value.detail} {caught.value.extra}"
+    assert "[redacted]" in shown
+    assert ECHO_SECRET not in shown
+    assert len(caught.value.detail) < 300
+
+
+async def test_bodies_headers_and_schemas_relayed_from_a_provider_are_scrubbed(echoing: StapiAdapter) -> None:
+    """Products, pages, schemas and search records lose the gateway's credentials, nested ones too."""
+    relayed = [
+        await echoing.get_product("eo"),
+        (await echoing.list_products(token=None, limit=10)).items,
+        (await echoing.queryables("eo")).document,
+        (await echoing.order_parameters("eo")).document,
+        (await echoing.search_opportunities("failing", SEARCH, SearchMode.ASYNC)).body,
+        await echoing.get_search_record("rec-1"),
+    ]
+    text = str(relayed)
+    assert text.count("[redacted]") >= len(relayed)
+    assert ECHO_SECRET not in text
+
+
+@pytest.mark.parametrize(
+    ("product_id", "sent"),
+    [("optical?x=", "/products/optical%3Fx%3D"), ("..#", "/products/..%23"), ("a/b", "/products/a%2Fb")],
+)
+async def test_ids_reach_the_provider_as_one_path_segment(
+    adapter: StapiAdapter, provider: Any, product_id: str, sent: str
+) -> None:
+    """`?`, `#` and `/` in an id are percent-encoded: the provider sees a product that is not there."""
+    with pytest.raises(UpstreamNotFound):
+        await adapter.get_product(product_id)
+    request = backend_of(provider).requests[-1]
+    assert (request.path, request.query) == (unquote(sent), "")
+
+
+@pytest.mark.parametrize("product_id", ["", ".", ".."])
+async def test_dot_segments_as_ids_are_404_without_asking(
+    adapter: StapiAdapter, provider: Any, product_id: str
+) -> None:
+    """`.` and `..` would climb the provider's paths even encoded; no resource has such an id."""
+    with pytest.raises(UpstreamNotFound):
+        await adapter.queryables(product_id)
+    assert backend_of(provider).requests == []

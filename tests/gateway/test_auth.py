@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 from typing import Any
@@ -17,6 +18,7 @@ from gateway.providers import TOKEN_TRANSPORT_SUFFIX
 from gateway.settings import ProviderSettings, Settings
 from tests.faults import StaticApp
 from tests.gateways import gateway_client, provider_settings
+from tests.hostile import HeaderEchoApp
 from tests.upstreams import ProductSpec, backend_of, build_provider
 
 KEY_A = "key-of-client-a-0123456789"
@@ -149,10 +151,68 @@ class RequiresToken:
         await self.app(scope, receive, send)
 
 
+# Every route, and every way provider text reaches a client: bodies passed through (products,
+# orders, schemas), 400/404 details, 422 messages, a failed search member's reason.
+HYGIENE_ROUTES: list[tuple[str, str, dict[str, Any] | None]] = [
+    ("GET", "/", None),
+    ("GET", "/conformance", None),
+    ("GET", "/products?limit=100", None),
+    ("GET", "/products/both", None),
+    ("GET", "/products/b:eo", None),
+    ("GET", "/products/a:eo/conformance", None),
+    ("GET", "/products/c:eo", None),
+    ("GET", "/products/a:eo/queryables", None),
+    ("GET", "/products/b:eo/order-parameters", None),
+    ("GET", "/products/both/queryables", None),
+    ("GET", "/products/both/order-parameters", None),
+    ("GET", "/products/a:e404", None),
+    ("GET", "/products/b:e404/queryables", None),
+    ("GET", "/orders/a:e404", None),
+    ("GET", "/orders/b:e404/statuses", None),
+    ("POST", "/products/a:eo/opportunities", {"datetime": WINDOW, "geometry": POINT}),
+    ("POST", "/products/both/opportunities", {"datetime": WINDOW, "geometry": POINT}),
+    ("POST", "/products/b:e400/opportunities", {"datetime": WINDOW, "geometry": POINT}),
+    ("POST", "/products/a:e422/opportunities", {"datetime": WINDOW, "geometry": POINT}),
+    ("POST", "/products/c:eo/opportunities", {"datetime": WINDOW, "geometry": POINT}),
+    ("POST", "/products/a:eo/orders", ORDER),
+    ("POST", "/products/b:eo/orders", ORDER),
+    ("POST", "/products/b:e400/orders", ORDER),
+    ("POST", "/products/a:e422/orders", ORDER),
+    ("GET", "/orders?limit=100", None),
+    ("GET", "/searches/opportunities", None),
+    ("GET", "/readyz", None),
+    ("GET", "/metrics", None),
+    ("GET", "/api", None),
+]
+
+
+async def _failed_search(client: httpx.AsyncClient, product: str) -> list[str]:
+    """An async search whose member fails with the provider's reason; every answer about it."""
+    seen = []
+    created = await client.post(
+        f"/products/{product}/opportunities",
+        json={"datetime": WINDOW, "geometry": POINT},
+        headers={**as_b(), "Prefer": "respond-async"},
+    )
+    seen.append(f"{created.status_code} {created.headers} {created.text}")
+    record = created.json()
+    for _ in range(200):
+        response = await client.get(f"/searches/opportunities/{record['id']}", headers=as_b())
+        record = response.json()
+        if record["status"]["status_code"] == "failed":
+            break
+        await asyncio.sleep(0.02)
+    assert record["status"]["status_code"] == "failed", record
+    statuses = await client.get(f"/searches/opportunities/{record['id']}/statuses", headers=as_b())
+    seen += [f"{response.status_code} {response.headers} {response.text}", statuses.text]
+    return seen
+
+
 async def test_credentials_never_appear_in_anything_a_client_or_an_operator_sees(
     caplog: Any,
 ) -> None:
-    """Header secrets, OAuth secrets and tokens are absent from bodies, headers, links, logs and metrics."""
+    """Header secrets, OAuth secrets and tokens are absent from bodies, headers, links, logs and metrics,
+    even when the providers echo every request header into every answer and error."""
     header_secret, oauth_secret, token = "hdr-s3cr3t-value-1234", "oauth-s3cr3t-value-5678", "tok-s3cr3t-value-9012"
     providers = [
         ProviderSettings(id="a", url="http://a.test", headers={"Authorization": f"Bearer {header_secret}"}),
@@ -163,10 +223,17 @@ async def test_credentials_never_appear_in_anything_a_client_or_an_operator_sees
         ),
         *provider_settings(["c"]),
     ]
-    settings = Settings.build(providers, secret="cursor-s3cr3t-value-3456", clients=[CLIENTS[1]])
+    settings = Settings.build(
+        providers,
+        secret="cursor-s3cr3t-value-3456",
+        clients=[CLIENTS[1]],
+        products=PRODUCTS,
+        search_refresh_s=0.02,
+    )
+    specs = [ProductSpec(p) for p in ("eo", "e400", "e422")] + [ProductSpec("failing", async_=True)]
     upstream = {
-        "a": build_provider([ProductSpec("eo")], name="a"),
-        "b": RequiresToken(build_provider([ProductSpec("eo")], name="b"), token),
+        "a": HeaderEchoApp(build_provider(specs, name="a")),
+        "b": RequiresToken(HeaderEchoApp(build_provider(specs, name="b")), token),
         "c": StaticApp(500, f"boom {header_secret}".encode(), "text/plain"),
         f"b{TOKEN_TRANSPORT_SUFFIX}": httpx.ASGITransport(app=token_server(oauth_secret, token)),
     }
@@ -174,25 +241,21 @@ async def test_credentials_never_appear_in_anything_a_client_or_an_operator_sees
     caplog.set_level(logging.DEBUG)
     with structlog.testing.capture_logs() as logs:
         async with gateway_client(upstream, settings=settings) as client:
-            for method, path in [
-                ("GET", "/"),
-                ("GET", "/products?limit=100"),
-                ("GET", "/products/b:eo"),
-                ("GET", "/products/c:eo"),
-                ("POST", "/products/b:eo/orders"),
-                ("POST", "/products/c:eo/opportunities"),
-                ("GET", "/readyz"),
-                ("GET", "/metrics"),
-                ("GET", "/api"),
-            ]:
-                body = ORDER if path.endswith("orders") else {"datetime": WINDOW, "geometry": POINT}
-                response = await client.request(method, path, headers=as_b(), json=body if method == "POST" else None)
-                produced.append(f"{response.status_code} {response.headers} {response.text}")
-            statuses = [p.split(" ")[0] for p in produced]
+            for method, path, body in HYGIENE_ROUTES:
+                response = await client.request(method, path, headers=as_b(), json=body)
+                produced.append(f"{method} {path} -> {response.status_code} {response.headers} {response.text}")
+            produced += await _failed_search(client, "a:failing")
+            produced += await _failed_search(client, "b:failing")
+    statuses = {line.split(" -> ")[0]: int(line.split(" -> ")[1][:3]) for line in produced if " -> " in line}
     produced.extend(str(entry) for entry in logs)
     produced.extend(record.getMessage() for record in caplog.records)
     produced.append(repr(settings))
     everything = "\n".join(produced)
-    assert statuses[2] == "200", "the OAuth-protected provider was reached with the minted token"
+    assert statuses["GET /products/b:eo"] == 200, "the OAuth-protected provider was reached with the minted token"
+    assert statuses["POST /products/b:e400/opportunities"] == 400
+    assert statuses["POST /products/a:e422/orders"] == 422
+    assert statuses["GET /products/b:e404/queryables"] == 404
+    assert "[redacted]" in everything, "the providers did echo the credentials"
+    assert "authorization: [redacted]" in everything.lower()
     for secret in (header_secret, oauth_secret, token, "cursor-s3cr3t-value-3456", KEY_B):
         assert secret not in everything, f"{secret} leaked"
