@@ -83,6 +83,7 @@ class Runtime:
             concurrency=gw.search_concurrency,
             refresh_s=gw.search_refresh_s,
             deadline_s=gw.deadline_s,
+            max_results=gw.max_search_results,
         )
         runner.start()
         orders = OrderDesk(OrderJournal(store, gw.idempotency_ttl_s), catalogue, gw.deadline_s)

@@ -102,6 +102,8 @@ class GatewaySettings(BaseModel):
     search_refresh_s: PositiveFloat = 2.0
     # Background searches (emulated sync searches and upstream polls) at once in one process.
     search_concurrency: PositiveInt = 8
+    # Opportunities an async search record keeps per member product (the rest are not fetched).
+    max_search_results: PositiveInt = 1000
     # How long a provider product's conformance/capabilities are cached; 0 = not cached.
     catalogue_ttl_s: NonNegativeFloat = 60.0
     # An Idempotency-Key on order creation is remembered this long; a retry within it is safe.

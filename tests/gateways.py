@@ -81,3 +81,16 @@ def hrefs(value: Any) -> list[str]:
         for item in value:
             found.extend(hrefs(item))
     return found
+
+
+async def follow_get(client: httpx.AsyncClient, path: str, limit_pages: int = 200) -> list[dict[str, Any]]:
+    """GET a paged resource and follow its GET `next` links (bounded); every page's body."""
+    pages: list[dict[str, Any]] = []
+    url: str | None = path
+    while url is not None:
+        response = await client.get(url.removeprefix(GATEWAY_URL))
+        assert response.status_code == 200, response.text
+        pages.append(response.json())
+        assert len(pages) <= limit_pages, "the next links never end"
+        url = next((link["href"] for link in pages[-1].get("links", []) if link["rel"] == "next"), None)
+    return pages

@@ -16,7 +16,7 @@ from adapters.base import Page, SearchMode
 from adapters.stapi import next_token
 from gateway import fanout, ids, merge
 from gateway.catalogue import Capabilities, Member, Target
-from gateway.errors import GatewayError, NotFound, ProviderInvalidPayload
+from gateway.errors import GatewayError, InvalidCursor, NotFound, ProviderInvalidPayload
 from gateway.links import LinkRewriter
 from gateway.opportunities import (
     namespace_opportunity,
@@ -36,6 +36,7 @@ from gateway.routes.common import (
     gateway_base,
     next_cursor,
     positions,
+    query_limit,
     rewriter,
     runtime,
     sees,
@@ -43,7 +44,7 @@ from gateway.routes.common import (
     with_missing,
 )
 from gateway.routes.searches import public_record
-from gateway.searches import new_record, with_base
+from gateway.searches import new_record
 
 
 def _cursor_kind(product_id: str) -> str:
@@ -72,7 +73,7 @@ async def search_opportunities(request: Request) -> Response:
             response = await _search_sync(request, target, search, failed=capabilities.failures)
         except AnsweredAsync as answer:
             # The provider started an async search instead; the gateway's record adopts it.
-            record["members"][0].update(mode="upstream", upstream_id=str(answer.record["id"]))
+            record["members"][answer.member.gateway_id].update(mode="upstream", upstream_id=str(answer.record["id"]))
             prefer = None
         else:
             if prefer == "wait":
@@ -155,7 +156,11 @@ async def _search_sync(
 
 
 async def get_opportunity_collection(request: Request) -> Response:
-    """`GET /products/{id}/opportunities/{collection_id}`: a completed async search's results."""
+    """`GET /products/{id}/opportunities/{collection_id}`: a completed async search's results, paged.
+
+    Pages hold the search's `limit` opportunities unless the query asks for another `limit`;
+    `next` is a signed cursor of the position in the stored collection.
+    """
     rt = runtime(request)
     product_id, collection_id = request.path_params["product_id"], request.path_params["collection_id"]
     target = target_for(request, product_id)
@@ -164,23 +169,45 @@ async def get_opportunity_collection(request: Request) -> Response:
     if parts is not None:
         return await _proxied_collection(request, target, *parts)
     record = await rt.searches.load(collection_id)
-    stored = await rt.searches.load_collection(collection_id)
     if record is None or record["product_id"] != product_id or not sees(request, record.get("client")):
         raise NotFound(f"No opportunity collection '{collection_id}' exists for product '{product_id}'.")
-    if stored is None:
+    limit = query_limit(request) if "limit" in request.query_params else int(record["opportunity_request"]["limit"])
+    offset = _collection_offset(request, collection_id)
+    collection = await rt.searches.load_collection(collection_id, base, offset, limit)
+    if collection is None:
         state = record["statuses"][-1]["status_code"]
         raise NotFound(f"The search '{collection_id}' has no opportunity collection (it is {state}).")
-    collection: dict[str, Any] = with_base(stored, base)
     href = f"{base}/products/{product_id}"
+    own = f"{href}/opportunities/{collection_id}"
     collection["links"] = [
-        {"href": f"{href}/opportunities/{collection_id}", "rel": "self", "type": GEOJSON},
+        {"href": own, "rel": "self", "type": GEOJSON},
         {"href": f"{base}/searches/opportunities/{collection_id}", "rel": "search-record", "type": "application/json"},
     ]
     if target.federated is None:
         collection["links"].append(order_link(f"{href}/orders", record["opportunity_request"]))
     else:
         collection["features"] = with_member_order_links(collection["features"], f"{href}/orders")
+    end = offset + len(collection["features"])
+    if end < collection["numberMatched"]:
+        token = rt.cursors.encode(_collection_kind(collection_id), {"o": end})
+        collection["links"].append({"href": f"{own}?next={token}&limit={limit}", "rel": "next", "type": GEOJSON})
     return JSONResponse(collection, media_type=GEOJSON)
+
+
+def _collection_kind(collection_id: str) -> str:
+    return f"opportunity-collection:{collection_id}"
+
+
+def _collection_offset(request: Request, collection_id: str) -> int:
+    """Where in a stored collection the client's cursor stands (0 without one)."""
+    cursor = request.query_params.get("next")
+    if not cursor:
+        return 0
+    state = runtime(request).cursors.decode(_collection_kind(collection_id), cursor)
+    offset = state.get("o") if isinstance(state, dict) else None
+    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+        raise InvalidCursor("The pagination cursor is malformed.")
+    return offset
 
 
 async def _proxied_collection(request: Request, target: Target, provider_id: str, upstream_id: str) -> Response:
