@@ -41,6 +41,11 @@ class Capabilities:
     sync: bool
     async_: bool
 
+    @property
+    def searchable(self) -> bool:
+        """Whether the product can search at all (the gateway emulates the mode it lacks)."""
+        return self.sync or self.async_
+
     @classmethod
     def from_conformance(cls, classes: list[str]) -> Capabilities:
         """Read the modes off a product's conformance list."""

@@ -7,6 +7,7 @@ a record; `Prefer: wait` gets a collection unless a member can only search async
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from starlette.requests import Request
@@ -16,7 +17,7 @@ from adapters.base import Page, SearchMode
 from adapters.stapi import next_token
 from gateway import fanout, ids, merge
 from gateway.catalogue import Capabilities, Member, Target
-from gateway.errors import GatewayError, InvalidCursor, NotFound, ProviderInvalidPayload
+from gateway.errors import GatewayError, InvalidCursor, NotFound, ProviderInvalidPayload, SearchNotSupported
 from gateway.links import LinkRewriter
 from gateway.opportunities import (
     namespace_opportunity,
@@ -66,8 +67,9 @@ async def search_opportunities(request: Request) -> Response:
     target = target_for(request, request.path_params["product_id"])
     search = validate_search(await request.body(), rt.settings.gateway.input_limits)
     prefer = parse_prefer(request.headers.get("prefer"))
-    record = new_record(target.product_id, search, [m.gateway_id for m in target.members], client(request).id)
     capabilities = await _capabilities(request, target)
+    target = _searchers(target, capabilities)
+    record = new_record(target.product_id, search, [m.gateway_id for m in target.members], client(request).id)
     if prefer != "respond-async" and all(c.sync for c in capabilities.results.values()):
         try:
             response = await _search_sync(request, target, search, failed=capabilities.failures)
@@ -107,6 +109,26 @@ async def _capabilities(request: Request, target: Target) -> fanout.Fanout[Capab
     return found
 
 
+def _searchers(target: Target, found: fanout.Fanout[Capabilities]) -> Target:
+    """The members that can search (and those whose capabilities are unknown, which then fail as
+    any failing member does); SearchNotSupported when none can.
+
+    An order-only product has no opportunities resource, upstream or here: 404, before any
+    record exists (it would only ever fail). A federated product's order-only members are left
+    out of its searches, not reported missing: nothing of theirs failed.
+    """
+    able = [m for m in target.members if m.gateway_id not in found.results or found.results[m.gateway_id].searchable]
+    if not able:
+        raise SearchNotSupported(
+            f"Product '{target.product_id}' does not support opportunity search; "
+            f"order it with POST /products/{target.product_id}/orders."
+        )
+    for member in target.members:
+        if member not in able:
+            del found.results[member.gateway_id]
+    return replace(target, members=able)
+
+
 async def _search_sync(
     request: Request, target: Target, search: dict[str, Any], failed: dict[str, GatewayError]
 ) -> Response:
@@ -135,7 +157,7 @@ async def _search_sync(
     calls = {mid: page_of(mid) for mid in at if mid not in failed}
     gathered: fanout.Fanout[Page] = await fanout.gather(calls, deadline(request))
     gathered.failures.update(failed)
-    if len(target.members) == 1 and gathered.failures:
+    if target.federated is None and gathered.failures:
         # One product's own failure says more than "every provider failed".
         raise next(iter(gathered.failures.values()))
     gathered.require_any("opportunities")
