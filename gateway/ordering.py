@@ -25,7 +25,6 @@ from gateway.errors import (
 )
 from gateway.fanout import Deadline, call_one
 from gateway.journal import OrderJournal, new_attempt
-from gateway.links import LinkRewriter
 from gateway.orders import (
     check_order_parameters,
     fingerprint,
@@ -99,7 +98,7 @@ class OrderDesk:
         return attempt
 
     def _placed(self, attempt: dict[str, Any], member: Member, order: dict[str, Any]) -> None:
-        links = LinkRewriter(member.provider.id, member.provider.settings.base_url, BASE_PLACEHOLDER)
+        links = member.provider.rewriter(BASE_PLACEHOLDER)
         shown = namespace_order(order, links)
         attempt.update(state="placed", order_id=shown["id"], order=shown, error=None)
 

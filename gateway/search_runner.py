@@ -34,7 +34,6 @@ from gateway.errors import (
     StoreUnavailable,
 )
 from gateway.fanout import Deadline, call_one
-from gateway.links import LinkRewriter
 from gateway.metrics import Metrics
 from gateway.opportunities import MAX_LIMIT, namespace_opportunity, start_key, upstream_request
 from gateway.searches import BASE_PLACEHOLDER, TERMINAL, SearchRecords, advance_status, missing_members
@@ -255,7 +254,7 @@ class SearchRunner:
         token = next_token(page.get("links") or [])
         room = self._max_results - state["count"]
         kept = features[:room]
-        links = LinkRewriter(member.provider.id, member.provider.settings.base_url, BASE_PLACEHOLDER)
+        links = member.provider.rewriter(BASE_PLACEHOLDER)
         await self.records.save_page(
             record_id, member_id, state["pages"], [namespace_opportunity(f, links) for f in kept]
         )

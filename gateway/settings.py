@@ -165,6 +165,9 @@ class ProviderSettings(BaseModel):
     max_concurrent: PositiveInt = 50
     rate_per_s: PositiveFloat | None = None
     order_rate_per_s: PositiveFloat | None = None
+    # Further roots the provider's links name as its own (its public URL behind a proxy, say):
+    # hrefs under them are rewritten to the gateway like those under `url`, never passed on.
+    link_bases: list[loader.RootUrl] = Field(default_factory=list)
 
     @field_validator("id")
     @classmethod
@@ -180,6 +183,11 @@ class ProviderSettings(BaseModel):
     def base_url(self) -> str:
         """The provider's STAPI root without a trailing slash, ready for `base_url + "/products"`."""
         return str(self.url).rstrip("/")
+
+    @property
+    def link_base_urls(self) -> tuple[str, ...]:
+        """`link_bases` without trailing slashes."""
+        return tuple(str(url).rstrip("/") for url in self.link_bases)
 
     @property
     def display_title(self) -> str:

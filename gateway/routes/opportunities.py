@@ -18,7 +18,6 @@ from adapters.stapi import next_token
 from gateway import fanout, ids, merge
 from gateway.catalogue import Capabilities, Member, Target
 from gateway.errors import GatewayError, InvalidCursor, NotFound, ProviderInvalidPayload, SearchNotSupported
-from gateway.links import LinkRewriter
 from gateway.opportunities import (
     namespace_opportunity,
     next_link,
@@ -164,7 +163,7 @@ async def _search_sync(
     key = (lambda mid, f: start_key(f, members[mid].provider.id)) if target.federated is not None else None
     merged, after = merge.merge_page(at, gathered.results, limit, key=key)
     # Only what is returned gets namespaced: a member may send thousands of opportunities.
-    rewriters = {mid: LinkRewriter(m.provider.id, m.provider.settings.base_url, base) for mid, m in members.items()}
+    rewriters = {mid: m.provider.rewriter(base) for mid, m in members.items()}
     href = f"{base}/products/{target.product_id}"
     features = [namespace_opportunity(item, rewriters[mid]) for mid, item in merged]
     if target.federated is None:

@@ -107,11 +107,7 @@ async def list_products(request: Request) -> Response:
     merged, after = merge.merge_page(at, gathered.results, limit)
 
     base = gateway_base(request)
-    rewriters = {
-        pid: LinkRewriter(pid, rt.providers.get(pid).settings.base_url, base)
-        for pid in gathered.results
-        if pid != FEDERATED
-    }
+    rewriters = {pid: rt.providers.get(pid).rewriter(base) for pid in gathered.results if pid != FEDERATED}
     links = [link(f"{base}/products", "self")]
     if token := next_cursor(request, CURSOR_KIND, after):
         links.append(link(f"{base}/products?next={token}&limit={limit}", "next"))
