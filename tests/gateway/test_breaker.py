@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
+from stapi_pydantic import Product
 
 from gateway.health import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
 from gateway.metrics import Metrics
@@ -74,6 +75,7 @@ async def test_a_cancelled_probe_reopens_the_circuit_which_recovers_and_readyz_a
     assert fast.status_code == 503
     assert fast.json()["code"] == "provider_unavailable"
     assert recovered.status_code == 200
+    Product.model_validate(recovered.json())
     assert closed.status_code == 200
     assert closed.json()["providers"]["acme"]["state"] == CLOSED
 

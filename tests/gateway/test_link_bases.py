@@ -9,8 +9,18 @@ from typing import Any
 import httpx
 import pytest
 import structlog
-from pydantic import ValidationError
-from stapi_pydantic import OpportunityCollection, OpportunitySearchRecord, Order, OrderStatus, Product
+from pydantic import BaseModel, ValidationError
+from stapi_pydantic import (
+    Conformance,
+    OpportunityCollection,
+    OpportunitySearchRecord,
+    Order,
+    OrderCollection,
+    OrderStatus,
+    OrderStatuses,
+    Product,
+    ProductsCollection,
+)
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.links import LinkRewriter
@@ -52,14 +62,22 @@ def provider() -> Any:
 async def walk(client: httpx.AsyncClient) -> list[Any]:
     """Every kind of document that carries provider links, following the links it finds."""
     listing = (await client.get("/products")).json()
+    ProductsCollection.model_validate(listing)
     docs: list[Any] = [listing]
+    models: dict[str, type[BaseModel] | None] = {
+        "self": Product,
+        "conformance": Conformance,
+        "queryables": None,  # JSON Schemas: no stapi-pydantic model
+        "order-parameters": None,
+    }
     for product in listing["products"]:
-        Product.model_validate(product)
         by_rel = {link["rel"]: link for link in product["links"]}
         assert {"self", "conformance", "queryables", "order-parameters", "opportunities", "create-order"} <= set(by_rel)
-        for rel in ("self", "conformance", "queryables", "order-parameters"):
+        for rel, model in models.items():
             followed = await client.get(by_rel[rel]["href"].removeprefix(GATEWAY_URL))
             assert followed.status_code == 200, (rel, followed.text)
+            if model is not None:
+                model.model_validate(followed.json())
             docs.append(followed.json())
         searched = await client.post(
             by_rel["opportunities"]["href"].removeprefix(GATEWAY_URL), json=SEARCH, headers={"Prefer": "respond-async"}
@@ -77,11 +95,16 @@ async def walk(client: httpx.AsyncClient) -> list[Any]:
     order = Order[OrderStatus].model_validate(created.json())
     rels = {link.rel: str(link.href) for link in order.links}
     assert {"self", "monitor"} <= set(rels)
-    for rel in ("self", "monitor"):
+    order_models: dict[str, type[BaseModel]] = {"self": Order[OrderStatus], "monitor": OrderStatuses[OrderStatus]}
+    for rel, order_model in order_models.items():
         followed = await client.get(rels[rel].removeprefix(GATEWAY_URL))
         assert followed.status_code == 200, (rel, followed.text)
+        order_model.model_validate(followed.json())
         docs.append(followed.json())
-    docs += [sync.json(), created.json(), (await client.get("/orders")).json()]
+    OpportunityCollection.model_validate(sync.json())
+    orders = (await client.get("/orders")).json()
+    OrderCollection[OrderStatus].model_validate(orders)
+    docs += [sync.json(), created.json(), orders]
     return docs
 
 

@@ -78,6 +78,8 @@ async def test_open_record_finishes_with_the_members_it_started_with(tmp_path: P
         record = await settle(c, location)
         pages = await follow_get(c, f"/products/fed/opportunities/{record['id']}")
     OpportunitySearchRecord.model_validate(record)
+    for page in pages:
+        OpportunityCollection.model_validate(page)
     assert record["status"]["status_code"] == "completed"
     assert [(m["product_id"], m["status"]) for m in record["federation:members"]] == [
         ("a:optical", "completed"),

@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 import structlog
+from stapi_pydantic import OpportunityCollection
 
 from tests.faults import RefusingTransport
 from tests.gateway.routes.test_opportunities import POINT, WINDOW, settle
@@ -75,7 +76,7 @@ async def test_federated_async_search_completes_with_per_member_state() -> None:
         )
         assert created.status_code == 201
         record = await settle(client, created.headers["location"])
-        pages = await follow_get(client, f"/products/optical-hr/opportunities/{record['id']}")
+        pages = await follow_get(client, f"/products/optical-hr/opportunities/{record['id']}", OpportunityCollection)
     features = [f for page in pages for f in page["features"]]
     collection = pages[0]
     members = {m["product_id"]: m["status"] for m in record["federation:members"]}

@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
+from stapi_pydantic import OpportunityCollection
 
 from tests.gateways import GATEWAY_URL, follow_get, gateway_client, hrefs
 from tests.upstreams import ProductSpec, backend_of, build_provider
@@ -155,7 +156,7 @@ async def test_async_search_completes_upstream_and_serves_its_collection(product
         )
         record = await settle(client, created.headers["location"])
         link = next(link for link in record["links"] if link["rel"] == "opportunities")
-        pages = await follow_get(client, link["href"])
+        pages = await follow_get(client, link["href"], OpportunityCollection)
         statuses = (await client.get(f"/searches/opportunities/{record['id']}/statuses")).json()
     collection = pages[0]
     assert record["status"]["status_code"] == "completed"
@@ -176,7 +177,7 @@ async def test_sync_only_product_gets_async_by_emulation() -> None:
             "/products/acme:eo/opportunities", json=search(limit=4), headers={"Prefer": "respond-async"}
         )
         record = await settle(client, created.headers["location"])
-        pages = await follow_get(client, f"/products/acme:eo/opportunities/{record['id']}")
+        pages = await follow_get(client, f"/products/acme:eo/opportunities/{record['id']}", OpportunityCollection)
     assert record["status"]["status_code"] == "completed"
     assert [f["id"] for page in pages for f in page["features"]] == [f"acme:eo-opp-{i}" for i in range(25)]
     assert [f["id"] for f in pages[0]["features"]] == [f"acme:eo-opp-{i}" for i in range(4)]

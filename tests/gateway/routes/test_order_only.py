@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from stapi_pydantic import OpportunityCollection, OpportunitySearchRecord, Product, ProductsCollection
+from stapi_pydantic import Conformance, OpportunityCollection, OpportunitySearchRecord, Product, ProductsCollection
 
 from gateway.federation import OPPORTUNITY_CLASSES
 from tests.gateway.routes.test_opportunities import POINT, WINDOW, settle
@@ -49,6 +49,7 @@ async def test_order_only_products_have_no_opportunity_classes_nor_link() -> Non
         conformance = (await client.get("/products/acme:tasking/conformance")).json()
         federated = {pid: (await client.get(f"/products/{pid}")).json() for pid in ("mixed", "orders-only")}
     ProductsCollection.model_validate(listing)
+    Conformance.model_validate(conformance)
     for product in [single, *federated.values()]:
         Product.model_validate(product)
     by_id = {p["id"]: searchable(p) for p in listing["products"]}
