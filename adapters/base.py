@@ -90,8 +90,11 @@ class ProviderAdapter(Protocol):
         """Run an opportunity search, asking for the given mode."""
         ...
 
-    async def get_opportunity_collection(self, product_id: str, collection_id: str) -> JSONObject:
-        """The collection an async search produced."""
+    async def get_opportunity_collection(
+        self, product_id: str, collection_id: str, *, token: str | None = None, limit: int | None = None
+    ) -> JSONObject:
+        """The collection an async search produced, or the page of it at `token` (a paging provider
+        links the next page with `next`)."""
         ...
 
     async def list_search_records(self, *, token: str | None, limit: int) -> Page:

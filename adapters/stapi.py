@@ -221,12 +221,17 @@ class StapiAdapter:
             preference_applied=self._header(response, "preference-applied"),
         )
 
-    async def get_opportunity_collection(self, product_id: str, collection_id: str) -> JSONObject:
-        """The collection an async search produced."""
+    async def get_opportunity_collection(
+        self, product_id: str, collection_id: str, *, token: str | None = None, limit: int | None = None
+    ) -> JSONObject:
+        """The collection an async search produced, or one page of it (`next`, `limit` as a paging
+        provider's `next` link has them; stapi-fastapi 0.8.0 ignores both and sends it whole)."""
         return await self._get(
             "get_opportunity_collection",
             OPPORTUNITY_COLLECTION,
             f"/products/{self._seg(product_id)}/opportunities/{self._seg(collection_id)}",
+            next=token,
+            limit=limit,
         )
 
     async def list_search_records(self, *, token: str | None, limit: int) -> Page:

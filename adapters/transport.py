@@ -18,8 +18,33 @@ import httpx
 import yarl
 
 DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
-# Request extension naming the STAPI operation, for the layers that count and log calls.
+# Request extension naming the adapter operation (a `ProviderAdapter` method name), for the
+# layers that count, log, pace and retry calls.
 OPERATION_EXTENSION = "stapi_gateway.operation"
+# Operations that only read at the provider, whatever HTTP method carries them: retrying them is
+# safe. An opportunity search is a POST that creates nothing a client pays for (an async one at
+# worst leaves a second, unused search record upstream).
+READ_OPERATIONS = frozenset(
+    {
+        "landing_page",
+        "conformance",
+        "list_products",
+        "get_product",
+        "product_conformance",
+        "queryables",
+        "order_parameters",
+        "search_opportunities",
+        "get_opportunity_collection",
+        "list_search_records",
+        "get_search_record",
+        "search_record_statuses",
+        "list_orders",
+        "get_order",
+        "order_statuses",
+    }
+)
+# Operations that create something at the provider: never retried, paced by `order_rate_per_s`.
+CREATE_OPERATIONS = frozenset({"create_order"})
 
 
 class BodyRefused(httpx.TransportError):

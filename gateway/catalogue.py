@@ -42,6 +42,11 @@ class Capabilities:
     sync: bool
     async_: bool
 
+    @property
+    def searchable(self) -> bool:
+        """Whether the product can search at all (the gateway emulates the mode it lacks)."""
+        return self.sync or self.async_
+
     @classmethod
     def from_conformance(cls, classes: list[str]) -> Capabilities:
         """Read the modes off a product's conformance list."""
@@ -101,6 +106,13 @@ class Catalogue:
         if parts is None:
             raise NotFound(f"No product '{product_id}' exists: ids look like 'provider:product'.")
         return Target(product_id, [Member(self._providers.get(parts[0]), parts[1])])
+
+    def member(self, member_id: str) -> Member:
+        """The provider product behind a namespaced id `provider:product` (UnknownProvider if gone)."""
+        parts = ids.split(member_id)
+        if parts is None:
+            raise NotFound(f"No product '{member_id}' exists: ids look like 'provider:product'.")
+        return Member(self._providers.get(parts[0]), parts[1])
 
     async def _cached(self, cache: dict[str, tuple[float, Any]], key: str, load: Callable[[], Awaitable[T]]) -> T:
         hit = cache.get(key)

@@ -74,6 +74,12 @@ class NotFound(GatewayError):
     code = "not_found"
 
 
+class SearchNotSupported(NotFound):
+    """The product cannot search opportunities (an order-only product): it has no such resource."""
+
+    code = "search_not_supported"
+
+
 class UnknownProvider(NotFound):
     """An identifier names a provider that is not configured."""
 

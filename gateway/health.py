@@ -7,10 +7,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 CLOSED, HALF_OPEN, OPEN = "closed", "half_open", "open"
 STATE_VALUE = {CLOSED: 0, HALF_OPEN: 1, OPEN: 2}
+
+
+@dataclass(frozen=True, slots=True)
+class Permit:
+    """Leave for one call; `probe` when it is the half-open circuit's single trial call."""
+
+    probe: bool
+
+
+_CALL, _PROBE = Permit(probe=False), Permit(probe=True)
 
 
 class CircuitBreaker:
@@ -28,20 +39,29 @@ class CircuitBreaker:
         self.last_failure: float | None = None
         self.last_error: str | None = None
 
-    def allow(self) -> bool:
-        """Whether a call may go out now (a half-open circuit admits a single probe)."""
+    def allow(self) -> Permit | None:
+        """Leave for a call to go out now, or None (a half-open circuit admits a single probe).
+
+        Whoever gets a permit must end it with `record` (a verdict) or `release` (none), in a
+        `finally`: a probe that is never ended would keep the circuit half-open for good.
+        """
         if self.state == CLOSED:
-            return True
+            return _CALL
         if self.state == OPEN and self._clock() - self._opened_at >= self._open_s:
             self.state = HALF_OPEN
             self._probe_in_flight = False
         if self.state == HALF_OPEN and not self._probe_in_flight:
             self._probe_in_flight = True
-            return True
-        return False
+            return _PROBE
+        return None
+
+    def release(self, permit: Permit) -> None:
+        """End an allowed call without a verdict (it never reached the provider): a probe's turn is freed."""
+        if permit.probe:
+            self._probe_in_flight = False
 
     def record(self, ok: bool, error: str | None = None) -> None:
-        """Feed the outcome of a call that was allowed."""
+        """Feed the outcome of a call that was allowed (this ends its permit)."""
         now = time.time()
         self._probe_in_flight = False
         if ok:

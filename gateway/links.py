@@ -53,6 +53,12 @@ def _quoted(upstream_id: str, provider_id: str) -> str:
     return quote(namespaced(provider_id, unquote(upstream_id)), safe=":@-._~")
 
 
+def _authority(rest: str) -> tuple[str, str]:
+    """`host[:port]` (lowercased: hosts are case-insensitive) and the rest of a URL after `scheme://`."""
+    end = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest))
+    return rest[:end].lower(), rest[end:]
+
+
 @dataclass(frozen=True, slots=True)
 class LinkRewriter:
     """Maps one provider's hrefs onto the gateway."""
@@ -60,27 +66,41 @@ class LinkRewriter:
     provider_id: str
     provider_base: str
     gateway_base: str
+    # Further roots the provider's links may name as its own (`link_bases`, or the one learned
+    # from its landing page): a proxy's public URL where the gateway reaches it directly.
+    other_bases: tuple[str, ...] = ()
 
     def href(self, href: str) -> str | None:
         """The gateway's href for a provider href; None if it has no gateway counterpart."""
         return _rewrite(self, href)
 
     def _rewrite(self, href: str) -> str | None:
-        base = self.provider_base.rstrip("/")
-        if href != base and not href.startswith(base + "/") and not href.startswith(base + "?"):
+        rest = self._under_own_base(href)
+        if rest is None:
             return href if self._foreign(href) else None
-        parts = urlsplit(href)
-        if parts.query:
+        if urlsplit(href).query:
             # Provider page tokens never travel unsigned; the gateway mints its own cursors.
             return None
-        rel = href[len(base) :].split("?", 1)[0].strip("/")
-        path = self._path(rel)
+        path = self._path(rest.split("?", 1)[0].strip("/"))
         return None if path is None else f"{self.gateway_base}/{path}"
 
+    def _under_own_base(self, href: str) -> str | None:
+        """What follows the provider's own base in `href` (http or https alike: a TLS-terminating
+        proxy may name either), or None if the href is under none of its bases."""
+        scheme, sep, rest = href.partition("://")
+        if not sep or scheme.lower() not in ("http", "https"):
+            return None
+        host, path = _authority(rest)
+        for base in (self.provider_base, *self.other_bases):
+            base_host, base_path = _authority(base.partition("://")[2].rstrip("/"))
+            if host == base_host and (path == base_path or path.startswith((base_path + "/", base_path + "?"))):
+                return path[len(base_path) :]
+        return None
+
     def _foreign(self, href: str) -> bool:
-        theirs = urlsplit(href)
-        ours = urlsplit(self.provider_base)
-        return (theirs.scheme, theirs.netloc) != (ours.scheme, ours.netloc) and bool(theirs.netloc)
+        theirs = urlsplit(href).netloc.lower()
+        ours = {urlsplit(base).netloc.lower() for base in (self.provider_base, *self.other_bases)}
+        return theirs not in ours and bool(theirs)
 
     def _path(self, rel: str) -> str | None:
         for route in _ROUTES:

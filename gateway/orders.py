@@ -105,7 +105,7 @@ def newest_first(order: dict[str, Any]) -> tuple[float, str]:
 
 def placed_order(attempt: OrderAttempt, member: Member, order: dict[str, Any], how: Resolution) -> OrderAttempt:
     """The attempt as placed, holding the provider's order in the gateway's ids and placeholder links."""
-    links = LinkRewriter(member.provider.id, member.provider.settings.base_url, BASE_PLACEHOLDER)
+    links = member.provider.rewriter(BASE_PLACEHOLDER)
     shown = namespace_order(order, links)
     return attempt.moved(
         AttemptState.PLACED, time.time(), order_id=shown["id"], order=shown, error=None, resolution=how

@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
+import structlog
 
 from adapters.base import ProviderAdapter
 from adapters.oauth import ClientCredentials
 from adapters.stapi import StapiAdapter
 from adapters.transport import AiohttpTransport, build_client
-from gateway.errors import UnknownProvider
+from gateway.errors import GatewayError, UnknownProvider
+from gateway.fanout import Deadline, call_one
 from gateway.health import CircuitBreaker
+from gateway.links import LinkRewriter
 from gateway.metrics import Metrics
 from gateway.settings import ProviderSettings, Settings
 from gateway.upstream import GuardedTransport
+
+log = structlog.get_logger("gateway.providers")
 
 # Key in the `transports` mapping (tests) for a provider's OAuth token endpoint.
 TOKEN_TRANSPORT_SUFFIX = "#token"
@@ -37,11 +45,22 @@ class Provider:
     adapter: ProviderAdapter
     breaker: CircuitBreaker
     token_client: httpx.AsyncClient | None = None
+    # A root its landing page names it by, other than `url` (see `learn_link_bases`).
+    learned_bases: list[str] = field(default_factory=list)
 
     @property
     def id(self) -> str:
         """The provider id."""
         return self.settings.id
+
+    @property
+    def link_bases(self) -> tuple[str, ...]:
+        """Every root besides `url` that this provider's links may name as its own."""
+        return (*self.settings.link_base_urls, *self.learned_bases)
+
+    def rewriter(self, gateway_base: str) -> LinkRewriter:
+        """The rewriter of this provider's hrefs into the gateway's at `gateway_base`."""
+        return LinkRewriter(self.id, self.settings.base_url, gateway_base, self.link_bases)
 
 
 class Providers:
@@ -98,3 +117,45 @@ def build_providers(
         )
         out.append(Provider(ps, ADAPTERS[ps.adapter](ps, client, guarded), breaker, token_client))
     return Providers(out)
+
+
+def self_base(landing: dict[str, Any]) -> str | None:
+    """The root a landing page names itself by (its `self` link), if that is a plain http(s) URL."""
+    for link in landing.get("links") or []:
+        if isinstance(link, dict) and link.get("rel") == "self":
+            parts = urlsplit(str(link.get("href", "")))
+            # No user:password@ roots: a credential in a URL is not a base to remember.
+            if parts.scheme in ("http", "https") and parts.hostname and "@" not in parts.netloc:
+                return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
+    return None
+
+
+def _same_root(a: str, b: str) -> bool:
+    # http and https alike, hosts case-insensitive, as the rewriter compares them.
+    return a.partition("://")[2].rstrip("/").lower() == b.partition("://")[2].rstrip("/").lower()
+
+
+async def learn_link_bases(providers: Providers, deadline_s: float) -> None:
+    """Ask each provider's landing page once which root it names itself by; one other than its
+    `url` and `link_bases` becomes one more of its link bases.
+
+    Cheap (one call per provider at start and on reload, off the request path) and safe: a base
+    only decides which of that provider's own hrefs are rewritten rather than passed on, never
+    where the gateway sends anything, and nothing of another provider. A provider that does not
+    answer teaches nothing until the next reload; `link_bases` is the dependable way.
+    """
+    deadline = Deadline(deadline_s)
+
+    async def learn(provider: Provider) -> None:
+        try:
+            landing = await call_one(provider.id, provider.adapter.landing_page, deadline)
+        except GatewayError as exc:
+            log.info("provider_link_base_unknown", provider=provider.id, code=exc.code)
+            return
+        base = self_base(landing)
+        known = (provider.settings.base_url, *provider.link_bases)
+        if base is not None and not any(_same_root(base, root) for root in known):
+            provider.learned_bases.append(base)
+            log.info("provider_link_base_learned", provider=provider.id, base=base)
+
+    await asyncio.gather(*(learn(p) for p in providers))

@@ -18,7 +18,7 @@ from gateway.cursor import CursorCodec
 from gateway.journal import OrderJournal, Retention
 from gateway.metrics import Metrics
 from gateway.ordering import STALE_MARGIN_S, OrderDesk
-from gateway.providers import Providers, build_providers
+from gateway.providers import Providers, build_providers, learn_link_bases
 from gateway.reconcile import Reconciler, ReconcileSettings
 from gateway.search_runner import SearchRunner
 from gateway.searches import SearchRecords
@@ -59,6 +59,8 @@ class Runtime:
     # Start-up check of federated members; a failed check is logged, never fatal.
     member_check: asyncio.Task[list[str]]
     transports: Mapping[str, httpx.AsyncBaseTransport] | None = None
+    # Start-up look at each provider's landing page for a link base to learn.
+    base_check: asyncio.Task[None] | None = None
     # Provider sets replaced by a reload, closed once requests still using them are done.
     retiring: set[asyncio.Task[None]] = field(default_factory=set)
 
@@ -87,6 +89,7 @@ class Runtime:
             concurrency=gw.search_concurrency,
             refresh_s=gw.search_refresh_s,
             deadline_s=gw.deadline_s,
+            max_results=gw.max_search_results,
         )
         runner.start()
         journal = OrderJournal(store, Retention(gw.idempotency_ttl_s, gw.order_retention_s))
@@ -109,6 +112,7 @@ class Runtime:
             Gatekeeper(settings.clients),
             checks,
             transports,
+            asyncio.create_task(learn_link_bases(providers, gw.deadline_s)),
         )
 
     async def reconfigured(self, settings: Settings) -> Runtime:
@@ -136,6 +140,7 @@ class Runtime:
             orders=orders,
             gatekeeper=Gatekeeper(settings.clients),
             member_check=asyncio.create_task(catalogue.verify_members(settings.gateway.deadline_s)),
+            base_check=asyncio.create_task(learn_link_bases(providers, settings.gateway.deadline_s)),
         )
 
     def _retire(self, providers: Providers, after_s: float) -> None:
@@ -151,8 +156,10 @@ class Runtime:
 
     async def aclose(self) -> None:
         """Stop background work, then release every resource."""
-        self.member_check.cancel()
-        await asyncio.gather(self.member_check, return_exceptions=True)
+        checks = [t for t in (self.member_check, self.base_check) if t is not None]
+        for task in checks:
+            task.cancel()
+        await asyncio.gather(*checks, return_exceptions=True)
         await self.runner.stop()
         for task in list(self.retiring):
             task.cancel()

@@ -1,9 +1,15 @@
-"""The background work behind asynchronous searches: start, poll, emulate, merge.
+"""The background work behind asynchronous searches: start, poll, emulate, collect, merge.
 
 Any replica may advance any record: the work on one record is serialised by a lock in the store,
 a poller in every process picks up records whose refresh is due (so a restart or a lost replica
-strands nothing), and one advance does at most one upstream call per member, bounded by the
-gateway deadline. Reads never wait for this work.
+strands nothing), and one advance is bounded by the gateway deadline. Reads never wait for this
+work.
+
+A record keeps each member's whole result, up to `max_results` opportunities: an emulated search
+follows the provider's `next` pages of the synchronous search, an upstream one the pages of the
+provider's collection (a gateway upstream pages it). Pages are fetched while half of the
+advance's deadline is left; the rest wait for the next advance, which resumes from the token
+kept in the member's state.
 """
 
 from __future__ import annotations
@@ -15,15 +21,23 @@ from urllib.parse import unquote, urlsplit
 
 import structlog
 
-from adapters.base import SearchMode
+from adapters.base import JSONObject, SearchMode
 from adapters.scrub import printable
+from adapters.stapi import next_token
+from gateway import ids
 from gateway.background import stop_task
-from gateway.catalogue import Catalogue, Member, Target
-from gateway.errors import GatewayError, InvalidRequest, NotFound, RequestValidationFailed, StoreUnavailable
+from gateway.catalogue import Catalogue, Member
+from gateway.errors import (
+    GatewayError,
+    InvalidRequest,
+    NotFound,
+    ProviderInvalidPayload,
+    RequestValidationFailed,
+    StoreUnavailable,
+)
 from gateway.fanout import Deadline, call_one
-from gateway.links import LinkRewriter
 from gateway.metrics import Metrics
-from gateway.opportunities import namespace_opportunity, start_key, upstream_request
+from gateway.opportunities import MAX_LIMIT, namespace_opportunity, start_key, upstream_request
 from gateway.searches import BASE_PLACEHOLDER, TERMINAL, SearchRecords, advance_status, missing_members
 
 log = structlog.get_logger("gateway.searches")
@@ -54,6 +68,7 @@ class SearchRunner:
         concurrency: int,
         refresh_s: float,
         deadline_s: float,
+        max_results: int = 1000,
     ) -> None:
         self.records = records
         self.metrics = metrics
@@ -61,9 +76,11 @@ class SearchRunner:
         self._slots = asyncio.Semaphore(concurrency)
         self._refresh_s = refresh_s
         self._deadline_s = deadline_s
+        self._max_results = max_results
         self._running: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._poller: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def start(self) -> None:
         """Start polling for due records."""
@@ -71,6 +88,9 @@ class SearchRunner:
 
     async def stop(self) -> None:
         """Stop polling and cancel work in flight (its records stay due for the next process)."""
+        # The flag too, not only the cancel: a poller that survived its cancellation (a Redis call
+        # cancelled mid-read surfaces as a store error) must still end; stop_task cancels until it does.
+        self._stopping = True
         await stop_task(self._poller)
         tasks = list(self._tasks)
         for task in tasks:
@@ -100,7 +120,7 @@ class SearchRunner:
 
     async def _poll(self) -> None:
         interval = min(1.0, self._refresh_s / 2)
-        while True:
+        while not self._stopping:
             try:
                 for record_id in await self.records.due(limit=100):
                     self.kick(record_id)
@@ -110,7 +130,7 @@ class SearchRunner:
             await asyncio.sleep(interval)
 
     async def advance(self, record_id: str) -> None:
-        """One round of work on a record: every unfinished member moves on by one step."""
+        """One round of work on a record: every unfinished member moves on."""
         token = await self.records.lock(record_id, self._deadline_s + 5)
         if token is None:
             return
@@ -119,57 +139,57 @@ class SearchRunner:
             if record is None or record["statuses"][-1]["status_code"] in TERMINAL:
                 return
             deadline = Deadline(self._deadline_s)
-            try:
-                target = self.catalogue.target(record["product_id"])
-            except GatewayError as exc:
-                for member in record["members"]:
-                    member.update(status="failed", reason=exc.detail)
-                target = None
-            if target is not None:
-                await asyncio.gather(
-                    *(
-                        self._step(record, index, member, deadline)
-                        for index, member in enumerate(target.members)
-                        if record["members"][index]["status"] not in TERMINAL
-                    )
+            # The record's own members, whatever the federated product's members are now.
+            await asyncio.gather(
+                *(
+                    self._step(record, member_id, state, deadline)
+                    for member_id, state in record["members"].items()
+                    if state["status"] not in TERMINAL
                 )
+            )
             changed = advance_status(record)
             code = record["statuses"][-1]["status_code"]
             if changed:
                 self.metrics.search_records.labels(code).inc()
-            if code == "completed" and target is not None:
-                await self._finish(record, target)
+            if code == "completed":
+                await self._finish(record)
             await self.records.save(record, due=None if code in TERMINAL else time.time() + self._refresh_s)
         finally:
             await self.records.unlock(record_id, token)
 
-    async def _step(self, record: dict[str, Any], index: int, member: Member, deadline: Deadline) -> None:
-        state = record["members"][index]
+    async def _step(self, record: dict[str, Any], member_id: str, state: dict[str, Any], deadline: Deadline) -> None:
         try:
+            member = self.catalogue.member(member_id)
             if state["mode"] is None:
                 caps = await self.catalogue.capabilities(member, deadline)
                 state["mode"] = "upstream" if caps.async_ else "emulated"
-            await self._search_step(record, index, member, state, deadline)
+            await self._search_step(record, member_id, member, state, deadline)
             state["attempts"] = 0
         except GatewayError as exc:
             state["attempts"] += 1
             if isinstance(exc, _FINAL) or state["attempts"] >= MAX_ATTEMPTS:
-                state.update(status="failed", reason=exc.detail)
-            log.info("search_member_error", record=record["id"], member=member.gateway_id, code=exc.code)
+                if state["pages"]:
+                    # Some pages were kept: they are the result, marked as not the whole one.
+                    state.update(status="completed", truncated=True, reason=exc.detail)
+                else:
+                    state.update(status="failed", reason=exc.detail)
+            log.info("search_member_error", record=record["id"], member=member_id, code=exc.code)
 
     async def _search_step(
-        self, record: dict[str, Any], index: int, member: Member, state: dict[str, Any], deadline: Deadline
+        self, record: dict[str, Any], member_id: str, member: Member, state: dict[str, Any], deadline: Deadline
     ) -> None:
+        if state["pages"] or state["collection_id"] is not None:
+            await self._collect(record, member_id, member, state, deadline)
+            return
         adapter, pid = member.provider.adapter, member.provider.id
-        request = record["opportunity_request"]
         if state["upstream_id"] is None:
             mode = SearchMode.ASYNC if state["mode"] == "upstream" else SearchMode.SYNC
-            payload = upstream_request(request, None, request["limit"])
+            payload = upstream_request(record["opportunity_request"], None, self._page_size(state))
             result = await call_one(
                 pid, lambda: adapter.search_opportunities(member.product_id, payload, mode), deadline
             )
             if not result.is_async:
-                await self._keep(record, index, member, state, result.body["features"])
+                await self._collect(record, member_id, member, state, deadline, first=result.body)
                 return
             state["upstream_id"] = str(result.body["id"])
             upstream = result.body
@@ -181,10 +201,8 @@ class SearchRunner:
             if collection_id is None:
                 state.update(status="failed", reason="the provider completed the search without an opportunities link")
                 return
-            collection = await call_one(
-                pid, lambda: adapter.get_opportunity_collection(member.product_id, collection_id), deadline
-            )
-            await self._keep(record, index, member, state, collection["features"])
+            state["collection_id"] = collection_id
+            await self._collect(record, member_id, member, state, deadline)
         elif code in ("failed", "cancelled"):
             # Scrubbed by the adapter; shown for the record's lifetime, so also printable and bounded.
             reason = upstream["status"].get("reason_text")
@@ -192,22 +210,76 @@ class SearchRunner:
         else:
             state["status"] = "in_progress"
 
-    async def _keep(
-        self, record: dict[str, Any], index: int, member: Member, state: dict[str, Any], features: list[Any]
-    ) -> None:
-        links = LinkRewriter(member.provider.id, member.provider.settings.base_url, BASE_PLACEHOLDER)
-        await self.records.save_result(record["id"], index, [namespace_opportunity(f, links) for f in features])
-        state["status"] = "completed"
+    def _page_size(self, state: dict[str, Any]) -> int:
+        return max(1, min(MAX_LIMIT, self._max_results - int(state["count"])))
 
-    async def _finish(self, record: dict[str, Any], target: Target) -> None:
+    async def _collect(
+        self,
+        record: dict[str, Any],
+        member_id: str,
+        member: Member,
+        state: dict[str, Any],
+        deadline: Deadline,
+        first: JSONObject | None = None,
+    ) -> None:
+        """Keep the member's result pages until the last, the cap, or half the deadline is gone."""
+        while True:
+            page = first if first is not None else await self._fetch_page(record, member, state, deadline)
+            first = None
+            await self._keep_page(record["id"], member_id, member, state, page)
+            if state["status"] == "completed" or deadline.remaining() < deadline.budget_s / 2:
+                return
+
+    async def _fetch_page(
+        self, record: dict[str, Any], member: Member, state: dict[str, Any], deadline: Deadline
+    ) -> JSONObject:
+        adapter, pid, size = member.provider.adapter, member.provider.id, self._page_size(state)
+        if state["collection_id"] is None:
+            payload = upstream_request(record["opportunity_request"], state["page"], size)
+            result = await call_one(
+                pid, lambda: adapter.search_opportunities(member.product_id, payload, SearchMode.SYNC), deadline
+            )
+            if result.is_async:
+                raise ProviderInvalidPayload(pid, "answered a later page of a synchronous search with a search record")
+            return result.body
+        collection_id = state["collection_id"]
+        return await call_one(
+            pid,
+            lambda: adapter.get_opportunity_collection(
+                member.product_id, collection_id, token=state["page"], limit=size
+            ),
+            deadline,
+        )
+
+    async def _keep_page(
+        self, record_id: str, member_id: str, member: Member, state: dict[str, Any], page: JSONObject
+    ) -> None:
+        features = list(page.get("features") or [])
+        token = next_token(page.get("links") or [])
+        room = self._max_results - state["count"]
+        kept = features[:room]
+        links = member.provider.rewriter(BASE_PLACEHOLDER)
+        await self.records.save_page(
+            record_id, member_id, state["pages"], [namespace_opportunity(f, links) for f in kept]
+        )
+        # A page with nothing on it, or the same token again, would have the walk go on forever.
+        stuck = not features or token == state["page"]
+        state.update(pages=state["pages"] + 1, count=state["count"] + len(kept), page=token, status="in_progress")
+        if state["count"] >= self._max_results:
+            state.update(status="completed", truncated=len(features) > room or token is not None)
+        elif token is None or stuck:
+            state["status"] = "completed"
+
+    async def _finish(self, record: dict[str, Any]) -> None:
         features: list[dict[str, Any]] = []
-        for index, state in enumerate(record["members"]):
+        for member_id, state in record["members"].items():
             if state["status"] == "completed":
-                features.extend(await self.records.load_result(record["id"], index))
-        if target.federated is not None:
+                features.extend(await self.records.load_results(record["id"], member_id, state))
+        if ids.split(record["product_id"]) is None:
+            # A federated product (its id has no ':'): members merged by start time.
             features.sort(key=start_key)
-        collection: dict[str, Any] = {"type": "FeatureCollection", "id": record["id"], "features": features}
+        header: dict[str, Any] = {"type": "FeatureCollection", "id": record["id"]}
         missing = missing_members(record)
         if missing:
-            collection["federation:missing"] = missing
-        await self.records.save_collection(record["id"], collection, len(record["members"]))
+            header["federation:missing"] = missing
+        await self.records.save_collection(record, header, features)

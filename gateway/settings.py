@@ -102,6 +102,8 @@ class GatewaySettings(BaseModel):
     search_refresh_s: PositiveFloat = 2.0
     # Background searches (emulated sync searches and upstream polls) at once in one process.
     search_concurrency: PositiveInt = 8
+    # Opportunities an async search record keeps per member product (the rest are not fetched).
+    max_search_results: PositiveInt = 1000
     # How long a provider product's conformance/capabilities are cached; 0 = not cached.
     catalogue_ttl_s: NonNegativeFloat = 60.0
     # An Idempotency-Key on order creation is remembered this long; a retry within it is safe.
@@ -172,6 +174,9 @@ class ProviderSettings(BaseModel):
     max_concurrent: PositiveInt = 50
     rate_per_s: PositiveFloat | None = None
     order_rate_per_s: PositiveFloat | None = None
+    # Further roots the provider's links name as its own (its public URL behind a proxy, say):
+    # hrefs under them are rewritten to the gateway like those under `url`, never passed on.
+    link_bases: list[loader.RootUrl] = Field(default_factory=list)
 
     @field_validator("id")
     @classmethod
@@ -187,6 +192,11 @@ class ProviderSettings(BaseModel):
     def base_url(self) -> str:
         """The provider's STAPI root without a trailing slash, ready for `base_url + "/products"`."""
         return str(self.url).rstrip("/")
+
+    @property
+    def link_base_urls(self) -> tuple[str, ...]:
+        """`link_bases` without trailing slashes."""
+        return tuple(str(url).rstrip("/") for url in self.link_bases)
 
     @property
     def display_title(self) -> str:

@@ -2,21 +2,33 @@
 
 A transport wrapper, so every provider call passes through it whatever the adapter: it fails
 fast while the provider's circuit is open, waits (within the request's deadline) for a
-concurrency slot and a rate token, retries idempotent reads on connect errors and 429/502/503/504
-with jittered exponential backoff (honouring Retry-After), and records one metric sample and one
-log line per call.
+concurrency slot and a rate token, retries safe reads on connect errors and 429/502/503/504
+with jittered exponential backoff (or the provider's Retry-After), and records one metric sample
+and one log line per call. What a call is comes from the adapter operation it carries
+(`OPERATION_EXTENSION`), not from its HTTP method or path: an opportunity search is a POST that
+reads, and a vendor's order path need not end in `/orders`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import random
 import time
+from datetime import UTC, datetime
 
 import httpx
 import structlog
 
-from adapters.transport import DEFAULT_MAX_BODY_BYTES, OPERATION_EXTENSION, BodyRefused, CircuitOpen, read_decoded
+from adapters.transport import (
+    CREATE_OPERATIONS,
+    DEFAULT_MAX_BODY_BYTES,
+    OPERATION_EXTENSION,
+    READ_OPERATIONS,
+    BodyRefused,
+    CircuitOpen,
+    read_decoded,
+)
 from gateway.context import deadline_remaining, upstream_calls
 from gateway.health import STATE_VALUE, CircuitBreaker
 from gateway.metrics import Metrics
@@ -35,18 +47,41 @@ def _remaining(fallback: float) -> float:
     return float(remaining()) if remaining is not None else fallback
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
-    if value is None:
+def may_retry(request: httpx.Request) -> bool:
+    """Whether a call is a safe read: by its adapter operation, or by its HTTP method when it names none.
+
+    An operation the gateway does not know as a read (order creation, or anything a future
+    adapter adds) is never retried: sending it twice could act twice.
+    """
+    operation = request.extensions.get(OPERATION_EXTENSION)
+    if operation is None:
+        return request.method in IDEMPOTENT
+    return operation in READ_OPERATIONS
+
+
+def retry_after(response: httpx.Response, now: datetime | None = None) -> float | None:
+    """Seconds a 429/503 asks to wait (RFC 9110: delta-seconds or an HTTP-date), at most 30; None if unusable."""
+    value = response.headers.get("retry-after", "").strip()
+    if not value:
         return None
-    try:
-        return min(max(float(value), 0.0), _MAX_RETRY_AFTER_S)
-    except ValueError:
-        return None
+    if value.isdigit():
+        seconds = float(value)
+    else:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            # HTTP-dates are GMT; "-0000" parses as naive.
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - (now or datetime.now(UTC))).total_seconds()
+    return min(max(seconds, 0.0), _MAX_RETRY_AFTER_S)
 
 
 def _outcome(response: httpx.Response | None, exc: BaseException | None) -> str:
     if exc is not None:
+        if isinstance(exc, asyncio.CancelledError):
+            return "cancelled"
         if isinstance(exc, CircuitOpen):
             return "circuit_open"
         if isinstance(exc, BodyRefused):
@@ -79,7 +114,7 @@ class GuardedTransport(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Send with the provider's policy applied."""
         operation = str(request.extensions.get(OPERATION_EXTENSION, request.method.lower()))
-        retries = self.settings.retries if request.method in IDEMPOTENT else 0
+        retries = self.settings.retries if may_retry(request) else 0
         attempt = 0
         while True:
             try:
@@ -91,7 +126,9 @@ class GuardedTransport(httpx.AsyncBaseTransport):
             else:
                 if attempt >= retries or response.status_code not in RETRY_STATUSES:
                     return response
-                delay = _retry_after(response) or self._backoff(attempt)
+                asked = retry_after(response)
+                delay = self._backoff(attempt) if asked is None else asked
+                # A wait the deadline cannot afford is not waited: the answer goes back now.
                 if delay >= _remaining(self.settings.timeout_s):
                     return response
                 await response.aclose()
@@ -101,14 +138,17 @@ class GuardedTransport(httpx.AsyncBaseTransport):
 
     async def _attempt(self, request: httpx.Request, operation: str, attempt: int) -> httpx.Response:
         pid = self.settings.id
-        if not self.breaker.allow():
+        permit = self.breaker.allow()
+        if permit is None:
             refused = CircuitOpen(f"the circuit of '{pid}' is open", request=request)
             self._record(operation, None, refused, 0.0, attempt)
             raise refused
         started = time.perf_counter()
+        judged, sent = False, False
         try:
-            await self._admit(request)
+            await self._admit(request, operation)
             async with self._slots_within(request):
+                sent = True
                 response = await self.inner.handle_async_request(request)
                 # Not response.aread(): httpx would decode content-encoding without any bound.
                 response = await read_decoded(response, request, DEFAULT_MAX_BODY_BYTES)
@@ -116,17 +156,35 @@ class GuardedTransport(httpx.AsyncBaseTransport):
             # Waiting for our own limits says nothing about the provider's health.
             if not isinstance(exc, httpx.PoolTimeout):
                 self.breaker.record(False, _outcome(None, exc))
+                judged = True
             self._record(operation, None, exc, time.perf_counter() - started, attempt)
             raise
-        self.breaker.record(response.status_code < 500, _outcome(response, None))
+        except asyncio.CancelledError as exc:
+            # The deadline ended the call while the provider had it. For the probe that is as
+            # good as a timeout: the half-open circuit needs a verdict, and one that never came
+            # in the time left is a failure. Other calls stay unjudged (a sibling's deadline,
+            # not the provider, may have ended them; their own timeout_s is the health signal).
+            if sent and permit.probe:
+                self.breaker.record(False, "cancelled")
+                judged = True
+            self._record(operation, None, exc, time.perf_counter() - started, attempt)
+            raise
+        else:
+            self.breaker.record(response.status_code < 500, _outcome(response, None))
+            judged = True
+        finally:
+            if not judged:
+                # Never sent (no slot or token in time, cancelled while waiting) or failed in a
+                # way that says nothing of the provider: free the probe's turn for the next call.
+                self.breaker.release(permit)
         self._record(operation, response, None, time.perf_counter() - started, attempt)
         return response
 
-    async def _admit(self, request: httpx.Request) -> None:
+    async def _admit(self, request: httpx.Request, operation: str) -> None:
         """Wait for rate tokens; waiting counts against the deadline."""
         budget = _remaining(self.settings.timeout_s)
         buckets = [self._rate]
-        if request.method == "POST" and request.url.path.endswith("/orders"):
+        if operation in CREATE_OPERATIONS:
             buckets.append(self._order_rate)
         for bucket in buckets:
             if bucket is not None and not await bucket.acquire(budget):

@@ -155,3 +155,61 @@ async def resetting_server(host: str = "127.0.0.1") -> AsyncIterator[str]:
     finally:
         server.close()
         await server.wait_closed()
+
+
+class ThrottlingApp:
+    """Wraps an app: the first `failures` requests with `method` answer `status` with `headers`.
+
+    What a provider under load or in maintenance sends (429/503 with Retry-After); `seen`
+    lists every (method, path) that reached it, to count retries.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        failures: int,
+        *,
+        method: str = "GET",
+        status: int = 503,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.app, self.failures, self.method, self.status = app, failures, method, status
+        self.headers = [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+        self.seen: list[tuple[str, str]] = []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Throttle or pass through."""
+        if scope["type"] == "http":
+            self.seen.append((scope["method"], scope["path"]))
+            # Product paths only: the gateway's start-up look at the landing page is not the test's.
+            if scope["method"] == self.method and scope["path"].startswith("/products") and self.failures > 0:
+                self.failures -= 1
+                headers = [(b"content-type", b"application/json"), *self.headers]
+                await send({"type": "http.response.start", "status": self.status, "headers": headers})
+                await send({"type": "http.response.body", "body": b'{"detail":"try later"}'})
+                return
+        await self.app(scope, receive, send)
+
+
+class SwitchApp:
+    """Wraps an app with a `mode` a test flips: "ok" forwards, "fail" answers 500, "hang" never answers.
+
+    A hanging request waits until the gateway gives up on it (its task is cancelled); `hits`
+    counts the requests that reached this provider at all.
+    """
+
+    def __init__(self, app: ASGIApp, mode: str = "ok") -> None:
+        self.app, self.mode, self.hits = app, mode, 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer as the current mode says (product paths only, as for `ThrottlingApp`)."""
+        if scope["type"] != "http" or not scope["path"].startswith("/products"):
+            await self.app(scope, receive, send)
+            return
+        self.hits += 1
+        if self.mode == "fail":
+            await StaticApp(500, b'{"detail":"broken"}')(scope, receive, send)
+        elif self.mode == "hang":
+            await asyncio.Event().wait()
+        else:
+            await self.app(scope, receive, send)

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+from pydantic import BaseModel
 from starlette.types import ASGIApp, Message
 
 from gateway.app import create_app
@@ -81,3 +82,21 @@ def hrefs(value: Any) -> list[str]:
         for item in value:
             found.extend(hrefs(item))
     return found
+
+
+async def follow_get(
+    client: httpx.AsyncClient, path: str, model: type[BaseModel] | None = None, limit_pages: int = 200
+) -> list[dict[str, Any]]:
+    """GET a paged resource and follow its GET `next` links (bounded); every page's body, each
+    validated against `model` (a stapi-pydantic model) when given."""
+    pages: list[dict[str, Any]] = []
+    url: str | None = path
+    while url is not None:
+        response = await client.get(url.removeprefix(GATEWAY_URL))
+        assert response.status_code == 200, response.text
+        if model is not None:
+            model.model_validate(response.json())
+        pages.append(response.json())
+        assert len(pages) <= limit_pages, "the next links never end"
+        url = next((link["href"] for link in pages[-1].get("links", []) if link["rel"] == "next"), None)
+    return pages

@@ -81,9 +81,8 @@ SINGLE_ERROR: dict[str, set[tuple[int, str]]] = {
     "flapping": {(502, "provider_bad_status")},
 }
 # A flapping provider fails every other request to each resource. Reads are retried (default
-# `retries`), so they always succeed; searches are POSTs, never retried, so they alternate.
-FLAP_GET = ["ok", "ok", "ok"]
-FLAP_POST = ["fault", "ok", "fault"]
+# `retries`), opportunity searches too (a POST that only reads), so they always succeed.
+FLAP = ["ok", "ok", "ok"]
 
 
 @dataclass
@@ -275,7 +274,7 @@ def expected_outcomes(fault: str, route: Route) -> list[str]:
         return ["ok"]
     if fault != "flapping":
         return ["fault"]
-    return FLAP_GET if route.method == "GET" else FLAP_POST
+    return FLAP
 
 
 # --- checks ----------------------------------------------------------------------------------

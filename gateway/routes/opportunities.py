@@ -7,6 +7,7 @@ a record; `Prefer: wait` gets a collection unless a member can only search async
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from starlette.requests import Request
@@ -16,8 +17,7 @@ from adapters.base import Page, SearchMode
 from adapters.stapi import next_token
 from gateway import fanout, ids, merge
 from gateway.catalogue import Capabilities, Member, Target
-from gateway.errors import GatewayError, NotFound, ProviderInvalidPayload
-from gateway.links import LinkRewriter
+from gateway.errors import GatewayError, InvalidCursor, NotFound, ProviderInvalidPayload, SearchNotSupported
 from gateway.opportunities import (
     namespace_opportunity,
     next_link,
@@ -36,6 +36,7 @@ from gateway.routes.common import (
     gateway_base,
     next_cursor,
     positions,
+    query_limit,
     rewriter,
     runtime,
     sees,
@@ -43,7 +44,7 @@ from gateway.routes.common import (
     with_missing,
 )
 from gateway.routes.searches import public_record
-from gateway.searches import new_record, with_base
+from gateway.searches import new_record
 
 
 def _cursor_kind(product_id: str) -> str:
@@ -65,14 +66,15 @@ async def search_opportunities(request: Request) -> Response:
     target = target_for(request, request.path_params["product_id"])
     search = validate_search(await request.body(), rt.settings.gateway.input_limits)
     prefer = parse_prefer(request.headers.get("prefer"))
-    record = new_record(target.product_id, search, [m.gateway_id for m in target.members], client(request).id)
     capabilities = await _capabilities(request, target)
+    target = _searchers(target, capabilities)
+    record = new_record(target.product_id, search, [m.gateway_id for m in target.members], client(request).id)
     if prefer != "respond-async" and all(c.sync for c in capabilities.results.values()):
         try:
             response = await _search_sync(request, target, search, failed=capabilities.failures)
         except AnsweredAsync as answer:
             # The provider started an async search instead; the gateway's record adopts it.
-            record["members"][0].update(mode="upstream", upstream_id=str(answer.record["id"]))
+            record["members"][answer.member.gateway_id].update(mode="upstream", upstream_id=str(answer.record["id"]))
             prefer = None
         else:
             if prefer == "wait":
@@ -106,6 +108,26 @@ async def _capabilities(request: Request, target: Target) -> fanout.Fanout[Capab
     return found
 
 
+def _searchers(target: Target, found: fanout.Fanout[Capabilities]) -> Target:
+    """The members that can search (and those whose capabilities are unknown, which then fail as
+    any failing member does); SearchNotSupported when none can.
+
+    An order-only product has no opportunities resource, upstream or here: 404, before any
+    record exists (it would only ever fail). A federated product's order-only members are left
+    out of its searches, not reported missing: nothing of theirs failed.
+    """
+    able = [m for m in target.members if m.gateway_id not in found.results or found.results[m.gateway_id].searchable]
+    if not able:
+        raise SearchNotSupported(
+            f"Product '{target.product_id}' does not support opportunity search; "
+            f"order it with POST /products/{target.product_id}/orders."
+        )
+    for member in target.members:
+        if member not in able:
+            del found.results[member.gateway_id]
+    return replace(target, members=able)
+
+
 async def _search_sync(
     request: Request, target: Target, search: dict[str, Any], failed: dict[str, GatewayError]
 ) -> Response:
@@ -134,14 +156,14 @@ async def _search_sync(
     calls = {mid: page_of(mid) for mid in at if mid not in failed}
     gathered: fanout.Fanout[Page] = await fanout.gather(calls, deadline(request))
     gathered.failures.update(failed)
-    if len(target.members) == 1 and gathered.failures:
+    if target.federated is None and gathered.failures:
         # One product's own failure says more than "every provider failed".
         raise next(iter(gathered.failures.values()))
     gathered.require_any("opportunities")
     key = (lambda mid, f: start_key(f, members[mid].provider.id)) if target.federated is not None else None
     merged, after = merge.merge_page(at, gathered.results, limit, key=key)
     # Only what is returned gets namespaced: a member may send thousands of opportunities.
-    rewriters = {mid: LinkRewriter(m.provider.id, m.provider.settings.base_url, base) for mid, m in members.items()}
+    rewriters = {mid: m.provider.rewriter(base) for mid, m in members.items()}
     href = f"{base}/products/{target.product_id}"
     features = [namespace_opportunity(item, rewriters[mid]) for mid, item in merged]
     if target.federated is None:
@@ -155,7 +177,11 @@ async def _search_sync(
 
 
 async def get_opportunity_collection(request: Request) -> Response:
-    """`GET /products/{id}/opportunities/{collection_id}`: a completed async search's results."""
+    """`GET /products/{id}/opportunities/{collection_id}`: a completed async search's results, paged.
+
+    Pages hold the search's `limit` opportunities unless the query asks for another `limit`;
+    `next` is a signed cursor of the position in the stored collection.
+    """
     rt = runtime(request)
     product_id, collection_id = request.path_params["product_id"], request.path_params["collection_id"]
     target = target_for(request, product_id)
@@ -164,23 +190,45 @@ async def get_opportunity_collection(request: Request) -> Response:
     if parts is not None:
         return await _proxied_collection(request, target, *parts)
     record = await rt.searches.load(collection_id)
-    stored = await rt.searches.load_collection(collection_id)
     if record is None or record["product_id"] != product_id or not sees(request, record.get("client")):
         raise NotFound(f"No opportunity collection '{collection_id}' exists for product '{product_id}'.")
-    if stored is None:
+    limit = query_limit(request) if "limit" in request.query_params else int(record["opportunity_request"]["limit"])
+    offset = _collection_offset(request, collection_id)
+    collection = await rt.searches.load_collection(collection_id, base, offset, limit)
+    if collection is None:
         state = record["statuses"][-1]["status_code"]
         raise NotFound(f"The search '{collection_id}' has no opportunity collection (it is {state}).")
-    collection: dict[str, Any] = with_base(stored, base)
     href = f"{base}/products/{product_id}"
+    own = f"{href}/opportunities/{collection_id}"
     collection["links"] = [
-        {"href": f"{href}/opportunities/{collection_id}", "rel": "self", "type": GEOJSON},
+        {"href": own, "rel": "self", "type": GEOJSON},
         {"href": f"{base}/searches/opportunities/{collection_id}", "rel": "search-record", "type": "application/json"},
     ]
     if target.federated is None:
         collection["links"].append(order_link(f"{href}/orders", record["opportunity_request"]))
     else:
         collection["features"] = with_member_order_links(collection["features"], f"{href}/orders")
+    end = offset + len(collection["features"])
+    if end < collection["numberMatched"]:
+        token = rt.cursors.encode(_collection_kind(collection_id), {"o": end})
+        collection["links"].append({"href": f"{own}?next={token}&limit={limit}", "rel": "next", "type": GEOJSON})
     return JSONResponse(collection, media_type=GEOJSON)
+
+
+def _collection_kind(collection_id: str) -> str:
+    return f"opportunity-collection:{collection_id}"
+
+
+def _collection_offset(request: Request, collection_id: str) -> int:
+    """Where in a stored collection the client's cursor stands (0 without one)."""
+    cursor = request.query_params.get("next")
+    if not cursor:
+        return 0
+    state = runtime(request).cursors.decode(_collection_kind(collection_id), cursor)
+    offset = state.get("o") if isinstance(state, dict) else None
+    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+        raise InvalidCursor("The pagination cursor is malformed.")
+    return offset
 
 
 async def _proxied_collection(request: Request, target: Target, provider_id: str, upstream_id: str) -> Response:

@@ -13,7 +13,6 @@ from starlette.responses import Response
 from adapters.base import Page
 from gateway import fanout, ids, merge
 from gateway.errors import InvalidCursor, InvalidRequest, NotFound
-from gateway.links import LinkRewriter
 from gateway.orders import namespace_order, newest_first, validate_order
 from gateway.providers import Provider
 from gateway.responses import GEOJSON, JSONResponse
@@ -76,7 +75,7 @@ async def list_orders(request: Request) -> Response:
 
         async def call() -> Page:
             page = await provider.adapter.list_orders(token=pos.token, limit=pos.size)
-            links = LinkRewriter(pid, provider.settings.base_url, base)
+            links = provider.rewriter(base)
             orders = [namespace_order(o, links) for o in page.items]
             if rt.gatekeeper.enabled:
                 # Only the orders this client placed: the journal says whose each one is.

@@ -17,6 +17,7 @@ from gateway.federation import (
     federated_order_parameters,
     federated_queryables,
     gateway_conformance,
+    product_can_search,
 )
 from gateway.links import LinkRewriter
 from gateway.responses import JSONResponse
@@ -44,15 +45,17 @@ _PAGING_RELS = frozenset({"next", "prev", "first", "last"})
 
 
 def namespace_product(product: JSONObject, links: LinkRewriter) -> JSONObject:
-    """A provider's product as the gateway shows it: namespaced id, gateway links, both search modes."""
+    """A provider's product as the gateway shows it: namespaced id, gateway links, and both search
+    modes if it can search at all (an order-only product gets neither, nor an `opportunities` link)."""
     product_id = ids.namespaced(links.provider_id, str(product["id"]))
+    searchable = product_can_search(product)
     rewritten = links.links(product.get("links") or [], drop_rels=_PAGING_RELS)
-    if not any(link.get("rel") == "opportunities" for link in rewritten):
+    if searchable and not any(link.get("rel") == "opportunities" for link in rewritten):
         rewritten.append(link(f"{links.gateway_base}/products/{product_id}/opportunities", "opportunities"))
     return {
         **product,
         "id": product_id,
-        "conformsTo": gateway_conformance(list(product.get("conformsTo") or [])),
+        "conformsTo": gateway_conformance(list(product.get("conformsTo") or []), searchable),
         "links": rewritten,
     }
 
@@ -66,7 +69,8 @@ async def _federated_doc(request: Request, product: FederatedProduct, limit: Dea
         return lambda: rt.catalogue.product(member, limit)
 
     gathered = await fanout.gather({m.gateway_id: fetch(m) for m in target.members}, limit)
-    return federated_document(product, list(gathered.results.values()), gateway_base(request))
+    docs = list(gathered.results.values())
+    return federated_document(product, docs, gateway_base(request), complete=not gathered.failures)
 
 
 def _federated_products(request: Request) -> list[FederatedProduct]:
@@ -103,11 +107,7 @@ async def list_products(request: Request) -> Response:
     merged, after = merge.merge_page(at, gathered.results, limit)
 
     base = gateway_base(request)
-    rewriters = {
-        pid: LinkRewriter(pid, rt.providers.get(pid).settings.base_url, base)
-        for pid in gathered.results
-        if pid != FEDERATED
-    }
+    rewriters = {pid: rt.providers.get(pid).rewriter(base) for pid in gathered.results if pid != FEDERATED}
     links = [link(f"{base}/products", "self")]
     if token := next_cursor(request, CURSOR_KIND, after):
         links.append(link(f"{base}/products?next={token}&limit={limit}", "next"))

@@ -28,8 +28,8 @@ def public_record(record: dict[str, Any], base: str) -> dict[str, Any]:
         "status": current,
         "links": links,
         "federation:members": [
-            {"product_id": m["product_id"], "status": m["status"], "reason_text": m["reason"]}
-            for m in record["members"]
+            {"product_id": pid, "status": m["status"], "reason_text": m["reason"]}
+            for pid, m in record["members"].items()
         ],
     }
     if current["status_code"] == "completed":

@@ -6,10 +6,11 @@ import asyncio
 from typing import Any
 
 import structlog
+from stapi_pydantic import OpportunityCollection
 
 from tests.faults import RefusingTransport
 from tests.gateway.routes.test_opportunities import POINT, WINDOW, settle
-from tests.gateways import GATEWAY_URL, gateway_client, hrefs
+from tests.gateways import GATEWAY_URL, follow_get, gateway_client, hrefs
 from tests.upstreams import ProductSpec, build_provider
 
 FEDERATED = [{"id": "optical-hr", "title": "Optical HR", "members": ["a:optical", "b:optical", "down:x"]}]
@@ -75,15 +76,18 @@ async def test_federated_async_search_completes_with_per_member_state() -> None:
         )
         assert created.status_code == 201
         record = await settle(client, created.headers["location"])
-        collection = (await client.get(f"/products/optical-hr/opportunities/{record['id']}")).json()
+        pages = await follow_get(client, f"/products/optical-hr/opportunities/{record['id']}", OpportunityCollection)
+    features = [f for page in pages for f in page["features"]]
+    collection = pages[0]
     members = {m["product_id"]: m["status"] for m in record["federation:members"]}
     assert members == {"a:optical": "completed", "b:optical": "completed", "down:x": "failed"}
     assert record["status"]["status_code"] == "completed"
     assert record["federation:missing"] == ["down"]
     assert collection["federation:missing"] == ["down"]
-    # a's sync search honours the limit; b's upstream async search returns its whole collection.
-    assert len(collection["features"]) == 3 + 7
-    assert collection["features"] == sorted(collection["features"], key=order_key)
+    # Both members' whole results (a's by emulation, b's upstream), in pages of the search's limit.
+    assert len(features) == 10 + 7
+    assert [len(page["features"]) for page in pages] == [3, 3, 3, 3, 3, 2]
+    assert features == sorted(features, key=order_key)
 
 
 async def test_federated_search_with_every_member_down_is_a_502() -> None:

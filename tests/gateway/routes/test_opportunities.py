@@ -7,8 +7,9 @@ from typing import Any
 
 import httpx
 import pytest
+from stapi_pydantic import OpportunityCollection
 
-from tests.gateways import GATEWAY_URL, gateway_client, hrefs
+from tests.gateways import GATEWAY_URL, follow_get, gateway_client, hrefs
 from tests.upstreams import ProductSpec, backend_of, build_provider
 
 WINDOW = "2026-12-01T00:00:00Z/2026-12-10T00:00:00Z"
@@ -155,12 +156,13 @@ async def test_async_search_completes_upstream_and_serves_its_collection(product
         )
         record = await settle(client, created.headers["location"])
         link = next(link for link in record["links"] if link["rel"] == "opportunities")
-        collection = (await client.get(link["href"].removeprefix(GATEWAY_URL))).json()
+        pages = await follow_get(client, link["href"], OpportunityCollection)
         statuses = (await client.get(f"/searches/opportunities/{record['id']}/statuses")).json()
+    collection = pages[0]
     assert record["status"]["status_code"] == "completed"
     assert record["product_id"] == f"acme:{product}"
     assert collection["id"] == record["id"]
-    assert len(collection["features"]) == 25
+    assert [len(page["features"]) for page in pages] == [5, 5, 5, 5, 5]
     assert collection["features"][0]["id"] == f"acme:{product}-opp-0"
     assert statuses[0]["status_code"] == "received"
     assert statuses[-1]["status_code"] == "completed"
@@ -175,9 +177,10 @@ async def test_sync_only_product_gets_async_by_emulation() -> None:
             "/products/acme:eo/opportunities", json=search(limit=4), headers={"Prefer": "respond-async"}
         )
         record = await settle(client, created.headers["location"])
-        collection = (await client.get(f"/products/acme:eo/opportunities/{record['id']}")).json()
+        pages = await follow_get(client, f"/products/acme:eo/opportunities/{record['id']}", OpportunityCollection)
     assert record["status"]["status_code"] == "completed"
-    assert [f["id"] for f in collection["features"]] == [f"acme:eo-opp-{i}" for i in range(4)]
+    assert [f["id"] for page in pages for f in page["features"]] == [f"acme:eo-opp-{i}" for i in range(25)]
+    assert [f["id"] for f in pages[0]["features"]] == [f"acme:eo-opp-{i}" for i in range(4)]
     posts = [r for r in backend_of(provider).requests if r.method == "POST"]
     assert [r.headers.get("prefer") for r in posts] == ["wait"]
 
