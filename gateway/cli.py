@@ -50,6 +50,12 @@ def _parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="the gateway and two simulated providers, no setup needed")
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--port", type=int, default=8000)
+    demo.add_argument(
+        "--vendor-port-base",
+        type=int,
+        default=0,
+        help="simulated vendors on this port and the next (default: free ports)",
+    )
     demo.add_argument("--log-level", default="info")
     simulate = commands.add_parser("simulate", help="one simulated STAPI provider (for compose and benchmarks)")
     simulate.add_argument("--vendor", choices=sorted(DEMO_VENDORS), required=True)
@@ -165,11 +171,22 @@ def _free_port(host: str) -> int:
         return port
 
 
-async def _demo(host: str, port: int, log_level: str) -> None:
+def _busy(host: str, port: int) -> bool:
+    """Whether nothing could listen on host:port now (checked before anything is started or printed)."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+async def _demo(host: str, port: int, log_level: str, vendor_port_base: int) -> None:
     vendors: list[tuple[str, _QuietServer]] = []
     providers = []
-    for vendor, title in DEMO_VENDORS.items():
-        vendor_port = _free_port(host)
+    for i, (vendor, title) in enumerate(DEMO_VENDORS.items()):
+        vendor_port = vendor_port_base + i if vendor_port_base else _free_port(host)
         server = _QuietServer(_uvicorn_config(simulator_app(vendor), host, vendor_port, "warning"))
         vendors.append((vendor, server))
         providers.append(ProviderSettings(id=vendor, url=f"http://{host}:{vendor_port}", title=title))
@@ -189,11 +206,16 @@ async def _demo(host: str, port: int, log_level: str) -> None:
         await asyncio.gather(*tasks)
 
 
-def cmd_demo(host: str, port: int, log_level: str) -> int:
+def cmd_demo(host: str, port: int, log_level: str, vendor_port_base: int = 0) -> int:
     """The gateway in front of two simulated providers on loopback."""
+    wanted = [port] + [vendor_port_base + i for i in range(len(DEMO_VENDORS))] * bool(vendor_port_base)
+    taken = [p for p in wanted if _busy(host, p)]
+    if taken:
+        print(f"stapi-gateway demo: port {taken[0]} on {host} is in use; pick another with --port", file=sys.stderr)
+        return 2
     configure_logging(log_level)
     tune_gc()
-    uvloop.run(_demo(host, port, log_level))
+    uvloop.run(_demo(host, port, log_level, vendor_port_base))
     return 0
 
 
@@ -215,7 +237,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_unknown_orders(args.config, args.json)
     if args.command == "simulate":
         return cmd_simulate(args.vendor, args.host, args.port, args.latency_s, args.log_level)
-    return cmd_demo(args.host, args.port, args.log_level)
+    return cmd_demo(args.host, args.port, args.log_level, args.vendor_port_base)
 
 
 if __name__ == "__main__":

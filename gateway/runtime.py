@@ -17,6 +17,7 @@ from gateway.clients import Gatekeeper
 from gateway.cursor import CursorCodec
 from gateway.journal import OrderJournal, Retention
 from gateway.metrics import Metrics
+from gateway.order_lists import OrderLists
 from gateway.ordering import STALE_MARGIN_S, OrderDesk
 from gateway.providers import Providers, build_providers, learn_link_bases
 from gateway.reconcile import Reconciler, ReconcileSettings
@@ -63,6 +64,8 @@ class Runtime:
     base_check: asyncio.Task[None] | None = None
     # Provider sets replaced by a reload, closed once requests still using them are done.
     retiring: set[asyncio.Task[None]] = field(default_factory=set)
+    # Providers' order lists newest first (a short cache of lists read whole).
+    order_lists: OrderLists = field(default_factory=OrderLists)
 
     @classmethod
     async def open(

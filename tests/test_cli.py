@@ -185,3 +185,38 @@ async def test_running_gateway_reloads_on_sighup_and_on_file_change(tmp_path: Pa
     assert ids == ["acme:optical", "orbit:sar"]
     reasons = [json.loads(line).get("reason") for line in logs if '"config_reloaded"' in line]
     assert reasons[:2] == ["signal", "file_change"]
+
+
+def test_demo_on_a_busy_port_exits_at_once_without_the_banner() -> None:
+    """A port in use: `demo` says so and exits 2 before starting vendors or printing 'Open ...'."""
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = subprocess.run(
+            [str(SCRIPT), "demo", "--port", str(port)], capture_output=True, text=True, timeout=60, check=False
+        )
+    assert result.returncode == 2
+    assert f"port {port}" in result.stderr
+    assert "Open http" not in result.stderr
+
+
+async def test_demo_vendors_listen_on_the_ports_asked_for() -> None:
+    """`--vendor-port-base N` puts the simulated vendors on N and N+1 (so they can be curled directly)."""
+    port, base = free_port(), free_port()
+    while base + 1 == port or _in_use(base + 1):
+        base = free_port()
+    async with process("demo", "--port", str(port), "--vendor-port-base", str(base), port=port) as (client, _, _):
+        assert (await client.get("/products")).status_code == 200
+        async with httpx.AsyncClient() as direct:
+            vendors = [await direct.get(f"http://127.0.0.1:{p}/products") for p in (base, base + 1)]
+    assert [v.status_code for v in vendors] == [200, 200]
+
+
+def _in_use(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False

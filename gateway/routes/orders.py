@@ -74,7 +74,7 @@ async def list_orders(request: Request) -> Response:
         provider, pos = rt.providers.get(pid), at[pid]
 
         async def call() -> Page:
-            page = await provider.adapter.list_orders(token=pos.token, limit=pos.size)
+            page = await rt.order_lists.page(provider, pos.token, pos.size)
             links = provider.rewriter(base)
             orders = [namespace_order(o, links) for o in page.items]
             if rt.gatekeeper.enabled:
