@@ -103,16 +103,23 @@ def cmd_check_config(path: str) -> int:
     return 0
 
 
-def cmd_unknown_orders(config: str | None, as_json: bool) -> int:
-    """Print the order attempts whose outcome is unknown; exit 1 when there are any."""
+def _settings(command: str, config: str | None) -> Settings | None:
+    """The configuration a command was given, or None after saying on stderr what is wrong."""
     if not config:
-        print(f"stapi-gateway unknown-orders: give --config PATH or set {CONFIG_ENV}", file=sys.stderr)
-        return 2
+        print(f"stapi-gateway {command}: give --config PATH or set {CONFIG_ENV}", file=sys.stderr)
+        return None
     try:
-        settings = load_settings(config)
+        return load_settings(config)
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
+        return None
+
+
+def cmd_unknown_orders(config: str | None, as_json: bool) -> int:
+    """Print the order attempts whose outcome is unknown; exit 1 when there are any."""
+    settings = _settings("unknown-orders", config)
+    if settings is None:
         return 2
     if settings.gateway.store.startswith("memory://"):
         print(
@@ -134,11 +141,8 @@ def cmd_serve(config: str | None, host: str, port: int, log_level: str) -> int:
     if not config:
         print(f"stapi-gateway serve: give --config PATH or set {CONFIG_ENV}", file=sys.stderr)
         return 2
-    try:
-        settings = load_settings(config)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
+    settings = _settings("serve", config)
+    if settings is None:
         return 1
     configure_logging(log_level)
     try:

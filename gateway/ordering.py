@@ -139,11 +139,10 @@ class OrderDesk:
                 # (or the store lost it). Once it is surely over, the key may start this attempt instead.
                 age = attempt_age_s(existing_id)
                 if age is None or age > self._deadline_s + STALE_MARGIN_S:
-                    if await self.journal.take_over(fresh.client, key, existing_id, fresh.id):
+                    holder = await self._take_key(existing_id, fresh)
+                    if holder is None:
                         return await self._send(fresh, member, deadline)
-                    existing_id = await self.journal.claim_key(fresh.client, key, fresh.id) or fresh.id
-                    if existing_id == fresh.id:
-                        return await self._send(fresh, member, deadline)
+                    existing_id = holder
                     continue
             else:
                 if previous.fingerprint != fresh.fingerprint:
@@ -154,11 +153,10 @@ class OrderDesk:
                     return previous
                 if previous.state is AttemptState.REJECTED:
                     # Nothing was placed, so trying again is safe; the key now names this attempt.
-                    if await self.journal.take_over(fresh.client, key, existing_id, fresh.id):
+                    holder = await self._take_key(existing_id, fresh)
+                    if holder is None:
                         return await self._send(fresh, member, deadline)
-                    existing_id = await self.journal.claim_key(fresh.client, key, fresh.id) or fresh.id
-                    if existing_id == fresh.id:
-                        return await self._send(fresh, member, deadline)
+                    existing_id = holder
                     continue
                 stale = time.time() - previous.created > self._deadline_s + STALE_MARGIN_S
                 if previous.state is AttemptState.UNKNOWN or stale:
@@ -168,6 +166,14 @@ class OrderDesk:
                     "A request with this Idempotency-Key is still being processed; retry shortly."
                 )
             await asyncio.sleep(_POLL_S)
+
+    async def _take_key(self, previous_id: str, fresh: OrderAttempt) -> str | None:
+        """Move the key from an attempt that placed nothing to `fresh`; None if it now names `fresh`,
+        else the attempt it names instead (another request took it meanwhile)."""
+        assert fresh.idempotency_key is not None
+        if await self.journal.take_over(fresh.client, fresh.idempotency_key, previous_id, fresh.id):
+            return None
+        return await self.journal.claim_key(fresh.client, fresh.idempotency_key, fresh.id)
 
     async def _await_resolution(self, attempt: OrderAttempt, member: Member, deadline: Deadline) -> OrderAttempt:
         """Ask the reconciler to look now (again each scan interval), and wait within most of the deadline."""
