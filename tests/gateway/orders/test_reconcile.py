@@ -99,7 +99,7 @@ async def test_reconciliation_calls_are_bounded_whatever_clients_do() -> None:
     bound = (seconds / scan_interval + 2) * pages
     assert 0 < reconcile_calls(metrics) <= bound, (reconcile_calls(metrics), bound, listings)
     assert orders_listed(app) > reconcile_calls(metrics)  # the clients' listings are not counted against it
-    assert listings >= 10
+    assert listings >= 5
     assert never.faults["503"] == 5
     assert 'stapi_gateway_order_attempts_unresolved{provider="acme"} 5.0' in metrics
 
