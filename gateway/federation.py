@@ -39,8 +39,11 @@ def shared(lists: list[list[str]]) -> list[str]:
     return [item for item in lists[0] if all(item in other for other in rest)]
 
 
-def federated_document(product: FederatedProduct, members: list[dict[str, Any]], base: str) -> dict[str, Any]:
-    """A federated product: the members' providers united, the conformance they all share."""
+def federated_document(
+    product: FederatedProduct, member_ids: list[str], members: list[dict[str, Any]], base: str
+) -> dict[str, Any]:
+    """A federated product over the members `member_ids` (those the client may use, whose
+    documents are `members`): their providers united, the conformance they all share."""
     providers: dict[str, Any] = {}
     for member in members:
         for provider in member.get("providers") or []:
@@ -58,7 +61,7 @@ def federated_document(product: FederatedProduct, members: list[dict[str, Any]],
         "providers": list(providers.values()),
         "conformsTo": gateway_conformance(shared([list(m.get("conformsTo") or []) for m in members])),
         "links": product_links(base, product.id),
-        "federation:members": list(product.members),
+        "federation:members": member_ids,
     }
 
 

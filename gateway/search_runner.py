@@ -123,13 +123,18 @@ class SearchRunner:
                     member.update(status="failed", reason=exc.detail)
                 target = None
             if target is not None:
-                await asyncio.gather(
-                    *(
-                        self._step(record, index, member, deadline)
-                        for index, member in enumerate(target.members)
-                        if record["members"][index]["status"] not in TERMINAL
-                    )
-                )
+                # The record's members, not the product's: a client sees only the members on its
+                # providers, and the configuration may have changed since.
+                members = {m.gateway_id: m for m in target.members}
+                steps = []
+                for index, state in enumerate(record["members"]):
+                    if state["status"] in TERMINAL:
+                        continue
+                    if state["product_id"] not in members:
+                        state.update(status="failed", reason="no longer a member of this product")
+                        continue
+                    steps.append(self._step(record, index, members[state["product_id"]], deadline))
+                await asyncio.gather(*steps)
             changed = advance_status(record)
             code = record["statuses"][-1]["status_code"]
             if changed:
