@@ -99,7 +99,7 @@ class OrderDesk:
         return attempt
 
     def _placed(self, attempt: dict[str, Any], member: Member, order: dict[str, Any]) -> None:
-        links = LinkRewriter(member.provider.id, member.provider.settings.base_url, BASE_PLACEHOLDER)
+        links = LinkRewriter.of(member.provider.settings, BASE_PLACEHOLDER)
         shown = namespace_order(order, links)
         attempt.update(state="placed", order_id=shown["id"], order=shown, error=None)
 

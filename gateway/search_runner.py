@@ -195,7 +195,7 @@ class SearchRunner:
     async def _keep(
         self, record: dict[str, Any], index: int, member: Member, state: dict[str, Any], features: list[Any]
     ) -> None:
-        links = LinkRewriter(member.provider.id, member.provider.settings.base_url, BASE_PLACEHOLDER)
+        links = LinkRewriter.of(member.provider.settings, BASE_PLACEHOLDER)
         await self.records.save_result(record["id"], index, [namespace_opportunity(f, links) for f in features])
         state["status"] = "completed"
 

@@ -170,6 +170,8 @@ class ProviderSettings(BaseModel):
     max_concurrent: PositiveInt = 50
     rate_per_s: PositiveFloat | None = None
     order_rate_per_s: PositiveFloat | None = None
+    # Relay this provider's links to loopback, link-local and private addresses (dropped otherwise).
+    allow_private_links: bool = False
 
     @field_validator("id")
     @classmethod

@@ -81,7 +81,7 @@ async def ask(request: Request, provider: Provider, call: Callable[[], Awaitable
 
 def rewriter(request: Request, provider: Provider) -> LinkRewriter:
     """The link rewriter from this provider to the gateway as the client sees it."""
-    return LinkRewriter(provider.id, provider.settings.base_url, gateway_base(request))
+    return LinkRewriter.of(provider.settings, gateway_base(request))
 
 
 def link(href: str, rel: str, media_type: str = "application/json", **extra: Any) -> dict[str, Any]:

@@ -141,7 +141,7 @@ async def _search_sync(
     key = (lambda mid, f: start_key(f, members[mid].provider.id)) if target.federated is not None else None
     merged, after = merge.merge_page(at, gathered.results, limit, key=key)
     # Only what is returned gets namespaced: a member may send thousands of opportunities.
-    rewriters = {mid: LinkRewriter(m.provider.id, m.provider.settings.base_url, base) for mid, m in members.items()}
+    rewriters = {mid: LinkRewriter.of(m.provider.settings, base) for mid, m in members.items()}
     href = f"{base}/products/{target.product_id}"
     features = [namespace_opportunity(item, rewriters[mid]) for mid, item in merged]
     if target.federated is None:

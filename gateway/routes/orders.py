@@ -76,7 +76,7 @@ async def list_orders(request: Request) -> Response:
 
         async def call() -> Page:
             page = await provider.adapter.list_orders(token=pos.token, limit=pos.size)
-            links = LinkRewriter(pid, provider.settings.base_url, base)
+            links = LinkRewriter.of(provider.settings, base)
             orders = [namespace_order(o, links) for o in page.items]
             if rt.gatekeeper.enabled:
                 # Only the orders this client placed: the journal says whose each one is.

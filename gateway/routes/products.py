@@ -108,9 +108,7 @@ async def list_products(request: Request) -> Response:
 
     base = gateway_base(request)
     rewriters = {
-        pid: LinkRewriter(pid, rt.providers.get(pid).settings.base_url, base)
-        for pid in gathered.results
-        if pid != FEDERATED
+        pid: LinkRewriter.of(rt.providers.get(pid).settings, base) for pid in gathered.results if pid != FEDERATED
     }
     links = [link(f"{base}/products", "self")]
     if token := next_cursor(request, CURSOR_KIND, after):
