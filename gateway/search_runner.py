@@ -62,6 +62,7 @@ class SearchRunner:
         self._running: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._poller: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def start(self) -> None:
         """Start polling for due records."""
@@ -69,6 +70,9 @@ class SearchRunner:
 
     async def stop(self) -> None:
         """Stop polling and cancel work in flight (its records stay due for the next process)."""
+        # redis-py 8.1 sometimes swallows a task's cancellation mid-command; the flag ends the poll
+        # loop anyway, instead of it polling on and this gather waiting for ever.
+        self._stopping = True
         tasks = [t for t in (self._poller, *self._tasks) if t is not None]
         for task in tasks:
             task.cancel()
@@ -97,7 +101,7 @@ class SearchRunner:
 
     async def _poll(self) -> None:
         interval = min(1.0, self._refresh_s / 2)
-        while True:
+        while not self._stopping:
             try:
                 for record_id in await self.records.due(limit=100):
                     self.kick(record_id)
