@@ -31,17 +31,20 @@ def runtime(request: Request) -> Runtime:
 
 
 def gateway_base(request: Request) -> str:
-    """Where the client reached the gateway: `public_url`, forwarded headers, or the Host (once per request)."""
+    """Where the client reached the gateway (once per request): `public_url`, else the Host header,
+    or the X-Forwarded-Proto/-Host a trusted proxy (`trusted_proxies`) set."""
     state = request.scope.setdefault("state", {})
     if "gateway_base" not in state:
-        headers = request.headers
+        headers, gateway = request.headers, runtime(request).settings.gateway
+        peer = request.scope.get("client")
+        trusted = gateway.public_base_url is None and gateway.trusts_proxy(peer[0] if peer else None)
         state["gateway_base"] = base_url(
-            public_url=runtime(request).settings.gateway.public_base_url,
+            public_url=gateway.public_base_url,
             scheme=request.scope.get("scheme", "http"),
             host=headers.get("host"),
             root_path=request.scope.get("root_path", ""),
-            forwarded_proto=headers.get("x-forwarded-proto"),
-            forwarded_host=headers.get("x-forwarded-host"),
+            forwarded_proto=headers.get("x-forwarded-proto") if trusted else None,
+            forwarded_host=headers.get("x-forwarded-host") if trusted else None,
         )
     found: str = state["gateway_base"]
     return found
