@@ -8,7 +8,7 @@ clients:
     products: [vhr-50cm]       # federated products this key may use; "*" = all
     rate_per_s: 20             # requests per second (429 with Retry-After beyond)
   ops:
-    key_sha256: ...
+    key: ${OPS_KEY}
     operator: true             # sees /readyz in detail and /metrics
   partner-b:
     key: ${PARTNER_B_KEY}      # or the key itself, from the environment

@@ -206,3 +206,16 @@ async def test_library_warnings_are_json_lines_like_every_other(gateway: Gateway
     await asyncio.sleep(0.2)
     records = gateway.records()  # every line parses as JSON
     assert any("GeometryCollection" in str(r.get("event")) for r in records), gateway.lines[-5:]
+
+
+async def test_the_issue_filter_is_refused_at_once_by_the_served_gateway(gateway: Gateway) -> None:
+    """The 230-byte CQL2 filter of issue 11 is a 422 and health probes keep answering meanwhile."""
+    hostile = {"op": "casei", "args": [{"op": "casei", "args": [{"op": "casei", "args": [1]}]}]}
+    search = {"datetime": WINDOW, "geometry": {"type": "Point", "coordinates": [9, 48]}, "filter": hostile}
+    url = "/products/acme:eo/opportunities"
+    refused, probes = await asyncio.gather(
+        asyncio.gather(*(gateway.client.post(url, json=search) for _ in range(10))),
+        asyncio.gather(*(gateway.client.get("/healthz") for _ in range(10))),
+    )
+    assert {r.status_code for r in refused} == {422}
+    assert {r.status_code for r in probes} == {200}
