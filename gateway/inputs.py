@@ -75,16 +75,21 @@ def check_body(model: type[BaseModel], body: bytes, raw: dict[str, Any], limits:
         raise RequestValidationFailed(f"The {what} is invalid.", errors)
 
 
+_CONTAINERS = (dict, list)
+
+
 def _depth(value: Any, limit: int) -> int:
     # Level by level and iterative, so a hostile body can neither exhaust the interpreter's stack
     # nor cost more than one comprehension step per value.
-    level, frontier = 0, [value]
+    level, frontier = 0, [value] if isinstance(value, _CONTAINERS) else []
     while frontier and level <= limit:
-        containers = [item for item in frontier if isinstance(item, dict | list)]
-        if not containers:
-            break
         level += 1
-        frontier = [child for c in containers for child in (c.values() if isinstance(c, dict) else c)]
+        frontier = [
+            child
+            for c in frontier
+            for child in (c.values() if type(c) is dict else c)
+            if isinstance(child, _CONTAINERS)
+        ]
     return level
 
 
