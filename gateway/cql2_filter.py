@@ -125,6 +125,7 @@ class _Walk:
             raise FilterProblem(path, f"has more than {self.max_nodes} values", "filter_too_large")
 
     def expression(self, value: Any, accepts: frozenset[str], path: list[Any], depth: int) -> None:
+        """Check one operand, whose kind must be one of `accepts`."""
         self.count(path)
         kind = self._kind(value, accepts, path, depth)
         if kind not in accepts:
@@ -150,10 +151,12 @@ class _Walk:
         return _literal(value, path, self)
 
     def items(self, values: list[Any], accepts: frozenset[str], path: list[Any], depth: int) -> None:
+        """Check each item of a list literal."""
         for index, item in enumerate(values):
             self.expression(item, accepts, [*path, index], depth)
 
     def operation(self, node: dict[str, Any], accepts: frozenset[str], path: list[Any], depth: int) -> str:
+        """Check an `{"op", "args"}` node: known operator, arity, operand kinds; its result kind."""
         op, args = node.get("op"), node.get("args")
         if set(node) != {"op", "args"}:
             raise FilterProblem(path, "an operation has exactly the keys 'op' and 'args'")

@@ -154,6 +154,8 @@ def guarded_protocol(limits: ClientLimits) -> type[GuardedHttpToolsProtocol]:
     """The protocol class with the configured limits, for `uvicorn.Config(http=...)`."""
 
     class Configured(GuardedHttpToolsProtocol):
+        """The guarded protocol with this gateway's limits."""
+
         max_head_bytes = limits.max_header_bytes
         max_headers = limits.max_headers
         head_timeout_s = limits.header_timeout_s
