@@ -9,11 +9,12 @@ import httpx
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.requests import ClientDisconnect
 from starlette.routing import Route
 
 from gateway import handlers
 from gateway.errors import GatewayError
-from gateway.middleware import AuthMiddleware, BodyLimitMiddleware, RequestContextMiddleware
+from gateway.middleware import AuthMiddleware, BodyLimitMiddleware, RequestContextMiddleware, SlashRedirect
 from gateway.reload import Reloader
 from gateway.routes import health, opportunities, orders, products, root, searches
 from gateway.runtime import Runtime
@@ -72,18 +73,27 @@ def create_app(
                 await reloader.stop()
             await app.state.runtime.aclose()
 
-    return Starlette(
+    app = Starlette(
         routes=ROUTES,
         # Outermost first: the request id exists before anything else runs or fails.
         middleware=[
             Middleware(RequestContextMiddleware),
             Middleware(AuthMiddleware),
-            Middleware(BodyLimitMiddleware, max_bytes=settings.gateway.max_body_bytes),
+            Middleware(
+                BodyLimitMiddleware,
+                max_bytes=settings.gateway.max_body_bytes,
+                timeout_s=settings.gateway.body_timeout_s,
+            ),
+            Middleware(SlashRedirect),
         ],
         exception_handlers={
             GatewayError: handlers.gateway_error,
             HTTPException: handlers.http_error,
+            ClientDisconnect: handlers.client_disconnected,
             Exception: handlers.unexpected_error,
         },
         lifespan=lifespan,
     )
+    # Its redirect is absolute, built from the Host header; `SlashRedirect` gives a relative one.
+    app.router.redirect_slashes = False
+    return app

@@ -17,13 +17,16 @@ import uvloop
 
 from gateway import operator
 from gateway.app import create_app
+from gateway.client_limits import ClientLimits
 from gateway.demo.simulator import simulator_app
 from gateway.errors import StoreUnavailable
 from gateway.logging import configure_logging
+from gateway.serving import guarded_protocol
 from gateway.settings import ConfigError, ProviderSettings, Settings, load_settings
 from gateway.store_guard import durability_refusal
 
 CONFIG_ENV = "STAPI_GATEWAY_CONFIG"
+log = structlog.get_logger("gateway.cli")
 DEMO_VENDORS = {"acme": "ACME Space (simulated optical)", "orbit": "Orbit Radar (simulated SAR)"}
 DEMO_PRODUCTS = [
     {
@@ -66,13 +69,21 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _uvicorn_config(app: object, host: str, port: int, log_level: str) -> uvicorn.Config:
+def _uvicorn_config(
+    app: object, host: str, port: int, log_level: str, limits: ClientLimits | None = None
+) -> uvicorn.Config:
+    """uvicorn on uvloop and httptools; a gateway's (`limits` given) with bounded, timed request heads.
+
+    A gateway's uvicorn reads no forwarded headers itself (`proxy_headers=False`): the client
+    address stays the connecting peer, which `trusted_proxies` is about.
+    """
     return uvicorn.Config(
         app,  # type: ignore[arg-type]
         host=host,
         port=port,
         loop="uvloop",
-        http="httptools",
+        http="httptools" if limits is None else guarded_protocol(limits),
+        proxy_headers=limits is None,
         log_config=None,
         log_level=log_level,
         access_log=False,
@@ -141,21 +152,23 @@ def cmd_serve(config: str | None, host: str, port: int, log_level: str) -> int:
     if not config:
         print(f"stapi-gateway serve: give --config PATH or set {CONFIG_ENV}", file=sys.stderr)
         return 2
-    settings = _settings("serve", config)
-    if settings is None:
-        return 1
     configure_logging(log_level)
+    try:
+        settings = load_settings(config)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            log.error("config_problem", problem=str(problem))
+        return 1
     try:
         refusal = asyncio.run(durability_refusal(settings))
     except StoreUnavailable as exc:
         refusal = exc.detail
     if refusal:
-        structlog.get_logger("gateway.store").error(
-            "startup_refused", reason="store_durability: require", detail=refusal
-        )
+        log.error("startup_refused", reason="store_durability: require", detail=refusal)
         return 1
     tune_gc()
-    uvicorn.Server(_uvicorn_config(create_app(settings, watch_config=True), host, port, log_level)).run()
+    app = create_app(settings, watch_config=True)
+    uvicorn.Server(_uvicorn_config(app, host, port, log_level, settings.gateway)).run()
     return 0
 
 
@@ -203,7 +216,7 @@ async def _demo(host: str, port: int, log_level: str, vendor_port_base: int) -> 
     print(f"Demo providers: {', '.join(p.base_url for p in providers)}", file=sys.stderr)
     print(f"Open http://{host}:{port}/products  (Ctrl-C stops everything)", file=sys.stderr)
     try:
-        await uvicorn.Server(_uvicorn_config(create_app(settings), host, port, log_level)).serve()
+        await uvicorn.Server(_uvicorn_config(create_app(settings), host, port, log_level, settings.gateway)).serve()
     finally:
         for _, vendor_server in vendors:
             vendor_server.should_exit = True

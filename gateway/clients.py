@@ -7,6 +7,9 @@ clients:
     providers: [acme]          # provider ids this key may use; "*" = all
     products: [vhr-50cm]       # federated products this key may use; "*" = all
     rate_per_s: 20             # requests per second (429 with Retry-After beyond)
+  ops:
+    key: ${OPS_KEY}
+    operator: true             # sees /readyz in detail and /metrics
   partner-b:
     key: ${PARTNER_B_KEY}      # or the key itself, from the environment
     providers: ["*"]
@@ -49,6 +52,8 @@ class ClientSettings(BaseModel):
     products: list[str] = Field(default_factory=list)
     rate_per_s: PositiveFloat | None = None
     burst: PositiveFloat | None = None
+    # May read /readyz in detail and /metrics (which name every provider).
+    operator: bool = False
 
     @field_validator("id")
     @classmethod
@@ -83,6 +88,7 @@ class Client:
     id: str
     providers: frozenset[str] | None  # None = every provider
     products: frozenset[str] | None  # None = every federated product
+    operator: bool = False
 
     def may_use_provider(self, provider_id: str) -> bool:
         """Whether the client may reach this provider."""
@@ -97,7 +103,7 @@ class Client:
         """The access of a configured client."""
         providers = None if ALL in settings.providers else frozenset(settings.providers)
         products = None if ALL in settings.products else frozenset(settings.products)
-        return cls(settings.id, providers, products)
+        return cls(settings.id, providers, products, settings.operator)
 
 
 ANONYMOUS = Client("anonymous", None, None)

@@ -62,6 +62,12 @@ class PayloadTooLarge(GatewayError):
     code = "payload_too_large"
 
 
+class RequestTimeout(GatewayError):
+    """The client did not send its request body within the allowed time."""
+
+    code = "request_timeout"
+
+
 class UnsupportedMediaType(GatewayError):
     """The request body is not JSON."""
 

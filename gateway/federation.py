@@ -64,9 +64,15 @@ def shared(lists: list[list[str]]) -> list[str]:
 
 
 def federated_document(
-    product: FederatedProduct, members: list[dict[str, Any]], base: str, *, complete: bool = True
+    product: FederatedProduct,
+    member_ids: list[str],
+    members: list[dict[str, Any]],
+    base: str,
+    *,
+    complete: bool = True,
 ) -> dict[str, Any]:
-    """A federated product: the members' providers united, the conformance they all share.
+    """A federated product over the members `member_ids` (those the client may use, whose
+    documents are `members`): their providers united, the conformance they all share.
 
     It can search when any member can (a search asks those members only). Only when every
     member's document is known (`complete`) and none can search is it shown as order-only, so
@@ -90,7 +96,7 @@ def federated_document(
         "providers": list(providers.values()),
         "conformsTo": gateway_conformance(shared([list(m.get("conformsTo") or []) for m in members]), searchable),
         "links": product_links(base, product.id, searchable),
-        "federation:members": list(product.members),
+        "federation:members": member_ids,
     }
 
 

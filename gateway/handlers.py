@@ -24,6 +24,7 @@ from gateway.errors import (
     ProviderUnavailable,
     ProviderUnreachable,
     RateLimited,
+    RequestTimeout,
     RequestValidationFailed,
     StoreNotDurable,
     StoreUnavailable,
@@ -41,6 +42,7 @@ STATUS_BY_ERROR: dict[type[GatewayError], int] = {
     Forbidden: 403,
     RateLimited: 429,
     PayloadTooLarge: 413,
+    RequestTimeout: 408,
     UnsupportedMediaType: 415,
     NotFound: 404,
     RequestValidationFailed: 422,
@@ -87,12 +89,17 @@ def _respond(status: int, body: dict[str, object], request_id: str, headers: dic
     return JSONResponse(body, status_code=status, headers={"X-Request-ID": request_id, **(headers or {})})
 
 
+# The store's detail names its address and the driver's error: for the log, not for clients.
+STORE_DETAIL = "The gateway's state store is unavailable; try again shortly."
+
+
 def error_response(exc: GatewayError, request_id: str) -> Response:
     """The contract's JSON error response for a GatewayError."""
     status = status_for(exc)
     if status >= 500:
         log.warning("request_failed", code=exc.code, detail=exc.detail, status=status)
-    return _respond(status, error_body(exc.code, exc.detail, request_id, exc.extra), request_id, exc.headers)
+    detail = STORE_DETAIL if isinstance(exc, StoreUnavailable) else exc.detail
+    return _respond(status, error_body(exc.code, detail, request_id, exc.extra), request_id, exc.headers)
 
 
 async def gateway_error(request: Request, exc: Exception) -> Response:
@@ -111,6 +118,16 @@ async def http_error(request: Request, exc: Exception) -> Response:
     code = _HTTP_CODES.get(exc.status_code, "http_error")
     detail = exc.detail if exc.status_code != 404 else f"No resource at {request.url.path}."
     return _respond(exc.status_code, error_body(code, str(detail), rid), rid, dict(exc.headers or {}))
+
+
+async def client_disconnected(request: Request, exc: Exception) -> Response:
+    """A client that went away before its request was read: logged as such, answered (to no one) 499.
+
+    499 is nginx's "client closed request"; it is what the request's log line and metrics show.
+    """
+    rid = request_id_of(request)
+    log.info("client_disconnected", detail="the client closed the connection before its request body was read")
+    return _respond(499, error_body("client_disconnected", "The client closed the connection.", rid), rid)
 
 
 async def unexpected_error(request: Request, exc: Exception) -> Response:

@@ -1,5 +1,7 @@
 """structlog configured once at start-up: JSON lines off a terminal, readable on one.
 
+Every line on stderr goes through here: the gateway's own, uvicorn's, and Python warnings.
+
 The gateway's own lines (two per request at least) skip the standard library: in JSON mode they
 are rendered with orjson and written with one `os.write` each, which measured several times
 cheaper than a stdlib handler and formatter. Other libraries' records (uvicorn) go through the
@@ -82,4 +84,7 @@ def configure_logging(level: str = "info", *, json: bool | None = None) -> None:
         logging.getLogger(name).propagate = True
     # The gateway logs one line per request itself; uvicorn's access line would repeat it.
     logging.getLogger("uvicorn.access").disabled = True
+    # Libraries' warnings (geojson-pydantic warns on some client geometries) would otherwise be
+    # printed to stderr as plain text; this way they are log lines like every other.
+    logging.captureWarnings(True)
     logging.getLogger("httpx").setLevel(logging.WARNING)

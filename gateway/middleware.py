@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import re
 import time
 import uuid
 from typing import Any
+from urllib.parse import quote
 
 import structlog
 from starlette.datastructures import MutableHeaders
+from starlette.responses import Response
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.clients import ANONYMOUS
 from gateway.context import upstream_calls
-from gateway.errors import GatewayError, PayloadTooLarge, RateLimited, Unauthorized, UnsupportedMediaType
+from gateway.errors import (
+    GatewayError,
+    PayloadTooLarge,
+    RateLimited,
+    RequestTimeout,
+    Unauthorized,
+    UnsupportedMediaType,
+)
 from gateway.handlers import error_response
 
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
@@ -108,11 +119,13 @@ def _is_json(content_type: str | None) -> bool:
 
 
 class BodyLimitMiddleware:
-    """Refuses request bodies that are not JSON (415) or larger than `max_bytes` (413), unread."""
+    """Refuses request bodies that are not JSON (415) or larger than `max_bytes` (413), unread,
+    and bodies that have not fully arrived `timeout_s` after the app began reading them (408)."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, timeout_s: float = 30.0) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.timeout_s = timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
@@ -129,13 +142,24 @@ class BodyLimitMiddleware:
             request_id = str(scope.get("state", {}).get("request_id", "-"))
             await error_response(refusal, request_id)(scope, receive, send)
             return
-        seen = 0
+        seen, complete, deadline = 0, False, 0.0
 
         async def counting_receive() -> Message:
-            nonlocal seen
-            message = await receive()
+            nonlocal seen, complete, deadline
+            if complete:
+                return await receive()  # after the body: disconnect listeners wait as long as they like
+            if not deadline:
+                deadline = asyncio.get_running_loop().time() + self.timeout_s
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
+            except TimeoutError:
+                # The connection is closed after the answer: the rest of a slow body is not awaited.
+                detail = f"The request body did not arrive within {self.timeout_s:g} s."
+                raise RequestTimeout(detail, headers={"Connection": "close"}) from None
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
+                complete = not message.get("more_body", False)
                 if seen > self.max_bytes:
                     raise PayloadTooLarge(f"The request body exceeds {self.max_bytes} bytes.")
             return message
@@ -167,7 +191,8 @@ class AuthMiddleware:
         state = scope.setdefault("state", {})
         gatekeeper = (state.get("runtime") or scope["app"].state.runtime).gatekeeper
         if scope["path"] in PUBLIC_PATHS:
-            state["client"] = ANONYMOUS
+            # Reachable without a key (probes, tools); a key, if sent, may make it an operator's view.
+            state["client"] = gatekeeper.identify(_presented_key(scope)) or ANONYMOUS
             await self.app(scope, receive, send)
             return
         client = gatekeeper.identify(_presented_key(scope))
@@ -185,4 +210,30 @@ class AuthMiddleware:
             return
         state["client"] = client
         structlog.contextvars.bind_contextvars(client=client.id)
+        await self.app(scope, receive, send)
+
+
+class SlashRedirect:
+    """`/products/` is answered with a 307 to `/products` when that is a route.
+
+    Starlette's own redirect (turned off in `gateway.app`) writes an absolute URL built from the
+    Host header, so a forged Host would send the client to another site. This one is relative:
+    it names no host, and starts with `/` and a letter or digit, so it cannot be read as
+    `//other-host` either.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if len(path) > 1 and path.endswith("/"):
+            stripped = path.rstrip("/")
+            candidate = {**scope, "path": stripped}
+            router = scope["app"].router
+            if stripped[1:2].isalnum() and any(r.matches(candidate)[0] != Match.NONE for r in router.routes):
+                query = scope.get("query_string", b"").decode("latin-1")
+                location = quote(stripped, safe="/:@!$&'()*+,;=-._~") + (f"?{query}" if query else "")
+                await Response(status_code=307, headers={"Location": location})(scope, receive, send)
+                return
         await self.app(scope, receive, send)

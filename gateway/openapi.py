@@ -101,7 +101,7 @@ OPERATIONS = [
        {200: Reply("The store answers and some provider is healthy.", "Readiness"),
         503: Reply("Not ready: the store is down or every provider's circuit is open.", "Readiness")}),
     Op("get", "/metrics", "getMetrics", "Operations", "Prometheus metrics",
-       {200: Reply("The Prometheus text exposition format.", "PrometheusText", TEXT)}),
+       {200: Reply("The Prometheus text exposition format.", "PrometheusText", TEXT)}, (401, 403)),
     Op("get", "/api", "getOpenAPI", "Operations", "This OpenAPI document",
        {200: Reply("The OpenAPI 3.1 description of the gateway.", "OpenAPIDocument")}),
 ]  # fmt: skip
@@ -109,6 +109,8 @@ OPERATIONS = [
 # status: (component response name, description); every error body is the `Error` schema.
 ERRORS: dict[int, tuple[str, str]] = {
     400: ("BadRequest", "Malformed request: not JSON, a bad header value, or a foreign or tampered cursor."),
+    401: ("Unauthorized", "No valid API key (clients are configured); /metrics: no operator's key."),
+    403: ("Forbidden", "The API key does not cover this provider or product; /metrics: not an operator's key."),
     404: ("NotFound", "No such product, collection, order or search record."),
     409: ("Conflict", "Another request with this Idempotency-Key is still in progress."),
     413: ("PayloadTooLarge", "The request body exceeds `gateway.max_body_bytes`."),
@@ -218,8 +220,11 @@ RESPONSE_SCHEMAS: dict[str, Schema] = {
     "Health": _object(["status"], {"status": {"const": "ok"}}),
     "Readiness": _object(["status", "store", "providers"], {
         "status": {"enum": ["ready", "not_ready"]}, "store": _object(["healthy"], {"healthy": {"type": "boolean"}}),
-        "providers": {"type": "object", "description": "Each provider's circuit breaker, by provider id.",
-                      "additionalProperties": _object(["state", "healthy"])}}),
+        "providers": {"anyOf": [
+            {"type": "object", "description": "Each provider's circuit breaker, by provider id (operators, or "
+             "everyone while no clients are configured).", "additionalProperties": _object(["state", "healthy"])},
+            _object(["healthy", "total"], {"healthy": {"type": "integer"}, "total": {"type": "integer"}}),
+        ]}}),
     "PrometheusText": {"type": "string"},
     "OpenAPIDocument": _object(["openapi", "info", "paths"]),
 }  # fmt: skip

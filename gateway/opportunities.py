@@ -10,7 +10,7 @@ from stapi_pydantic import OpportunityPayload
 
 from gateway import ids
 from gateway.errors import RequestValidationFailed
-from gateway.inputs import InputLimits, check_extent, check_model, field_error, parse_object
+from gateway.inputs import InputLimits, check_body, field_error, parse_object
 from gateway.links import LinkRewriter
 
 Preference = Literal["wait", "respond-async"]
@@ -38,8 +38,7 @@ def validate_search(body: bytes, limits: InputLimits) -> dict[str, Any]:
     MAX_LIMIT) and `next` (the gateway's cursor or None).
     """
     raw = parse_object(body, limits)
-    check_model(OpportunityPayload, body, "opportunity search request")
-    check_extent(raw, limits, "opportunity search")
+    check_body(OpportunityPayload, body, raw, limits, "opportunity search request")
     limit = raw.get("limit", 10)
     if limit < 1:
         error = field_error(["body", "limit"], "must be at least 1", "greater_than_equal")

@@ -17,7 +17,7 @@ from gateway import ids
 from gateway.attempts import AttemptState, OrderAttempt, Resolution
 from gateway.catalogue import Member, Target
 from gateway.errors import RequestValidationFailed
-from gateway.inputs import InputLimits, check_extent, check_model, field_error, parse_object
+from gateway.inputs import InputLimits, check_body, field_error, parse_object
 from gateway.links import LinkRewriter
 from gateway.searches import BASE_PLACEHOLDER
 
@@ -37,8 +37,7 @@ def _invalid(errors: list[dict[str, Any]]) -> RequestValidationFailed:
 def validate_order(body: bytes, limits: InputLimits) -> dict[str, Any]:
     """The client's order request (STAPI 0.1.0 OrderPayload), plus the optional `product_id`."""
     raw = parse_object(body, limits)
-    check_model(OrderPayload[_AnyOrderParameters], body, "order request")
-    check_extent(raw, limits, "order")
+    check_body(OrderPayload[_AnyOrderParameters], body, raw, limits, "order request")
     order = {key: raw.get(key) for key in ORDER_FIELDS}
     product_id = raw.get("product_id")
     if product_id is not None and not isinstance(product_id, str):

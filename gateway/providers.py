@@ -60,7 +60,7 @@ class Provider:
 
     def rewriter(self, gateway_base: str) -> LinkRewriter:
         """The rewriter of this provider's hrefs into the gateway's at `gateway_base`."""
-        return LinkRewriter(self.id, self.settings.base_url, gateway_base, self.link_bases)
+        return LinkRewriter.of(self.settings, gateway_base, self.link_bases)
 
 
 class Providers:

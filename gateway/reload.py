@@ -1,8 +1,11 @@
 """Hot reload of the YAML configuration, on SIGHUP and when a configuration file changes.
 
-The new configuration is read and validated off the event loop; if it is valid the app's
+A change is applied only once the files have been still for `quiet_s` (an editor or a
+`cp` writing in several steps is never caught half-way) and have not changed while they were
+read. The new configuration is read and validated off the event loop; if it is valid the app's
 runtime is swapped for one on the new providers (requests in flight keep the old one), and if
-it is not, every problem is logged and the running configuration stays.
+it is not, every problem is logged and the running configuration stays. A reload never turns
+authentication off: removing every client takes a restart.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from gateway.settings import ConfigError, load_settings
 log = structlog.get_logger("gateway.reload")
 
 Fingerprint = tuple[tuple[str, int, int, int], ...]
+QUIET_S = 1.0
 
 
 def fingerprint(source: Path) -> Fingerprint:
@@ -40,10 +44,11 @@ def fingerprint(source: Path) -> Fingerprint:
 class Reloader:
     """Watches the configuration and swaps the app's runtime when it changes validly."""
 
-    def __init__(self, source: str, state: State, *, poll_s: float = 1.0) -> None:
+    def __init__(self, source: str, state: State, *, poll_s: float = 1.0, quiet_s: float = QUIET_S) -> None:
         self.source = Path(source)
         self.state = state
         self.poll_s = poll_s
+        self.quiet_s = quiet_s
         self._last = fingerprint(self.source)
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
@@ -79,20 +84,46 @@ class Reloader:
             self._wake.clear()
             current = await asyncio.to_thread(fingerprint, self.source)
             if signalled or current != self._last:
+                if not signalled:
+                    current = await self._settled(current)
                 self._last = current
                 await self.reload("signal" if signalled else "file_change")
 
+    async def _settled(self, seen: Fingerprint) -> Fingerprint:
+        """The files' fingerprint once it has stayed the same for `quiet_s`."""
+        while True:
+            await asyncio.sleep(self.quiet_s)
+            now = await asyncio.to_thread(fingerprint, self.source)
+            if now == seen:
+                return now
+            seen = now
+
+    def _rejected(self, reason: str, problems: list[str]) -> bool:
+        for problem in problems:
+            log.error("config_problem", problem=problem)
+        log.error("config_reload_rejected", reason=reason, problems=len(problems))
+        return False
+
     async def reload(self, reason: str) -> bool:
-        """Read, validate and apply the configuration; False (and the old one kept) if invalid."""
+        """Read, validate and apply the configuration; False (and the old one kept) if it is not
+        valid, changed while it was read, or would turn authentication off."""
         async with self._lock:
+            before = await asyncio.to_thread(fingerprint, self.source)
             try:
                 settings = await asyncio.to_thread(load_settings, self.source, dict(os.environ))
             except ConfigError as exc:
-                for problem in exc.problems:
-                    log.error("config_problem", problem=str(problem))
-                log.error("config_reload_rejected", reason=reason, problems=len(exc.problems))
+                return self._rejected(reason, [str(problem) for problem in exc.problems])
+            if await asyncio.to_thread(fingerprint, self.source) != before:
+                # Still being written: the watcher sees the change and tries again once it is still.
+                log.info("config_reload_deferred", reason=reason, detail="the files changed while being read")
                 return False
             old = self.state.runtime
+            if old.settings.clients and not settings.clients:
+                problem = (
+                    f"{self.source}: clients: every client is gone, which would turn authentication off; "
+                    "that takes a restart, so the running configuration stays"
+                )
+                return self._rejected(reason, [problem])
             self.state.runtime = await old.reconfigured(settings)
             log.info("config_reloaded", reason=reason, providers=list(settings.providers))
             return True

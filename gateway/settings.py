@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from gateway import config_loader as loader
+from gateway.client_limits import ClientLimits
 from gateway.clients import ALL, ClientSettings
 from gateway.config_loader import (
     ConfigError,
@@ -76,8 +77,8 @@ def _member(value: str) -> str:
 Member = Annotated[str, AfterValidator(_member)]
 
 
-class GatewaySettings(BaseModel):
-    """The gateway's own settings: the `gateway:` section of the main file."""
+class GatewaySettings(ClientLimits):
+    """The gateway's own settings: the `gateway:` section of the main file (see also `ClientLimits`)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -129,7 +130,13 @@ class GatewaySettings(BaseModel):
     def input_limits(self) -> InputLimits:
         """The request-body bounds as one value for the validators."""
         return InputLimits(
-            self.max_json_depth, self.max_geometry_vertices, self.max_geometry_area_deg2, self.max_interval_days
+            self.max_json_depth,
+            self.max_geometry_vertices,
+            self.max_geometry_area_deg2,
+            self.max_interval_days,
+            max_filter_depth=self.max_filter_depth,
+            max_filter_nodes=self.max_filter_nodes,
+            max_json_values=self.max_json_values,
         )
 
     @property
@@ -177,6 +184,8 @@ class ProviderSettings(BaseModel):
     # Further roots the provider's links name as its own (its public URL behind a proxy, say):
     # hrefs under them are rewritten to the gateway like those under `url`, never passed on.
     link_bases: list[loader.RootUrl] = Field(default_factory=list)
+    # Relay this provider's links to loopback, link-local and private addresses (dropped otherwise).
+    allow_private_links: bool = False
 
     @field_validator("id")
     @classmethod

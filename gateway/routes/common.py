@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from starlette.requests import Request
@@ -10,7 +11,7 @@ from starlette.requests import Request
 from gateway import fanout, merge
 from gateway.catalogue import Target
 from gateway.clients import ANONYMOUS, Client
-from gateway.errors import Forbidden, RequestValidationFailed, UpstreamNotFound
+from gateway.errors import Forbidden, NotFound, RequestValidationFailed, UpstreamNotFound
 from gateway.fanout import Deadline
 from gateway.links import LinkRewriter, base_url
 from gateway.merge import Position
@@ -30,17 +31,20 @@ def runtime(request: Request) -> Runtime:
 
 
 def gateway_base(request: Request) -> str:
-    """Where the client reached the gateway: `public_url`, forwarded headers, or the Host (once per request)."""
+    """Where the client reached the gateway (once per request): `public_url`, else the Host header,
+    or the X-Forwarded-Proto/-Host a trusted proxy (`trusted_proxies`) set."""
     state = request.scope.setdefault("state", {})
     if "gateway_base" not in state:
-        headers = request.headers
+        headers, gateway = request.headers, runtime(request).settings.gateway
+        peer = request.scope.get("client")
+        trusted = gateway.public_base_url is None and gateway.trusts_proxy(peer[0] if peer else None)
         state["gateway_base"] = base_url(
-            public_url=runtime(request).settings.gateway.public_base_url,
+            public_url=gateway.public_base_url,
             scheme=request.scope.get("scheme", "http"),
             host=headers.get("host"),
             root_path=request.scope.get("root_path", ""),
-            forwarded_proto=headers.get("x-forwarded-proto"),
-            forwarded_host=headers.get("x-forwarded-host"),
+            forwarded_proto=headers.get("x-forwarded-proto") if trusted else None,
+            forwarded_host=headers.get("x-forwarded-host") if trusted else None,
         )
     found: str = state["gateway_base"]
     return found
@@ -109,12 +113,29 @@ def may_use(who: Client, target: Target) -> bool:
     return who.may_use_provider(target.members[0].provider.id)
 
 
+def visible_target(who: Client, target: Target) -> Target | None:
+    """The target as a client may see it: a federated product keeps only the members on the
+    client's providers (None when it has none left); one provider's product is unchanged."""
+    if target.federated is None:
+        return target
+    members = [m for m in target.members if who.may_use_provider(m.provider.id)]
+    return replace(target, members=members) if members else None
+
+
 def target_for(request: Request, product_id: str) -> Target:
-    """The product a request addresses, if its client may use it (403 otherwise)."""
+    """The product a request addresses, narrowed to what its client may use.
+
+    A federated product with no member the client may use is absent (404), like any product
+    it cannot see; a product outside the client's scope is a 403.
+    """
+    who = client(request)
     target = runtime(request).catalogue.target(product_id)
-    if not may_use(client(request), target):
+    visible = visible_target(who, target)
+    if visible is None:
+        raise NotFound(f"No product '{product_id}' exists.")
+    if not may_use(who, target):
         raise Forbidden(f"This API key does not give access to '{product_id}'.")
-    return target
+    return visible
 
 
 def visible_providers(request: Request) -> list[Provider]:

@@ -34,9 +34,9 @@ from gateway.routes.common import (
     runtime,
     target_for,
     visible_providers,
+    visible_target,
     with_missing,
 )
-from gateway.settings import FederatedProduct
 
 CURSOR_KIND = "products"
 # The federated products page like one more provider; a ':' keeps this key apart from provider ids.
@@ -60,22 +60,26 @@ def namespace_product(product: JSONObject, links: LinkRewriter) -> JSONObject:
     }
 
 
-async def _federated_doc(request: Request, product: FederatedProduct, limit: Deadline | None = None) -> JSONObject:
+async def _federated_doc(request: Request, target: Target, limit: Deadline | None = None) -> JSONObject:
+    """A federated product's document over the members of `target` (the client's visible ones)."""
+    assert target.federated is not None
     rt = runtime(request)
-    target = rt.catalogue.target(product.id)
     limit = limit or deadline(request)
 
     def fetch(member: Member) -> Callable[[], Awaitable[JSONObject]]:
         return lambda: rt.catalogue.product(member, limit)
 
     gathered = await fanout.gather({m.gateway_id: fetch(m) for m in target.members}, limit)
+    member_ids = [m.gateway_id for m in target.members]
     docs = list(gathered.results.values())
-    return federated_document(product, docs, gateway_base(request), complete=not gathered.failures)
+    return federated_document(target.federated, member_ids, docs, gateway_base(request), complete=not gathered.failures)
 
 
-def _federated_products(request: Request) -> list[FederatedProduct]:
-    who = client(request)
-    return [p for p in runtime(request).catalogue.federated if who.may_use_product(p.id)]
+def _federated_products(request: Request) -> list[Target]:
+    """The federated products the client may use and has at least one member of, narrowed to those."""
+    who, catalogue = client(request), runtime(request).catalogue
+    targets = [visible_target(who, catalogue.target(p.id)) for p in catalogue.federated if who.may_use_product(p.id)]
+    return [t for t in targets if t is not None]
 
 
 async def _federated_page(request: Request, token: str | None, size: int) -> Page:
@@ -84,7 +88,7 @@ async def _federated_page(request: Request, token: str | None, size: int) -> Pag
     chosen = products[start : start + size]
     # Nested in the list's own fan-out: finish a little earlier, so what is known gets listed.
     inner = deadline(request).inner(margin_s=0.05)
-    docs = [await _federated_doc(request, product, inner) for product in chosen]
+    docs = [await _federated_doc(request, target, inner) for target in chosen]
     end = start + len(chosen)
     return Page(items=docs, next_token=str(end) if end < len(products) else None)
 
@@ -142,7 +146,7 @@ async def get_product(request: Request) -> Response:
     """`GET /products/{id}`: one provider's product or a federated product."""
     target = target_for(request, request.path_params["product_id"])
     if target.federated is not None:
-        return JSONResponse(await _federated_doc(request, target.federated))
+        return JSONResponse(await _federated_doc(request, target))
     provider = target.members[0].provider
     links = rewriter(request, provider)
     return JSONResponse(namespace_product(await _member_call(request, target, "get_product"), links))
@@ -152,7 +156,7 @@ async def product_conformance(request: Request) -> Response:
     """`GET /products/{id}/conformance`: the product's classes as the gateway serves them."""
     target = target_for(request, request.path_params["product_id"])
     if target.federated is not None:
-        return JSONResponse({"conformsTo": (await _federated_doc(request, target.federated))["conformsTo"]})
+        return JSONResponse({"conformsTo": (await _federated_doc(request, target))["conformsTo"]})
     return JSONResponse({"conformsTo": gateway_conformance(await _member_call(request, target, "product_conformance"))})
 
 

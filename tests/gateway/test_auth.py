@@ -62,10 +62,10 @@ async def test_without_a_valid_key_requests_are_401() -> None:
 
 
 async def test_operational_routes_need_no_key() -> None:
-    """Health, readiness, metrics and the OpenAPI document stay reachable for tools."""
+    """Health, readiness and the OpenAPI document stay reachable for tools; metrics need an operator's key."""
     async with gateway_client(upstreams(), clients=CLIENTS) as client:
         statuses = [(await client.get(path)).status_code for path in ("/healthz", "/readyz", "/metrics", "/api")]
-    assert statuses == [200, 200, 200, 200]
+    assert statuses == [200, 200, 401, 200]
 
 
 async def test_a_key_sees_and_reaches_only_its_providers() -> None:

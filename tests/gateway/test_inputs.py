@@ -90,10 +90,20 @@ def nested(depth: int) -> Any:
         (
             {
                 "datetime": WINDOW,
-                "geometry": {"type": "LineString", "coordinates": [[0.001 * i, 0] for i in range(20001)]},
+                "geometry": {"type": "LineString", "coordinates": [[0.001 * i, 0] for i in range(12_000)]},
             },
             ["body", "geometry"],
             "too_many_vertices",
+        ),
+        (
+            {"datetime": WINDOW, "geometry": POINT, "x": [[]] * 60_000},
+            ["body"],
+            "too_many_values",
+        ),
+        (
+            {"datetime": WINDOW, "geometry": {"type": "LineString", "coordinates": [[[0, 0]]] * 5_000}},
+            ["body", "geometry", "coordinates", 0],
+            "value_error",
         ),
         (
             {"datetime": WINDOW, "geometry": {"type": "LineString", "coordinates": [[-170, -80], [170, 80]]}},
@@ -108,7 +118,7 @@ def nested(depth: int) -> Any:
     ],
 )
 async def test_requests_beyond_the_limits_are_422(body: dict[str, Any], loc: list[str], kind: str) -> None:
-    """Nesting, vertices, area and interval length each have a bound, named in the error."""
+    """Values, nesting, geometry shape, vertices, area and interval length each have a bound, named in the error."""
     upstream = provider()
     async with gateway_client({"acme": upstream}) as client:
         response = await client.post("/products/acme:eo/opportunities", json=body)
