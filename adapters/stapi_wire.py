@@ -75,11 +75,16 @@ def upstream_detail(response: httpx.Response, scrubber: Scrubber) -> str:
 
 
 def validation_errors(response: httpx.Response, scrubber: Scrubber) -> list[dict[str, Any]]:
-    """FastAPI-style `detail` lists, reduced to a bounded `loc`, `msg` and `type` each, scrubbed."""
+    """FastAPI-style `detail` lists, reduced to a bounded `loc`, `msg` and `type` each, scrubbed.
+
+    Never empty: a provider that says why in a plain `detail` string (stapi-fastapi's "Filter
+    cannot be evaluated") or not at all still gives the client one entry with what it said.
+    """
     body = _error_body(response, scrubber)
     detail = body.get("detail") if isinstance(body, dict) else None
-    if not isinstance(detail, list):
-        return []
+    if not isinstance(detail, list) or not any(isinstance(item, dict) for item in detail):
+        said = detail if isinstance(detail, str) and detail.strip() else "the provider gave no reason"
+        return [{"loc": ["body"], "msg": scrubber.shown(said), "type": "provider_rejected"}]
 
     def part(value: Any) -> str | int:
         return value if isinstance(value, int) and not isinstance(value, bool) else scrubber.shown(str(value), 100)

@@ -85,6 +85,7 @@ class Catalogue:
         self._capabilities: dict[str, tuple[float, Any]] = {}
         self._products: dict[str, tuple[float, Any]] = {}
         self._order_schemas: dict[str, tuple[float, Any]] = {}
+        self._queryables: dict[str, tuple[float, Any]] = {}
 
     @property
     def providers(self) -> Providers:
@@ -161,6 +162,14 @@ class Catalogue:
         call = lambda: adapter.order_parameters(member.product_id)  # noqa: E731
         return await self._cached(
             self._order_schemas, member.gateway_id, lambda: call_one(member.provider.id, call, deadline)
+        )
+
+    async def queryables(self, member: Member, deadline: Deadline) -> CheckedSchema:
+        """The member's queryables JSON Schema, from cache or fetched."""
+        adapter = member.provider.adapter
+        call = lambda: adapter.queryables(member.product_id)  # noqa: E731
+        return await self._cached(
+            self._queryables, member.gateway_id, lambda: call_one(member.provider.id, call, deadline)
         )
 
     async def verify_members(self, deadline_s: float) -> list[str]:

@@ -61,6 +61,7 @@ def check_body(model: type[BaseModel], body: bytes, raw: dict[str, Any], limits:
             points = positions(raw["geometry"])
         except ShapeProblem as problem:
             errors.append(_problem("geometry", problem))
+        errors.extend(check_ranges(points))
     try:
         check_filter(raw.get("filter"), max_depth=limits.max_filter_depth, max_nodes=limits.max_filter_nodes)
     except ShapeProblem as problem:
@@ -119,6 +120,21 @@ def parse_object(body: bytes, limits: InputLimits) -> dict[str, Any]:
         error = field_error(["body"], f"nested deeper than {limits.max_depth} levels", "too_deep")
         raise RequestValidationFailed("The request body is nested too deeply.", [error])
     return raw
+
+
+def check_ranges(points: list[list[Any]]) -> list[dict[str, Any]]:
+    """The first position whose longitude or latitude is out of range (WGS 84 degrees)."""
+    for point in points:
+        lon, lat = point[0], point[1]
+        if not -180 <= lon <= 180:
+            return [
+                field_error(["body", "geometry", "coordinates"], f"longitude {lon} is outside -180..180", "value_error")
+            ]
+        if not -90 <= lat <= 90:
+            return [
+                field_error(["body", "geometry", "coordinates"], f"latitude {lat} is outside -90..90", "value_error")
+            ]
+    return []
 
 
 def check_geometry(points: list[list[Any]], limits: InputLimits) -> list[dict[str, Any]]:

@@ -15,9 +15,16 @@ from starlette.responses import Response
 
 from adapters.base import Page, SearchMode
 from adapters.stapi import next_token
-from gateway import fanout, ids, merge
+from gateway import fanout, filter_types, ids, merge
 from gateway.catalogue import Capabilities, Member, Target
-from gateway.errors import GatewayError, InvalidCursor, NotFound, ProviderInvalidPayload, SearchNotSupported
+from gateway.errors import (
+    GatewayError,
+    InvalidCursor,
+    NotFound,
+    ProviderInvalidPayload,
+    RequestValidationFailed,
+    SearchNotSupported,
+)
 from gateway.opportunities import (
     namespace_opportunity,
     next_link,
@@ -68,6 +75,7 @@ async def search_opportunities(request: Request) -> Response:
     prefer = parse_prefer(request.headers.get("prefer"))
     capabilities = await _capabilities(request, target)
     target = _searchers(target, capabilities)
+    await _check_filter(request, target, search.get("filter"))
     record = new_record(target.product_id, search, [m.gateway_id for m in target.members], client(request).id)
     if prefer != "respond-async" and all(c.sync for c in capabilities.results.values()):
         try:
@@ -88,6 +96,27 @@ async def search_opportunities(request: Request) -> Response:
     if prefer == "respond-async":
         headers["Preference-Applied"] = "respond-async"
     return JSONResponse(body, status_code=201, headers=headers)
+
+
+async def _check_filter(request: Request, target: Target, filter_: Any) -> None:
+    """422 when the filter cannot be evaluated on a member, by its queryables (usually cached).
+
+    Members whose queryables cannot be had now are left to judge the filter themselves.
+    """
+    if not filter_:
+        return
+    catalogue, budget = runtime(request).catalogue, deadline(request).fraction(0.3)
+
+    def of(member: Member) -> Any:
+        return lambda: catalogue.queryables(member, budget)
+
+    gathered = await fanout.gather({m.gateway_id: of(m) for m in target.members}, budget)
+    found: dict[str, dict[str, Any]] = {}
+    for schema in gathered.results.values():
+        for problem in filter_types.problems(filter_, schema.document):
+            found.setdefault(f"{problem['loc']}{problem['msg']}", problem)
+    if found:
+        raise RequestValidationFailed("The filter cannot be evaluated on this product.", list(found.values()))
 
 
 async def _capabilities(request: Request, target: Target) -> fanout.Fanout[Capabilities]:
