@@ -34,7 +34,7 @@ async def test_writers_and_listers_for_thirty_seconds_flip_no_acknowledged_order
             while time.monotonic() < ends:
                 key = f"w{w}-{n}"
                 response = await client.post(
-                    "/products/acme:eo/orders", json=order_for(w * 10_000 + n), headers={"Idempotency-Key": key}
+                    "/products/acme:eo/orders", json=order_for(w * 1_000 + n), headers={"Idempotency-Key": key}
                 )
                 assert response.status_code == 201, response.text
                 acknowledged[key] = Order.model_validate(response.json()).id
@@ -50,7 +50,7 @@ async def test_writers_and_listers_for_thirty_seconds_flip_no_acknowledged_order
         for key, order_id in acknowledged.items():
             w, n = (int(x) for x in key[1:].split("-"))
             replay = await client.post(
-                "/products/acme:eo/orders", json=order_for(w * 10_000 + n), headers={"Idempotency-Key": key}
+                "/products/acme:eo/orders", json=order_for(w * 1_000 + n), headers={"Idempotency-Key": key}
             )
             assert replay.status_code == 201, (key, replay.text)
             assert replay.json()["id"] == order_id
