@@ -62,7 +62,7 @@ OPERATIONS = [
        (404, *UPSTREAM)),
     Op("get", "/products/{productId}/order-parameters", "getProductOrderParameters", "Products",
        "A product's order parameters",
-       {200: Reply("A JSON Schema (for a federated product, one per member).", "JSONSchema", SCHEMA_JSON)},
+       {200: Reply("A JSON Schema (for a federated product, discriminated on `member`).", "JSONSchema", SCHEMA_JSON)},
        (404, *UPSTREAM)),
     Op("post", "/products/{productId}/opportunities", "searchOpportunities", "Opportunities",
        "Search opportunities, synchronously (200) or asynchronously (201)",
@@ -263,8 +263,15 @@ def _request_schemas() -> dict[str, Schema]:
     order = OrderPayload[OrderParameters].model_json_schema()
     order["title"] = "OrderPayload"
     order["$defs"].pop("OrderParameters")
-    order["properties"]["order_parameters"] = {**OBJ, "description": "Checked against the product's order-parameters."}
-    order["properties"]["product_id"] = {"type": "string", "description": "The member product (federated products)."}
+    order["properties"]["order_parameters"] = {
+        **OBJ,
+        "description": "Checked against the product's order-parameters; for a federated product, `member` names "
+        "the member product ordered.",
+    }
+    order["properties"]["product_id"] = {
+        "type": "string",
+        "description": "Older way to name a federated product's member; prefer `order_parameters.member`.",
+    }
     out: dict[str, Schema] = {}
     hoist("OpportunityPayload", search, out)
     hoist("OrderPayload", order, out)

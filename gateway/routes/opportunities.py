@@ -19,6 +19,7 @@ from gateway import fanout, ids, merge
 from gateway.catalogue import Capabilities, Member, Target
 from gateway.errors import GatewayError, InvalidCursor, NotFound, ProviderInvalidPayload, SearchNotSupported
 from gateway.opportunities import (
+    has_own_order_links,
     namespace_opportunity,
     next_link,
     order_link,
@@ -167,7 +168,7 @@ async def _search_sync(
     href = f"{base}/products/{target.product_id}"
     features = [namespace_opportunity(item, rewriters[mid]) for mid, item in merged]
     if target.federated is None:
-        links = [order_link(f"{href}/orders", search)]
+        links = [] if has_own_order_links(features) else [order_link(f"{href}/orders", search)]
     else:
         links, features = [], with_member_order_links(features, f"{href}/orders")
     if token := next_cursor(request, kind, after):
@@ -205,7 +206,8 @@ async def get_opportunity_collection(request: Request) -> Response:
         {"href": f"{base}/searches/opportunities/{collection_id}", "rel": "search-record", "type": "application/json"},
     ]
     if target.federated is None:
-        collection["links"].append(order_link(f"{href}/orders", record["opportunity_request"]))
+        if not has_own_order_links(collection["features"]):
+            collection["links"].append(order_link(f"{href}/orders", record["opportunity_request"]))
     else:
         collection["features"] = with_member_order_links(collection["features"], f"{href}/orders")
     end = offset + len(collection["features"])
