@@ -186,6 +186,9 @@ def shown_schema(provider_id: str, document: dict[str, Any]) -> dict[str, Any]:
     member = {**properties[MEMBER], "enum": [f"{provider_id}:{value}" for value in choices]}
     branches = document.get("allOf")
     shown = {**document, "properties": {**properties, MEMBER: member}}
+    missing = document.get("federation:missing")
+    if isinstance(missing, list):
+        shown["federation:missing"] = [f"{provider_id}:{m}" for m in missing if isinstance(m, str)]
     if isinstance(branches, list):
         shown["allOf"] = [_namespaced_branch(branch, provider_id) for branch in branches]
     return shown

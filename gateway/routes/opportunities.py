@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from adapters.base import Page, SearchMode
-from adapters.stapi import next_token
+from adapters.stapi import missing_of, next_token
 from gateway import fanout, ids, merge
 from gateway.catalogue import Capabilities, Member, Target
 from gateway.errors import GatewayError, InvalidCursor, NotFound, ProviderInvalidPayload, SearchNotSupported
@@ -36,6 +36,7 @@ from gateway.routes.common import (
     deadline,
     gateway_base,
     next_cursor,
+    pages_missing,
     positions,
     query_limit,
     rewriter,
@@ -150,7 +151,8 @@ async def _search_sync(
             if result.is_async:
                 rt.catalogue.learn_async_only(member)
                 raise AnsweredAsync(member, result.body)
-            return Page(items=result.body["features"], next_token=next_token(result.body.get("links") or []))
+            links = result.body.get("links") or []
+            return Page(items=result.body["features"], next_token=next_token(links), missing=missing_of(result.body))
 
         return call
 
@@ -174,7 +176,7 @@ async def _search_sync(
     if token := next_cursor(request, kind, after):
         links.append(next_link(f"{href}/opportunities", search, token))
     body = {"type": "FeatureCollection", "id": None, "features": features, "links": links}
-    return JSONResponse(with_missing(body, gathered.missing), media_type=GEOJSON)
+    return JSONResponse(with_missing(body, pages_missing(gathered)), media_type=GEOJSON)
 
 
 async def get_opportunity_collection(request: Request) -> Response:

@@ -28,6 +28,7 @@ from gateway.routes.common import (
     gateway_base,
     link,
     next_cursor,
+    pages_missing,
     positions,
     query_limit,
     rewriter,
@@ -52,12 +53,17 @@ def namespace_product(product: JSONObject, links: LinkRewriter) -> JSONObject:
     rewritten = links.links(product.get("links") or [], drop_rels=_PAGING_RELS)
     if searchable and not any(link.get("rel") == "opportunities" for link in rewritten):
         rewritten.append(link(f"{links.gateway_base}/products/{product_id}/opportunities", "opportunities"))
-    return {
+    shown = {
         **product,
         "id": product_id,
         "conformsTo": gateway_conformance(list(product.get("conformsTo") or []), searchable),
         "links": rewritten,
     }
+    members = product.get("federation:members")
+    if isinstance(members, list):
+        # An upstream gateway's federated product: its members are products of that provider here.
+        shown["federation:members"] = [ids.namespaced(links.provider_id, str(m)) for m in members]
+    return shown
 
 
 async def _federated_doc(request: Request, product: FederatedProduct, limit: Deadline | None = None) -> JSONObject:
@@ -113,7 +119,7 @@ async def list_products(request: Request) -> Response:
         links.append(link(f"{base}/products?next={token}&limit={limit}", "next"))
     products = [item if source == FEDERATED else namespace_product(item, rewriters[source]) for source, item in merged]
     body = {"type": "ProductCollection", "products": products, "links": links}
-    return JSONResponse(with_missing(body, [pid for pid in gathered.missing if pid != FEDERATED]))
+    return JSONResponse(with_missing(body, [pid for pid in pages_missing(gathered) if pid != FEDERATED]))
 
 
 async def _member_call(request: Request, target: Target, operation: str) -> Any:
