@@ -154,7 +154,8 @@ def relayed_failure(pid: str, response: httpx.Response, behind: list[str], scrub
     """
     body = _error_body(response, scrubber)
     code = body.get("code") if isinstance(body, dict) else None
-    failed = missing_of(body) or behind
+    # Header values are the provider's text too: scrubbed, then only id-like ones kept.
+    failed = missing_of(body) or reported_ids([scrubber.text(value) for value in behind])
     named = f"{pid}:{failed[0]}" if len(failed) == 1 else pid
     status = response.status_code if response.status_code in (502, 503, 504) else 502
     return ProviderFailedBehind(
@@ -162,6 +163,6 @@ def relayed_failure(pid: str, response: httpx.Response, behind: list[str], scrub
         f"provider '{pid}': {upstream_detail(response, scrubber)}",
         code=code if isinstance(code, str) and _CODE.match(code) else "provider_error",
         status=status,
-        behind=[f"{pid}:{provider}" for provider in failed],
+        behind=[f"{pid}:{provider}" for provider in failed] or [pid],
         maybe_received=status == 504,
     )
