@@ -263,15 +263,8 @@ def _request_schemas() -> dict[str, Schema]:
     order = OrderPayload[OrderParameters].model_json_schema()
     order["title"] = "OrderPayload"
     order["$defs"].pop("OrderParameters")
-    order["properties"]["order_parameters"] = {
-        **OBJ,
-        "description": "Checked against the product's order-parameters; for a federated product, `member` names "
-        "the member product ordered.",
-    }
-    order["properties"]["product_id"] = {
-        "type": "string",
-        "description": "Older way to name a federated product's member; prefer `order_parameters.member`.",
-    }
+    order["properties"]["order_parameters"] = {**OBJ, "description": "Per the product's order-parameters schema."}
+    order["properties"]["product_id"] = {"type": "string", "description": "Older form of `order_parameters.member`."}
     out: dict[str, Schema] = {}
     hoist("OpportunityPayload", search, out)
     hoist("OrderPayload", order, out)

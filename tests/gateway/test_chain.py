@@ -57,6 +57,7 @@ async def chain(
     bravo_app: Any = None,
     g1: dict[str, Any] | None = None,
     g1_providers: dict[str, Any] | None = None,
+    g2_products: list[dict[str, Any]] | None = None,
 ) -> AsyncIterator[Chain]:
     """G1 (its lifespan run for real) in front of alpha and bravo; G2 in front of G1."""
     alpha = build_provider(
@@ -71,7 +72,8 @@ async def chain(
         **{**FAST, **(g1 or {})},
     )
     g1_app = create_app(settings, transports={"alpha": httpx.ASGITransport(app=alpha), "bravo": link})
-    async with lifespan(g1_app), gateway_client({"g1": g1_app}, **FAST) as client:
+    g2 = {**FAST, "products": g2_products or []}
+    async with lifespan(g1_app), gateway_client({"g1": g1_app}, **g2) as client:
         yield Chain(client, alpha, bravo, link)
 
 
@@ -278,3 +280,15 @@ async def test_an_order_g1_could_not_send_frees_g2s_idempotency_key() -> None:
     assert placed.status_code == 201, placed.text
     assert again.json()["id"] == placed.json()["id"]
     assert len(backend_of(c.bravo).orders) == 1
+
+
+async def test_g2s_own_federated_product_over_g1s_products_orders_at_the_member_named() -> None:
+    """Federating at G2 over products G1 serves: G2's member ids are `g1:...`, and G1 gets no `member`."""
+    products = [{"id": "both", "members": ["g1:alpha:optical", "g1:bravo:optical"]}]
+    async with chain(g2_products=products) as c:
+        schema = (await c.client.get("/products/both/order-parameters")).json()
+        placed = await create_product_order(c.client, "both", payload("g1:alpha:optical"))
+    assert schema["properties"]["member"]["enum"] == ["g1:alpha:optical", "g1:bravo:optical"]
+    assert placed.status_code == 201, placed.text
+    assert Order.model_validate(placed.json()).properties.product_id == "g1:alpha:optical"
+    assert [o.properties.order_parameters for o in backend_of(c.alpha).orders.values()] == [{"delivery_format": "cog"}]
