@@ -25,12 +25,16 @@ class SearchMode(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Page:
-    """One page of a provider's list: the items and the provider's token for the next page."""
+    """One page of a provider's list: the items and the provider's token for the next page.
+
+    `missing`: providers an upstream gateway says its page lacks (its `federation:missing`).
+    """
 
     items: list[JSONObject]
     next_token: str | None = None
     links: list[JSONObject] = field(default_factory=list)
     number_matched: int | None = None
+    missing: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,7 @@ from adapters.base import Created, JSONObject, Page, SearchMode, SearchResult
 from adapters.schemas import CheckedSchema, check_schema
 from adapters.scrub import Scrubber
 from adapters.stapi_models import CONFORMANCE, OPPORTUNITY_COLLECTION, PRODUCT, PRODUCTS, STATUS_LIST
+from adapters.stapi_wire import missing_of as missing_of  # re-exported: routes read upstream gateways' missing
 from adapters.stapi_wire import next_token as next_token  # re-exported: routes read page tokens with it
 from adapters.stapi_wire import segment, status_error, transport_error
 from adapters.transport import OPERATION_EXTENSION
@@ -156,6 +157,7 @@ class StapiAdapter:
             next_token=next_token(links),
             links=links,
             number_matched=body.get("numberMatched"),
+            missing=missing_of(body),
         )
 
     # --- STAPI operations ------------------------------------------------------------

@@ -6,6 +6,7 @@ credentials, made printable and bounded here.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
@@ -14,12 +15,13 @@ import orjson
 
 from adapters.base import JSONObject
 from adapters.scrub import Scrubber
-from adapters.transport import BodyRefused, CircuitOpen, ResponseTooLarge
+from adapters.transport import BodyRefused, CircuitOpen, ResponseTooLarge, failures_behind, reported_ids
 from gateway.errors import (
     GatewayError,
     InvalidRequest,
     ProviderBadStatus,
     ProviderError,
+    ProviderFailedBehind,
     ProviderInvalidPayload,
     ProviderTimeout,
     ProviderUnavailable,
@@ -28,6 +30,8 @@ from gateway.errors import (
     UpstreamNotFound,
 )
 
+# The error codes an upstream gateway may relay (the contract's codes are lower-case words).
+_CODE = re.compile(r"^[a-z][a-z_]{0,39}$")
 # A provider's 422 may list any number of errors; a client needs the first few.
 _MAX_VALIDATION_ERRORS = 20
 _MAX_LOC_PARTS = 10
@@ -74,16 +78,24 @@ def upstream_detail(response: httpx.Response, scrubber: Scrubber) -> str:
     return scrubber.shown(text)
 
 
+def missing_of(body: Any) -> list[str]:
+    """The providers an upstream gateway's answer lists in `federation:missing` (id-like ones only)."""
+    return reported_ids(body.get("federation:missing")) if isinstance(body, dict) else []
+
+
 def validation_errors(response: httpx.Response, scrubber: Scrubber) -> list[dict[str, Any]]:
-    """FastAPI-style `detail` lists, reduced to a bounded `loc`, `msg` and `type` each, scrubbed.
+    """A 422's errors, reduced to a bounded `loc`, `msg` and `type` each, scrubbed: FastAPI's
+    `detail` list, or a gateway's `errors` (an upstream gateway's 422 keeps its reasons).
 
     Never empty: a provider that says why in a plain `detail` string (stapi-fastapi's "Filter
     cannot be evaluated") or not at all still gives the client one entry with what it said.
     """
     body = _error_body(response, scrubber)
     detail = body.get("detail") if isinstance(body, dict) else None
+    said = detail if isinstance(detail, str) and detail.strip() else "the provider gave no reason"
+    if not isinstance(detail, list) and isinstance(body, dict):
+        detail = body.get("errors")
     if not isinstance(detail, list) or not any(isinstance(item, dict) for item in detail):
-        said = detail if isinstance(detail, str) and detail.strip() else "the provider gave no reason"
         return [{"loc": ["body"], "msg": scrubber.shown(said), "type": "provider_rejected"}]
 
     def part(value: Any) -> str | int:
@@ -132,4 +144,30 @@ def status_error(pid: str, response: httpx.Response, client_payload: bool, scrub
         return RequestValidationFailed(f"provider '{pid}' rejected the request", validation_errors(response, scrubber))
     if client_payload and status == 400:
         return InvalidRequest(f"provider '{pid}' rejected the request: {upstream_detail(response, scrubber)}")
+    behind = failures_behind(response)
+    if behind:
+        return relayed_failure(pid, response, behind, scrubber)
     return ProviderBadStatus(pid, f"provider '{pid}' answered HTTP {status}", status)
+
+
+def relayed_failure(pid: str, response: httpx.Response, behind: list[str], scrubber: Scrubber) -> ProviderError:
+    """An upstream gateway's 5xx that is the failure of providers behind it, in this gateway's terms:
+    its code and status, its detail (scrubbed), the failed providers namespaced (`g1:bravo`).
+
+    On a create, such a gateway's 502 and 503 mean nothing was placed (its contract: an unknown
+    outcome is its 504), so only a 504 may have been received.
+    """
+    body = _error_body(response, scrubber)
+    code = body.get("code") if isinstance(body, dict) else None
+    # Header values are the provider's text too: scrubbed, then only id-like ones kept.
+    failed = missing_of(body) or reported_ids([scrubber.text(value) for value in behind])
+    named = f"{pid}:{failed[0]}" if len(failed) == 1 else pid
+    status = response.status_code if response.status_code in (502, 503, 504) else 502
+    return ProviderFailedBehind(
+        named,
+        f"provider '{pid}': {upstream_detail(response, scrubber)}",
+        code=code if isinstance(code, str) and _CODE.match(code) else "provider_error",
+        status=status,
+        behind=[f"{pid}:{provider}" for provider in failed] or [pid],
+        maybe_received=status == 504,
+    )

@@ -10,6 +10,7 @@ again after decompression, whatever transport read them.
 from __future__ import annotations
 
 import asyncio
+import re
 import zlib
 from typing import Any
 
@@ -45,6 +46,31 @@ READ_OPERATIONS = frozenset(
 )
 # Operations that create something at the provider: never retried, paced by `order_rate_per_s`.
 CREATE_OPERATIONS = frozenset({"create_order"})
+# Set by a gateway on a 5xx that is the failure of providers behind it (their ids, comma-separated):
+# a gateway in front of it does not hold such an answer against it (circuit, retries), since the
+# upstream gateway answered, and applied its own policy towards those providers.
+PROVIDER_FAILURE_HEADER = "STAPI-Gateway-Provider-Failure"
+# What an upstream gateway may report as a provider id (its own ids are namespaced ones when it
+# chains further). Anything else it reports is ignored, never shown.
+_REPORTED_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9:._-]{0,199}$")
+_MAX_REPORTED = 100
+
+
+def reported_ids(values: Any) -> list[str]:
+    """The provider ids in a list an upstream gateway reported (`federation:missing`, the header's
+    values): only id-like strings, each once, at most 100."""
+    if not isinstance(values, list):
+        return []
+    found = [v for v in values[:_MAX_REPORTED] if isinstance(v, str) and _REPORTED_ID.match(v)]
+    return list(dict.fromkeys(found))
+
+
+def failures_behind(response: httpx.Response) -> list[str]:
+    """The providers an upstream gateway says its 5xx is the failure of (empty for any other answer)."""
+    value = response.headers.get(PROVIDER_FAILURE_HEADER)
+    if value is None or response.status_code < 500:
+        return []
+    return reported_ids([part.strip() for part in value.split(",")])
 
 
 class BodyRefused(httpx.TransportError):

@@ -154,6 +154,22 @@ class ProviderInvalidPayload(ProviderError):
     code = "provider_invalid_payload"
 
 
+class ProviderFailedBehind(ProviderError):
+    """An upstream gateway answered that providers behind it failed: their failure, relayed.
+
+    `code` and `status` are the upstream gateway's (502, 503 or 504); `behind` names the failed
+    providers in this gateway's namespace (`g1:bravo`), for `federation:missing`.
+    """
+
+    def __init__(
+        self, provider_id: str, detail: str, *, code: str, status: int, behind: list[str], maybe_received: bool
+    ) -> None:
+        super().__init__(provider_id, detail, maybe_received=maybe_received)
+        self.code = code
+        self.status = status
+        self.behind = behind
+
+
 class UpstreamNotFound(NotFound):
     """The provider says the addressed resource does not exist."""
 
@@ -170,7 +186,9 @@ class AllProvidersFailed(GatewayError):
     code = "providers_failed"
 
     def __init__(self, detail: str, failures: dict[str, ProviderError]) -> None:
-        super().__init__(detail, extra={"federation:missing": sorted({e.provider_id for e in failures.values()})})
+        missing = {m for e in failures.values() for m in (e.behind if isinstance(e, ProviderFailedBehind) else [])}
+        missing.update(e.provider_id for e in failures.values() if not isinstance(e, ProviderFailedBehind))
+        super().__init__(detail, extra={"federation:missing": sorted(missing)})
         self.failures = failures
 
     @property

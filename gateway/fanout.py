@@ -21,6 +21,7 @@ from gateway.errors import (
     GatewayError,
     NotFound,
     ProviderError,
+    ProviderFailedBehind,
     ProviderInvalidPayload,
     ProviderTimeout,
 )
@@ -64,8 +65,12 @@ class Fanout(Generic[T]):
 
     @property
     def missing(self) -> list[str]:
-        """Provider ids that gave no result (each once)."""
-        return list(dict.fromkeys(provider_of(key) for key in self.failures))
+        """Provider ids that gave no result (each once); for an upstream gateway that answered that
+        providers behind it failed, those (`g1:bravo`)."""
+        found: list[str] = []
+        for key, error in self.failures.items():
+            found.extend(error.behind if isinstance(error, ProviderFailedBehind) else [provider_of(key)])
+        return list(dict.fromkeys(found))
 
     def require_any(self, what: str) -> None:
         """When providers were asked and none answered: the client's own mistake if a provider

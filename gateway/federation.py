@@ -115,17 +115,3 @@ def federated_queryables(product: FederatedProduct, schemas: list[dict[str, Any]
         if schemas and key in schemas[0]:
             document[key] = schemas[0][key]
     return document
-
-
-def federated_order_parameters(product: FederatedProduct, schemas: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """One schema per member: an order goes to the member product an opportunity names."""
-    # Each member's schema becomes a resource of its own (`$id`), so that its `#/$defs/...`
-    # references still resolve inside it and not against this document's root. `anyOf`, not
-    # `oneOf`: members with the same parameters would make every order invalid under `oneOf`.
-    return {
-        "title": f"Order parameters of {product.display_title}: those of the member product ordered",
-        "anyOf": [
-            {**schema, "$id": f"urn:stapi-gateway:order-parameters:{member}", "title": member}
-            for member, schema in schemas.items()
-        ],
-    }

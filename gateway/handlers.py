@@ -7,6 +7,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from adapters.transport import PROVIDER_FAILURE_HEADER
 from gateway.errors import (
     AllProvidersFailed,
     Forbidden,
@@ -19,6 +20,7 @@ from gateway.errors import (
     PayloadTooLarge,
     ProviderBadStatus,
     ProviderError,
+    ProviderFailedBehind,
     ProviderInvalidPayload,
     ProviderTimeout,
     ProviderUnavailable,
@@ -74,6 +76,8 @@ def status_for(exc: GatewayError) -> int:
     """The HTTP status for a gateway error."""
     if isinstance(exc, AllProvidersFailed) and exc.timed_out:
         return 504
+    if isinstance(exc, ProviderFailedBehind):
+        return exc.status  # the upstream gateway's own 502, 503 or 504
     for cls in type(exc).__mro__:
         if cls in STATUS_BY_ERROR:
             return STATUS_BY_ERROR[cls]
@@ -93,13 +97,28 @@ def _respond(status: int, body: dict[str, object], request_id: str, headers: dic
 STORE_DETAIL = "The gateway's state store is unavailable; try again shortly."
 
 
+def failed_providers(exc: GatewayError) -> list[str]:
+    """The providers whose failure an error is (empty when it is the gateway's own)."""
+    if isinstance(exc, AllProvidersFailed):
+        return list(exc.extra["federation:missing"])
+    provider = exc.extra.get("provider")
+    return [provider] if isinstance(provider, str) else []
+
+
 def error_response(exc: GatewayError, request_id: str) -> Response:
-    """The contract's JSON error response for a GatewayError."""
+    """The contract's JSON error response for a GatewayError.
+
+    A 5xx that is the failure of providers names them in a header, so that a gateway in front of
+    this one does not count it as this gateway's failure (adapters/transport.py).
+    """
     status = status_for(exc)
+    headers = exc.headers
     if status >= 500:
         log.warning("request_failed", code=exc.code, detail=exc.detail, status=status)
+        if failed := failed_providers(exc):
+            headers = {**headers, PROVIDER_FAILURE_HEADER: ", ".join(failed)}
     detail = STORE_DETAIL if isinstance(exc, StoreUnavailable) else exc.detail
-    return _respond(status, error_body(exc.code, detail, request_id, exc.extra), request_id, exc.headers)
+    return _respond(status, error_body(exc.code, detail, request_id, exc.extra), request_id, headers)
 
 
 async def gateway_error(request: Request, exc: Exception) -> Response:

@@ -62,7 +62,7 @@ OPERATIONS = [
        (404, *UPSTREAM)),
     Op("get", "/products/{productId}/order-parameters", "getProductOrderParameters", "Products",
        "A product's order parameters",
-       {200: Reply("A JSON Schema (for a federated product, one per member).", "JSONSchema", SCHEMA_JSON)},
+       {200: Reply("A JSON Schema (for a federated product, discriminated on `member`).", "JSONSchema", SCHEMA_JSON)},
        (404, *UPSTREAM)),
     Op("post", "/products/{productId}/opportunities", "searchOpportunities", "Opportunities",
        "Search opportunities, synchronously (200) or asynchronously (201)",
@@ -268,8 +268,8 @@ def _request_schemas() -> dict[str, Schema]:
     order = OrderPayload[OrderParameters].model_json_schema()
     order["title"] = "OrderPayload"
     order["$defs"].pop("OrderParameters")
-    order["properties"]["order_parameters"] = {**OBJ, "description": "Checked against the product's order-parameters."}
-    order["properties"]["product_id"] = {"type": "string", "description": "The member product (federated products)."}
+    order["properties"]["order_parameters"] = {**OBJ, "description": "Per the product's order-parameters schema."}
+    order["properties"]["product_id"] = {"type": "string", "description": "Older form of `order_parameters.member`."}
     out: dict[str, Schema] = {}
     hoist("OpportunityPayload", search, out)
     hoist("OrderPayload", order, out)

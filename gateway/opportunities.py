@@ -12,6 +12,7 @@ from gateway import ids
 from gateway.errors import RequestValidationFailed
 from gateway.inputs import InputLimits, check_body, field_error, parse_object
 from gateway.links import LinkRewriter
+from gateway.member_choice import MEMBER
 
 Preference = Literal["wait", "respond-async"]
 MAX_LIMIT = 100
@@ -68,15 +69,43 @@ def start_key(opportunity: dict[str, Any], provider_id: str | None = None) -> tu
 
 
 def namespace_opportunity(opportunity: dict[str, Any], links: LinkRewriter) -> dict[str, Any]:
-    """A provider's opportunity with namespaced id and product_id, and gateway links."""
+    """A provider's opportunity with namespaced id and product_id, and gateway links.
+
+    An upstream gateway's federated opportunity names its member in its create-order link's
+    `order_parameters.member` (that gateway's id of the opportunity's product): namespaced here
+    like the product_id, which is the value this gateway's order-parameters schema shows.
+    """
     pid = links.provider_id
     out = {**opportunity, "links": links.links(opportunity.get("links") or [])}
     if opportunity.get("id") is not None:
         out["id"] = ids.namespaced(pid, str(opportunity["id"]))
     properties = opportunity.get("properties")
     if isinstance(properties, dict) and properties.get("product_id") is not None:
-        out["properties"] = {**properties, "product_id": ids.namespaced(pid, str(properties["product_id"]))}
+        upstream_product = str(properties["product_id"])
+        out["properties"] = {**properties, "product_id": ids.namespaced(pid, upstream_product)}
+        out["links"] = [_member_namespaced(link, upstream_product, pid) for link in out["links"]]
     return out
+
+
+def _member_namespaced(link: dict[str, Any], upstream_product: str, provider_id: str) -> dict[str, Any]:
+    body = link.get("body")
+    if link.get("rel") != "create-order" or not isinstance(body, dict):
+        return link
+    parameters = body.get("order_parameters")
+    if not isinstance(parameters, dict) or parameters.get(MEMBER) != upstream_product:
+        return link
+    shown = {**parameters, MEMBER: ids.namespaced(provider_id, upstream_product)}
+    return {**link, "body": {**body, "order_parameters": shown}}
+
+
+def has_own_order_links(features: list[dict[str, Any]]) -> bool:
+    """Whether opportunities carry their own create-order links (an upstream gateway's federated
+    product): a collection-wide one without a member would then be wrong."""
+    return any(
+        isinstance(link, dict) and link.get("rel") == "create-order"
+        for feature in features
+        for link in feature.get("links") or []
+    )
 
 
 def order_link(href: str, search: dict[str, Any]) -> dict[str, Any]:
@@ -99,7 +128,8 @@ def with_member_order_links(features: list[dict[str, Any]], href: str) -> list[d
     """Federated results: each opportunity gets a create-order link naming its member product.
 
     An order on a federated product goes to one member, so the collection as a whole has no
-    order body that could be POSTed unchanged; each opportunity has one.
+    order body that could be POSTed unchanged; each opportunity has one, naming its member in
+    `order_parameters.member` (what a standard STAPI OrderPayload can carry).
     """
     out = []
     for feature in features:
@@ -108,8 +138,7 @@ def with_member_order_links(features: list[dict[str, Any]], href: str) -> list[d
             "datetime": properties.get("datetime"),
             "geometry": feature.get("geometry"),
             "filter": None,
-            "order_parameters": {},
-            "product_id": properties.get("product_id"),
+            "order_parameters": {MEMBER: properties.get("product_id")},
         }
         order = {"href": href, "rel": "create-order", "type": "application/json", "method": "POST", "body": body}
         out.append({**feature, "links": [*(feature.get("links") or []), order]})

@@ -20,6 +20,7 @@ from gateway.errors import GatewayError, IdempotencyKeyInProgress, IdempotencyKe
 from gateway.fanout import Deadline, call_one
 from gateway.journal import OrderJournal, attempt_age_s, new_attempt_id
 from gateway.matching import create_outcome
+from gateway.member_choice import to_upstream
 from gateway.metrics import Metrics
 from gateway.orders import check_order_parameters, fingerprint, member_for, placed_order, upstream_order
 from gateway.reconcile import Reconciler
@@ -47,8 +48,10 @@ class OrderDesk:
         self, *, client: str, target: Target, order: dict[str, Any], idempotency_key: str | None, deadline: Deadline
     ) -> OrderAttempt:
         """The placed attempt (its `order` carries the placeholder base); raises on failure."""
-        member = member_for(target, order)
+        member, order = member_for(target, order)
         schema = await self.catalogue.order_schema(member, deadline)
+        # An upstream gateway's federated product: its `member` goes back into that gateway's ids.
+        order = to_upstream(member.provider.id, target.product_id, schema.document, order)
         check_order_parameters(schema, order["order_parameters"])
         sent = upstream_order(order)
         attempt = OrderAttempt(
@@ -76,15 +79,21 @@ class OrderDesk:
                 member.provider.id, lambda: adapter.create_order(member.product_id, attempt.sent), deadline
             )
         except Exception as exc:
-            await self._failed(attempt, member, exc)
+            found = await self._failed(attempt, member, exc)
+            if found is not None:
+                return found
             raise
         placed = placed_order(attempt, member, created.body, Resolution.ANSWER)
         self.metrics.order_outcomes.labels("placed").inc()
         # The provider placed it: the client gets its order even if the store fails right now.
         return await self.reconciler.record_placed(placed)
 
-    async def _failed(self, attempt: OrderAttempt, member: Member, exc: Exception) -> None:
-        """Journal a failed create; raise OrderOutcomeUnknown when it may have been placed."""
+    async def _failed(self, attempt: OrderAttempt, member: Member, exc: Exception) -> OrderAttempt | None:
+        """Journal a failed create; raise OrderOutcomeUnknown when it may have been placed.
+
+        Returns the placed attempt when the reconciler found the order meanwhile: the client gets
+        it (201), as the contract says, not the provider's error (which would read as rejected).
+        """
         code = exc.code if isinstance(exc, GatewayError) else "internal_error"
         detail = exc.detail if isinstance(exc, GatewayError) else type(exc).__name__
         error = AttemptError(code, detail)
@@ -92,7 +101,7 @@ class OrderDesk:
         if create_outcome(exc) is AttemptState.REJECTED:
             self.metrics.order_outcomes.labels("rejected").inc()
             await self.journal.transition(attempt.id, lambda a: a.moved(AttemptState.REJECTED, now, error=error))
-            return
+            return None
         self.metrics.order_outcomes.labels("unknown").inc()
         if not isinstance(exc, GatewayError):
             log.error("order_create_crashed", attempt=attempt.id, member=attempt.member, exc_info=exc)
@@ -103,7 +112,7 @@ class OrderDesk:
         self.reconciler.wake()
         log.warning("order_outcome_unknown", attempt=attempt.id, member=attempt.member, code=code)
         if unknown is not None and unknown.state is AttemptState.PLACED:
-            return  # the reconciler found it already; the retry with the key will get it
+            return unknown  # the reconciler found it already
         raise self._unknown(attempt, member, detail) from None
 
     def _unknown(self, attempt: OrderAttempt, member: Member, detail: str) -> OrderOutcomeUnknown:

@@ -19,6 +19,7 @@ from gateway.catalogue import Member, Target
 from gateway.errors import RequestValidationFailed
 from gateway.inputs import InputLimits, check_body, field_error, parse_object
 from gateway.links import LinkRewriter
+from gateway.member_choice import choose, named_member, without_member
 from gateway.searches import BASE_PLACEHOLDER
 
 ORDER_FIELDS = ("datetime", "geometry", "filter", "order_parameters")
@@ -45,17 +46,17 @@ def validate_order(body: bytes, limits: InputLimits) -> dict[str, Any]:
     return {**order, "product_id": product_id}
 
 
-def member_for(target: Target, order: dict[str, Any]) -> Member:
-    """The provider product an order goes to; a federated product needs `product_id` to say."""
+def member_for(target: Target, order: dict[str, Any]) -> tuple[Member, dict[str, Any]]:
+    """The provider product an order goes to, and the order as that product gets it.
+
+    A federated product's order names its member in `order_parameters.member` (or, as before, in
+    a top-level `product_id`); the member's provider gets the order without it.
+    """
     if target.federated is None:
-        return target.members[0]
-    named = order.get("product_id")
-    choices = [m.gateway_id for m in target.members]
-    for member in target.members:
-        if member.gateway_id == named:
-            return member
-    msg = f"names no member of '{target.product_id}'; give the opportunity's product_id, one of: {', '.join(choices)}"
-    raise _invalid([field_error(["body", "product_id"], msg, "value_error")])
+        return target.members[0], order
+    chosen = choose(target.product_id, named_member(order), [m.gateway_id for m in target.members])
+    member = next(m for m in target.members if m.gateway_id == chosen)
+    return member, without_member(order)
 
 
 def check_order_parameters(schema: CheckedSchema, parameters: Any) -> None:

@@ -23,7 +23,7 @@ import structlog
 
 from adapters.base import JSONObject, SearchMode
 from adapters.scrub import printable
-from adapters.stapi import next_token
+from adapters.stapi import missing_of, next_token
 from gateway import ids
 from gateway.background import stop_task
 from gateway.catalogue import Catalogue, Member
@@ -265,6 +265,7 @@ class SearchRunner:
         # A page with nothing on it, or the same token again, would have the walk go on forever.
         stuck = not features or token == state["page"]
         state.update(pages=state["pages"] + 1, count=state["count"] + len(kept), page=token, status="in_progress")
+        state["missing"] = list(dict.fromkeys([*state["missing"], *missing_of(page)]))
         if state["count"] >= self._max_results:
             state.update(status="completed", truncated=len(features) > room or token is not None)
         elif token is None or stuck:

@@ -30,7 +30,7 @@ _ALL = "searches"
 _ACTIVE = "searches-active"
 # A member's state: how it searches, where it stands, and how far its results were fetched
 # (`page` is the provider's token of the next page to fetch, `pages` how many were kept).
-_MEMBER = {
+_MEMBER: dict[str, Any] = {
     "mode": None,
     "status": "received",
     "upstream_id": None,
@@ -41,6 +41,8 @@ _MEMBER = {
     "pages": 0,
     "count": 0,
     "truncated": False,
+    # Providers an upstream gateway's result pages said they lack (that gateway's ids).
+    "missing": [],
 }
 
 
@@ -90,7 +92,7 @@ def new_record(product_id: str, search: dict[str, Any], member_ids: list[str], c
         "opportunity_request": {**search, "next": None},
         "statuses": [first],
         "created": time.time(),
-        "members": {pid: dict(_MEMBER) for pid in member_ids},
+        "members": {pid: {**_MEMBER, "missing": []} for pid in member_ids},
     }
 
 
@@ -108,7 +110,7 @@ def migrated(record: dict[str, Any]) -> dict[str, Any]:
         record["members"] = members = keyed
     for state in members.values():
         for key, value in _MEMBER.items():
-            state.setdefault(key, value)
+            state.setdefault(key, list(value) if isinstance(value, list) else value)
     return record
 
 
@@ -142,8 +144,13 @@ def advance_status(record: dict[str, Any]) -> bool:
 
 
 def missing_members(record: dict[str, Any]) -> list[str]:
-    """Provider ids of members that ended without results."""
+    """Provider ids of members that ended without results, and the providers an upstream gateway
+    said a member's result lacks, namespaced (`g1:bravo`)."""
     missing = [pid.split(":", 1)[0] for pid, m in record["members"].items() if m["status"] != "completed"]
+    for member_id, state in record["members"].items():
+        if state["status"] == "completed":
+            provider = member_id.split(":", 1)[0]
+            missing.extend(f"{provider}:{behind}" for behind in state.get("missing") or [])
     return list(dict.fromkeys(missing))
 
 

@@ -27,6 +27,7 @@ from adapters.transport import (
     READ_OPERATIONS,
     BodyRefused,
     CircuitOpen,
+    failures_behind,
     read_decoded,
 )
 from gateway.context import deadline_remaining, upstream_calls
@@ -124,7 +125,9 @@ class GuardedTransport(httpx.AsyncBaseTransport):
                 if isinstance(exc, CircuitOpen) or attempt >= retries or delay >= _remaining(self.settings.timeout_s):
                     raise
             else:
-                if attempt >= retries or response.status_code not in RETRY_STATUSES:
+                # An upstream gateway's answer that a provider behind it failed: that gateway
+                # already applied its retry policy towards the provider; another round is wasted.
+                if attempt >= retries or response.status_code not in RETRY_STATUSES or failures_behind(response):
                     return response
                 asked = retry_after(response)
                 delay = self._backoff(attempt) if asked is None else asked
@@ -170,7 +173,11 @@ class GuardedTransport(httpx.AsyncBaseTransport):
             self._record(operation, None, exc, time.perf_counter() - started, attempt)
             raise
         else:
-            self.breaker.record(response.status_code < 500, _outcome(response, None))
+            # A 5xx that an upstream gateway says is the failure of a provider behind it is an
+            # answer from a working gateway: one dead provider there must not open the circuit
+            # of all of it (its own circuit towards that provider fails those calls fast).
+            ok = response.status_code < 500 or bool(failures_behind(response))
+            self.breaker.record(ok, _outcome(response, None))
             judged = True
         finally:
             if not judged:

@@ -21,6 +21,19 @@ class RefusingTransport(httpx.AsyncBaseTransport):
         raise httpx.ConnectError("connection refused", request=request)
 
 
+class SwitchTransport(httpx.AsyncBaseTransport):
+    """A provider a test takes down (connections refused) and brings back (`down`)."""
+
+    def __init__(self, app: ASGIApp, down: bool = False) -> None:
+        self.inner, self.down = httpx.ASGITransport(app=app), down
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Refuse while down, else forward to the app."""
+        if self.down:
+            raise httpx.ConnectError("connection refused", request=request)
+        return await self.inner.handle_async_request(request)
+
+
 class ResettingTransport(httpx.AsyncBaseTransport):
     """A provider that drops the connection mid-answer."""
 

@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 from starlette.requests import Request
 
+from adapters.base import Page
 from gateway import fanout, merge
 from gateway.catalogue import Target
 from gateway.clients import ANONYMOUS, Client
@@ -90,6 +91,13 @@ def rewriter(request: Request, provider: Provider) -> LinkRewriter:
 def link(href: str, rel: str, media_type: str = "application/json", **extra: Any) -> dict[str, Any]:
     """A STAPI link object."""
     return {"href": href, "rel": rel, "type": media_type, **extra}
+
+
+def pages_missing(gathered: fanout.Fanout[Page]) -> list[str]:
+    """Who is missing from a merged answer: the providers that failed, and the ones an upstream
+    gateway's page says it lacks, in this gateway's namespace (`g1:bravo`)."""
+    behind = [f"{fanout.provider_of(key)}:{m}" for key, page in gathered.results.items() for m in page.missing]
+    return list(dict.fromkeys([*gathered.missing, *behind]))
 
 
 def with_missing(body: dict[str, Any], missing: list[str]) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from adapters.base import Page, SearchMode
-from adapters.stapi import next_token
+from adapters.stapi import missing_of, next_token
 from gateway import fanout, filter_types, ids, merge
 from gateway.catalogue import Capabilities, Member, Target
 from gateway.errors import (
@@ -26,6 +26,7 @@ from gateway.errors import (
     SearchNotSupported,
 )
 from gateway.opportunities import (
+    has_own_order_links,
     namespace_opportunity,
     next_link,
     order_link,
@@ -42,6 +43,7 @@ from gateway.routes.common import (
     deadline,
     gateway_base,
     next_cursor,
+    pages_missing,
     positions,
     query_limit,
     rewriter,
@@ -178,7 +180,8 @@ async def _search_sync(
             if result.is_async:
                 rt.catalogue.learn_async_only(member)
                 raise AnsweredAsync(member, result.body)
-            return Page(items=result.body["features"], next_token=next_token(result.body.get("links") or []))
+            links = result.body.get("links") or []
+            return Page(items=result.body["features"], next_token=next_token(links), missing=missing_of(result.body))
 
         return call
 
@@ -196,13 +199,13 @@ async def _search_sync(
     href = f"{base}/products/{target.product_id}"
     features = [namespace_opportunity(item, rewriters[mid]) for mid, item in merged]
     if target.federated is None:
-        links = [order_link(f"{href}/orders", search)]
+        links = [] if has_own_order_links(features) else [order_link(f"{href}/orders", search)]
     else:
         links, features = [], with_member_order_links(features, f"{href}/orders")
     if token := next_cursor(request, kind, after):
         links.append(next_link(f"{href}/opportunities", search, token))
     body = {"type": "FeatureCollection", "id": None, "features": features, "links": links}
-    return JSONResponse(with_missing(body, gathered.missing), media_type=GEOJSON)
+    return JSONResponse(with_missing(body, pages_missing(gathered)), media_type=GEOJSON)
 
 
 async def get_opportunity_collection(request: Request) -> Response:
@@ -234,7 +237,8 @@ async def get_opportunity_collection(request: Request) -> Response:
         {"href": f"{base}/searches/opportunities/{collection_id}", "rel": "search-record", "type": "application/json"},
     ]
     if target.federated is None:
-        collection["links"].append(order_link(f"{href}/orders", record["opportunity_request"]))
+        if not has_own_order_links(collection["features"]):
+            collection["links"].append(order_link(f"{href}/orders", record["opportunity_request"]))
     else:
         collection["features"] = with_member_order_links(collection["features"], f"{href}/orders")
     end = offset + len(collection["features"])

@@ -23,6 +23,7 @@ from gateway.routes.common import (
     gateway_base,
     link,
     next_cursor,
+    pages_missing,
     positions,
     query_limit,
     rewriter,
@@ -80,7 +81,7 @@ async def list_orders(request: Request) -> Response:
             if rt.gatekeeper.enabled:
                 # Only the orders this client placed: the journal says whose each one is.
                 orders = [o for o in orders if await rt.orders.journal.owner(o["id"]) == client(request).id]
-            return Page(items=orders, next_token=page.next_token)
+            return Page(items=orders, next_token=page.next_token, missing=page.missing)
 
         return call
 
@@ -91,7 +92,7 @@ async def list_orders(request: Request) -> Response:
     if token := next_cursor(request, CURSOR_KIND, after):
         links.append(link(f"{base}/orders?next={token}&limit={limit}", "next", GEOJSON))
     body = {"type": "FeatureCollection", "features": [order for _, order in merged], "links": links}
-    return JSONResponse(with_missing(body, gathered.missing), media_type=GEOJSON)
+    return JSONResponse(with_missing(body, pages_missing(gathered)), media_type=GEOJSON)
 
 
 async def _order_of(request: Request) -> tuple[Provider, str, str]:

@@ -14,12 +14,12 @@ from gateway.catalogue import Member, Target
 from gateway.fanout import Deadline
 from gateway.federation import (
     federated_document,
-    federated_order_parameters,
     federated_queryables,
     gateway_conformance,
     product_can_search,
 )
 from gateway.links import LinkRewriter
+from gateway.member_choice import federated_order_parameters, shown_schema
 from gateway.responses import JSONResponse
 from gateway.routes.common import (
     ask,
@@ -28,6 +28,7 @@ from gateway.routes.common import (
     gateway_base,
     link,
     next_cursor,
+    pages_missing,
     positions,
     query_limit,
     rewriter,
@@ -52,12 +53,17 @@ def namespace_product(product: JSONObject, links: LinkRewriter) -> JSONObject:
     rewritten = links.links(product.get("links") or [], drop_rels=_PAGING_RELS)
     if searchable and not any(link.get("rel") == "opportunities" for link in rewritten):
         rewritten.append(link(f"{links.gateway_base}/products/{product_id}/opportunities", "opportunities"))
-    return {
+    shown = {
         **product,
         "id": product_id,
         "conformsTo": gateway_conformance(list(product.get("conformsTo") or []), searchable),
         "links": rewritten,
     }
+    members = product.get("federation:members")
+    if isinstance(members, list):
+        # An upstream gateway's federated product: its members are products of that provider here.
+        shown["federation:members"] = [ids.namespaced(links.provider_id, str(m)) for m in members]
+    return shown
 
 
 async def _federated_doc(request: Request, target: Target, limit: Deadline | None = None) -> JSONObject:
@@ -117,7 +123,7 @@ async def list_products(request: Request) -> Response:
         links.append(link(f"{base}/products?next={token}&limit={limit}", "next"))
     products = [item if source == FEDERATED else namespace_product(item, rewriters[source]) for source, item in merged]
     body = {"type": "ProductCollection", "products": products, "links": links}
-    return JSONResponse(with_missing(body, [pid for pid in gathered.missing if pid != FEDERATED]))
+    return JSONResponse(with_missing(body, [pid for pid in pages_missing(gathered) if pid != FEDERATED]))
 
 
 async def _member_call(request: Request, target: Target, operation: str) -> Any:
@@ -129,8 +135,8 @@ async def _member_call(request: Request, target: Target, operation: str) -> Any:
     )
 
 
-async def _members_call(request: Request, target: Target, operation: str) -> dict[str, Any]:
-    """Every member's answer to `operation`, keyed by member id; failures are left out."""
+async def _members_call(request: Request, target: Target, operation: str) -> fanout.Fanout[Any]:
+    """Every member's answer to `operation`, keyed by member id (`results`); failures in `failures`."""
     limit = deadline(request)
 
     def fetch(member: Member) -> Callable[[], Awaitable[Any]]:
@@ -139,7 +145,7 @@ async def _members_call(request: Request, target: Target, operation: str) -> dic
 
     gathered = await fanout.gather({m.gateway_id: fetch(m) for m in target.members}, limit)
     gathered.require_any(f"the members of '{target.product_id}'")
-    return gathered.results
+    return gathered
 
 
 async def get_product(request: Request) -> Response:
@@ -164,7 +170,7 @@ async def product_queryables(request: Request) -> Response:
     """`GET /products/{id}/queryables`: the provider's JSON Schema, or what all members share."""
     target = target_for(request, request.path_params["product_id"])
     if target.federated is not None:
-        schemas = await _members_call(request, target, "queryables")
+        schemas = (await _members_call(request, target, "queryables")).results
         schema = federated_queryables(target.federated, [s.document for s in schemas.values()])
     else:
         schema = (await _member_call(request, target, "queryables")).document
@@ -172,11 +178,15 @@ async def product_queryables(request: Request) -> Response:
 
 
 async def product_order_parameters(request: Request) -> Response:
-    """`GET /products/{id}/order-parameters`: the provider's JSON Schema, or one per member."""
+    """`GET /products/{id}/order-parameters`: the provider's JSON Schema, or the federated one that
+    names the member in `member` (members that did not answer are listed in `federation:missing`)."""
     target = target_for(request, request.path_params["product_id"])
     if target.federated is not None:
-        schemas = await _members_call(request, target, "order_parameters")
-        schema = federated_order_parameters(target.federated, {m: s.document for m, s in schemas.items()})
+        gathered = await _members_call(request, target, "order_parameters")
+        title = f"Order parameters of {target.federated.display_title}"
+        schemas = {member_id: checked.document for member_id, checked in gathered.results.items()}
+        schema = with_missing(federated_order_parameters(title, schemas), gathered.missing)
     else:
-        schema = (await _member_call(request, target, "order_parameters")).document
+        provider = target.members[0].provider
+        schema = shown_schema(provider.id, (await _member_call(request, target, "order_parameters")).document)
     return JSONResponse(schema, media_type="application/schema+json")

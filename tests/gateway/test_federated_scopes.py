@@ -66,7 +66,7 @@ async def test_a_federated_product_shows_only_the_members_the_client_may_use() -
     assert sorted(p["id"] for p in listing["products"]) == ["alpha:eo", "both"]
     listed = next(p for p in listing["products"] if p["id"] == "both")
     assert listed["federation:members"] == both["federation:members"] == ["alpha:eo"]
-    assert [s["title"] for s in order_parameters["anyOf"]] == ["alpha:eo"]
+    assert order_parameters["properties"]["member"]["enum"] == ["alpha:eo"]
     assert queryables.status_code == 200
     assert [r.status_code for r in hidden] == [404, 404, 404]
     assert full["federation:members"] == ["alpha:eo", "beta:eo"]

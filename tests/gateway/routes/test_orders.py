@@ -109,7 +109,7 @@ async def test_federated_opportunity_orders_go_to_its_member() -> None:
     assert len(backend_of(upstreams["b"]).orders) == 1
     assert not backend_of(upstreams["a"]).orders
     assert unnamed.status_code == 422
-    assert unnamed.json()["errors"][0]["loc"] == ["body", "product_id"]
+    assert unnamed.json()["errors"][0]["loc"] == ["body", "order_parameters", "member"]
 
 
 @pytest.mark.parametrize(
