@@ -145,32 +145,31 @@ class Catalogue:
         if self._ttl_s > 0:
             self._capabilities[member.gateway_id] = (time.monotonic() + self._ttl_s, Capabilities(False, True))
 
+    async def _fetched(
+        self,
+        cache: dict[str, tuple[float, Any]],
+        member: Member,
+        fetch: Callable[[str], Awaitable[T]],
+        deadline: Deadline,
+    ) -> T:
+        """A member's document from `cache`, else `fetch`ed from its provider under the deadline."""
+        call = lambda: fetch(member.product_id)  # noqa: E731
+        return await self._cached(cache, member.gateway_id, lambda: call_one(member.provider.id, call, deadline))
+
     async def product(self, member: Member, deadline: Deadline) -> dict[str, Any]:
         """The member's product document as its provider serves it, from cache or fetched."""
-        adapter = member.provider.adapter
-        call = lambda: adapter.get_product(member.product_id)  # noqa: E731
-        return await self._cached(
-            self._products, member.gateway_id, lambda: call_one(member.provider.id, call, deadline)
-        )
+        return await self._fetched(self._products, member, member.provider.adapter.get_product, deadline)
 
     async def order_schema(self, member: Member, deadline: Deadline) -> CheckedSchema:
         """The member's order-parameters JSON Schema with its compiled validator, from cache or fetched.
 
         Compiled once per fetch (adapters/schemas.py), so validating an order costs microseconds.
         """
-        adapter = member.provider.adapter
-        call = lambda: adapter.order_parameters(member.product_id)  # noqa: E731
-        return await self._cached(
-            self._order_schemas, member.gateway_id, lambda: call_one(member.provider.id, call, deadline)
-        )
+        return await self._fetched(self._order_schemas, member, member.provider.adapter.order_parameters, deadline)
 
     async def queryables(self, member: Member, deadline: Deadline) -> CheckedSchema:
         """The member's queryables JSON Schema, from cache or fetched."""
-        adapter = member.provider.adapter
-        call = lambda: adapter.queryables(member.product_id)  # noqa: E731
-        return await self._cached(
-            self._queryables, member.gateway_id, lambda: call_one(member.provider.id, call, deadline)
-        )
+        return await self._fetched(self._queryables, member, member.provider.adapter.queryables, deadline)
 
     async def verify_members(self, deadline_s: float) -> list[str]:
         """Look up every federated member once; log and return the ones that do not exist.

@@ -21,6 +21,7 @@ import structlog
 from adapters.base import JSONObject, Page
 from gateway.errors import InvalidCursor
 from gateway.matching import created_at
+from gateway.orders import newest_first as orders_key
 from gateway.providers import Provider
 
 log = structlog.get_logger("gateway.orders")
@@ -34,8 +35,8 @@ def _stamp(order: JSONObject) -> float:
 
 
 def newest_first(orders: list[JSONObject]) -> list[JSONObject]:
-    """Orders sorted newest first, ties by id (a stable order across reads)."""
-    return sorted(orders, key=lambda o: (-_stamp(o), str(o.get("id", ""))))
+    """Orders sorted newest first, ties by id (a stable order across reads): the merge's own key."""
+    return sorted(orders, key=orders_key)
 
 
 def ascending(orders: list[JSONObject]) -> bool:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import time
-from datetime import datetime
 from typing import Any
 
 import orjson
@@ -19,6 +18,7 @@ from gateway.catalogue import Member, Target
 from gateway.errors import RequestValidationFailed
 from gateway.inputs import InputLimits, check_body, field_error, parse_object
 from gateway.links import LinkRewriter
+from gateway.matching import created_at
 from gateway.member_choice import choose, named_member, without_member
 from gateway.searches import BASE_PLACEHOLDER
 
@@ -95,12 +95,7 @@ def namespace_order(order: dict[str, Any], links: LinkRewriter) -> dict[str, Any
 
 def newest_first(order: dict[str, Any]) -> tuple[float, str]:
     """Sort key putting the most recently created order first, ties by id."""
-    created = str((order.get("properties") or {}).get("created", ""))
-    try:
-        stamp = datetime.fromisoformat(created.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        stamp = 0.0
-    return -stamp, str(order.get("id", ""))
+    return -(created_at(order) or 0.0), str(order.get("id", ""))
 
 
 def placed_order(attempt: OrderAttempt, member: Member, order: dict[str, Any], how: Resolution) -> OrderAttempt:

@@ -80,7 +80,6 @@ class SearchRunner:
         self._running: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._poller: asyncio.Task[None] | None = None
-        self._stopping = False
 
     def start(self) -> None:
         """Start polling for due records."""
@@ -88,9 +87,8 @@ class SearchRunner:
 
     async def stop(self) -> None:
         """Stop polling and cancel work in flight (its records stay due for the next process)."""
-        # The flag too, not only the cancel: a poller that survived its cancellation (a Redis call
-        # cancelled mid-read surfaces as a store error) must still end; stop_task cancels until it does.
-        self._stopping = True
+        # stop_task cancels until the poller has ended: a Redis call cancelled mid-read may surface
+        # as a store error the poller survives, which once kept shutdown waiting for ever.
         await stop_task(self._poller)
         tasks = list(self._tasks)
         for task in tasks:
@@ -120,7 +118,7 @@ class SearchRunner:
 
     async def _poll(self) -> None:
         interval = min(1.0, self._refresh_s / 2)
-        while not self._stopping:
+        while True:
             try:
                 for record_id in await self.records.due(limit=100):
                     self.kick(record_id)
