@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from adapters.transport import build_client
+from gateway.upstream.transport import build_client
 
 BODY_SIZE = 1024
 VARIANTS = ("httpx-default", "httpx+AiohttpTransport", "httpx+httpx-aiohttp", "aiohttp-direct")

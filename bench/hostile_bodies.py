@@ -19,10 +19,10 @@ from typing import Any
 
 import orjson
 
-from gateway.errors import GatewayError
-from gateway.inputs import InputLimits
-from gateway.opportunities import validate_search
-from gateway.orders import validate_order
+from gateway.domain.errors import GatewayError
+from gateway.domain.inputs import InputLimits
+from gateway.domain.opportunities import validate_search
+from gateway.domain.orders import validate_order
 
 WINDOW = "2026-12-01T00:00:00Z/2026-12-03T00:00:00Z"
 POINT = {"type": "Point", "coordinates": [1, 2]}

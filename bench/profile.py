@@ -78,7 +78,7 @@ def _free_port() -> int:
 @contextlib.contextmanager
 def gateway_logging(path: Path) -> Iterator[None]:
     """The gateway's own logging set-up (info, JSON lines), writing to `path` instead of stderr."""
-    from gateway.logging import configure_logging
+    from gateway.obs.logging import configure_logging
 
     real = sys.stderr
     with path.open("w") as log:
@@ -128,7 +128,7 @@ class Options:
 
 async def _profile(config_path: Path, workload: Workload, options: Options, gc_pauses: GcPauses) -> Profiler | None:
     from gateway.app import create_app
-    from gateway.settings import load_settings
+    from gateway.settings.models import load_settings
 
     port = _free_port()
     app = create_app(load_settings(str(config_path)))

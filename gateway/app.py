@@ -12,13 +12,13 @@ from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect
 from starlette.routing import Route
 
-from gateway import handlers
-from gateway.errors import GatewayError
-from gateway.middleware import AuthMiddleware, BodyLimitMiddleware, RequestContextMiddleware, SlashRedirect
-from gateway.reload import Reloader
-from gateway.routes import health, opportunities, orders, products, root, searches
+from gateway.domain.errors import GatewayError
+from gateway.http import handlers
+from gateway.http.middleware import AuthMiddleware, BodyLimitMiddleware, RequestContextMiddleware, SlashRedirect
+from gateway.http.routes import health, opportunities, orders, products, root, searches
 from gateway.runtime import Runtime
-from gateway.settings import Settings
+from gateway.settings.models import Settings
+from gateway.settings.reload import Reloader
 
 ROUTES = [
     Route("/healthz", health.healthz, methods=["GET"]),

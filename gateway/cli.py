@@ -15,15 +15,15 @@ import structlog
 import uvicorn
 import uvloop
 
-from gateway import operator
 from gateway.app import create_app
-from gateway.client_limits import ClientLimits
 from gateway.demo.simulator import simulator_app
-from gateway.errors import StoreUnavailable
-from gateway.logging import configure_logging
-from gateway.serving import guarded_protocol
-from gateway.settings import ConfigError, ProviderSettings, Settings, load_settings
-from gateway.store_guard import durability_refusal
+from gateway.domain.errors import StoreUnavailable
+from gateway.http.serving import guarded_protocol
+from gateway.obs.logging import configure_logging
+from gateway.services import operator
+from gateway.settings.client_limits import ClientLimits
+from gateway.settings.models import ConfigError, ProviderSettings, Settings, load_settings
+from gateway.store.guard import durability_refusal
 
 CONFIG_ENV = "STAPI_GATEWAY_CONFIG"
 log = structlog.get_logger("gateway.cli")

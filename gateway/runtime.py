@@ -12,20 +12,20 @@ from dataclasses import dataclass, field, replace
 import httpx
 import structlog
 
-from gateway.catalogue import Catalogue
-from gateway.clients import Gatekeeper
-from gateway.cursor import CursorCodec
-from gateway.journal import OrderJournal, Retention
-from gateway.metrics import Metrics
-from gateway.order_lists import OrderLists
-from gateway.ordering import STALE_MARGIN_S, OrderDesk
-from gateway.providers import Providers, build_providers, learn_link_bases
-from gateway.reconcile import Reconciler, ReconcileSettings
-from gateway.search_runner import SearchRunner
-from gateway.searches import SearchRecords
-from gateway.settings import GatewaySettings, Settings
+from gateway.domain.cursor import CursorCodec
+from gateway.http.clients import Gatekeeper
+from gateway.obs.metrics import Metrics
+from gateway.services.catalogue import Catalogue
+from gateway.services.journal import OrderJournal, Retention
+from gateway.services.order_lists import OrderLists
+from gateway.services.ordering import STALE_MARGIN_S, OrderDesk
+from gateway.services.reconcile import Reconciler, ReconcileSettings
+from gateway.services.search_records import SearchRecords
+from gateway.services.search_runner import SearchRunner
+from gateway.settings.models import GatewaySettings, Settings
 from gateway.store import Store, open_store
-from gateway.store_guard import StoreGuard, cursor_secret
+from gateway.store.guard import StoreGuard, cursor_secret
+from gateway.upstream.providers import Providers, build_providers, learn_link_bases
 
 log = structlog.get_logger("gateway.runtime")
 

@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from starlette.types import ASGIApp, Message
 
 from gateway.app import create_app
-from gateway.settings import ProviderSettings, Settings
+from gateway.settings.models import ProviderSettings, Settings
 
 GATEWAY_URL = "http://gateway.test"
 

@@ -25,7 +25,7 @@ import pytest
 from fastapi import FastAPI
 
 from gateway.app import create_app
-from gateway.settings import ProviderSettings, Settings
+from gateway.settings.models import ProviderSettings, Settings
 from tests.faults import FlappingApp, HugeBodyApp, StallingApp, StaticApp, resetting_server, unused_port
 from tests.gateways import GATEWAY_URL, lifespan
 from tests.hostile import ExtraHeaderApp, GzipBombApp

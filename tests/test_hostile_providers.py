@@ -22,7 +22,7 @@ from pydantic import BaseModel
 from stapi_pydantic import OrderParameters
 
 from adapters.schemas import check_schema
-from gateway.settings import ProviderSettings, Settings
+from gateway.settings.models import ProviderSettings, Settings
 from tests.gateways import gateway_client
 from tests.hostile import ExplodingTransport, GzipBombApp, SchemaApp, listener
 from tests.upstreams import DefaultOrderParameters, ProductSpec, backend_of, build_provider, serve

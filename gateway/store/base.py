@@ -4,7 +4,7 @@ Keys and index names are plain strings chosen by the caller; each store puts the
 own prefix (default `DEFAULT_PREFIX`), so several gateways can share one Redis. Plain keys and
 indexes live in separate namespaces: a key and an index may share a name without clashing.
 
-Every failure to reach or use the backing service is raised as `gateway.errors.StoreUnavailable`.
+Every failure to reach or use the backing service is raised as `gateway.domain.errors.StoreUnavailable`.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import RedisError, ResponseError
 
-from gateway.errors import StoreUnavailable
+from gateway.domain.errors import StoreUnavailable
 from gateway.store.base import DEFAULT_PREFIX, IndexPosition, check_page, check_score, check_ttl
 
 # A lock must only be released by its owner: GET and DEL have to happen as one step.

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adapters.schemas import MAX_PATTERNS, MAX_SCHEMA_BYTES, CheckedSchema, check_schema
-from gateway.errors import ProviderInvalidPayload
+from gateway.domain.errors import ProviderInvalidPayload
 from tests.hostile import listener
 
 ORDER_SCHEMA = {

@@ -27,10 +27,10 @@ from stapi_pydantic import (
 )
 
 from gateway.app import create_app
-from gateway.settings import Settings
+from gateway.settings.models import Settings
 from tests.faults import SwitchApp, SwitchTransport
-from tests.gateway.routes.test_federated_orders import create_product_order, payload
-from tests.gateway.routes.test_opportunities import POINT, WINDOW, settle
+from tests.gateway.http.routes.test_federated_orders import create_product_order, payload
+from tests.gateway.http.routes.test_opportunities import POINT, WINDOW, settle
 from tests.gateways import GATEWAY_URL, follow_get, gateway_client, hrefs, lifespan, provider_settings
 from tests.upstreams import ProductSpec, backend_of, build_provider
 

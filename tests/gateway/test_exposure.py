@@ -15,7 +15,7 @@ import structlog
 from starlette.types import Message
 
 from gateway.app import create_app
-from gateway.settings import Settings
+from gateway.settings.models import Settings
 from tests.gateways import GATEWAY_URL, hrefs, lifespan, provider_settings
 from tests.upstreams import ProductSpec, build_provider
 

@@ -23,9 +23,9 @@ from stapi_pydantic import (
 )
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gateway.links import LinkRewriter
-from gateway.settings import ProviderSettings
-from tests.gateway.routes.test_opportunities import POINT, WINDOW, settle
+from gateway.domain.links import LinkRewriter
+from gateway.settings.models import ProviderSettings
+from tests.gateway.http.routes.test_opportunities import POINT, WINDOW, settle
 from tests.gateways import GATEWAY_URL, follow_get, gateway_client, hrefs
 from tests.upstreams import ProductSpec, build_provider
 

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from gateway.errors import StoreUnavailable
+from gateway.domain.errors import StoreUnavailable
 from gateway.store import MemoryStore, RedisStore, Store, open_store
 
 # Ties on purpose, and members whose str order differs from naive expectations ("B" < "a",

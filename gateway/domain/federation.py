@@ -1,0 +1,117 @@
+"""Documents of federated products, combined from their members' (pure functions)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.services.catalogue import ASYNC_CLASS, ASYNC_CLASSES, SYNC_CLASS
+from gateway.settings.models import FederatedProduct
+
+OPPORTUNITY_CLASSES = [SYNC_CLASS, ASYNC_CLASS]
+
+
+def can_search(classes: list[str]) -> bool:
+    """Whether conformance classes say a product can search opportunities, in either mode."""
+    return SYNC_CLASS in classes or bool(ASYNC_CLASSES.intersection(classes))
+
+
+def product_can_search(product: dict[str, Any]) -> bool:
+    """Whether a provider's product document says it can search: a class or an `opportunities` link.
+
+    stapi-fastapi 0.8.0 lists only the declared classes in a product document, but links
+    `opportunities` whenever the product can search; the computed classes are at /conformance.
+    """
+    links = product.get("links") or []
+    return can_search(list(product.get("conformsTo") or [])) or any(
+        isinstance(link, dict) and link.get("rel") == "opportunities" for link in links
+    )
+
+
+def gateway_conformance(classes: list[str], searchable: bool | None = None) -> list[str]:
+    """A product's classes as served through the gateway: both search modes if it can search at
+    all (the gateway emulates the mode it lacks), neither for an order-only product.
+
+    `searchable` overrides what the classes say (a product document's declared list is unreliable).
+    """
+    rest = [c for c in classes if c != SYNC_CLASS and c not in ASYNC_CLASSES]
+    if searchable is None:
+        searchable = can_search(classes)
+    return rest + OPPORTUNITY_CLASSES if searchable else rest
+
+
+def product_links(base: str, product_id: str, searchable: bool = True) -> list[dict[str, Any]]:
+    """The links a product has on the gateway (`opportunities` only if it can search)."""
+    href = f"{base}/products/{product_id}"
+    kinds = [
+        ("self", href),
+        ("conformance", f"{href}/conformance"),
+        ("queryables", f"{href}/queryables"),
+        ("order-parameters", f"{href}/order-parameters"),
+    ]
+    if searchable:
+        kinds.append(("opportunities", f"{href}/opportunities"))
+    links = [{"href": h, "rel": rel, "type": "application/json"} for rel, h in kinds]
+    links.append({"href": f"{href}/orders", "rel": "create-order", "type": "application/json", "method": "POST"})
+    return links
+
+
+def shared(lists: list[list[str]]) -> list[str]:
+    """Entries every list has, in the first list's order."""
+    if not lists:
+        return []
+    rest = [set(items) for items in lists[1:]]
+    return [item for item in lists[0] if all(item in other for other in rest)]
+
+
+def federated_document(
+    product: FederatedProduct,
+    member_ids: list[str],
+    members: list[dict[str, Any]],
+    base: str,
+    *,
+    complete: bool = True,
+) -> dict[str, Any]:
+    """A federated product over the members `member_ids` (those the client may use, whose
+    documents are `members`): their providers united, the conformance they all share.
+
+    It can search when any member can (a search asks those members only). Only when every
+    member's document is known (`complete`) and none can search is it shown as order-only, so
+    a provider being down does not make the product look different.
+    """
+    searchable = any(product_can_search(m) for m in members) or not complete
+    providers: dict[str, Any] = {}
+    for member in members:
+        for provider in member.get("providers") or []:
+            providers.setdefault(str(provider.get("name")), provider)
+    keywords = list(dict.fromkeys([*product.keywords, *(k for m in members for k in m.get("keywords") or [])]))
+    return {
+        "type": "Collection",
+        "stapi_type": "Product",
+        "stapi_version": "0.1.0",
+        "id": product.id,
+        "title": product.display_title,
+        "description": product.description,
+        "keywords": keywords,
+        "license": "various",
+        "providers": list(providers.values()),
+        "conformsTo": gateway_conformance(shared([list(m.get("conformsTo") or []) for m in members]), searchable),
+        "links": product_links(base, product.id, searchable),
+        "federation:members": member_ids,
+    }
+
+
+def federated_queryables(product: FederatedProduct, schemas: list[dict[str, Any]]) -> dict[str, Any]:
+    """Queryables every member understands (a filter must mean the same to all of them)."""
+    names = shared([list((s.get("properties") or {}).keys()) for s in schemas])
+    first = schemas[0].get("properties") or {} if schemas else {}
+    document = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": f"Queryables of {product.display_title}",
+        "type": "object",
+        "properties": {name: first[name] for name in names},
+    }
+    # The properties come from the first member's schema, with the definitions their `$ref`s name.
+    for key in ("$defs", "definitions"):
+        if schemas and key in schemas[0]:
+            document[key] = schemas[0][key]
+    return document

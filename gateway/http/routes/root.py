@@ -1,0 +1,60 @@
+"""The landing page and the gateway's API-level conformance."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway.http.openapi import openapi_document
+from gateway.http.responses import JSONResponse
+from gateway.http.routes.common import gateway_base, link, runtime, visible_providers
+
+STAPI_VERSION = "0.1.0"
+_BASE = f"https://stapi.example.com/v{STAPI_VERSION}"
+CORE = f"{_BASE}/core"
+
+# Only what the gateway itself serves; classes are added as their routes land.
+CONFORMANCE = [
+    CORE,
+    f"{_BASE}/order-statuses",
+    f"{_BASE}/searches-opportunity",
+    f"{_BASE}/searches-opportunity-statuses",
+]
+
+
+async def landing_page(request: Request) -> Response:
+    """`GET /`: links, conformance and the configured providers."""
+    rt = runtime(request)
+    base = gateway_base(request)
+    gw = rt.settings.gateway
+    body = {
+        "id": "stapi-gateway",
+        "title": gw.title,
+        "description": gw.description,
+        "stapi_version": STAPI_VERSION,
+        "conformsTo": CONFORMANCE,
+        "links": [
+            link(f"{base}/", "self"),
+            link(f"{base}/", "root"),
+            link(f"{base}/api", "service-desc", "application/vnd.oai.openapi+json;version=3.1"),
+            link(f"{base}/conformance", "conformance"),
+            link(f"{base}/products", "products"),
+            link(f"{base}/orders", "orders", "application/geo+json"),
+            link(f"{base}/searches/opportunities", "opportunity-search-records"),
+        ],
+        "providers": [
+            {"id": p.id, "title": p.settings.display_title, "state": p.breaker.state}
+            for p in visible_providers(request)
+        ],
+    }
+    return JSONResponse(body)
+
+
+async def conformance(request: Request) -> Response:
+    """`GET /conformance`."""
+    return JSONResponse({"conformsTo": CONFORMANCE})
+
+
+async def service_description(request: Request) -> Response:
+    """`GET /api`: the gateway's OpenAPI 3.1 document."""
+    return JSONResponse(openapi_document(runtime(request).settings.gateway.title))

@@ -1,0 +1,284 @@
+"""The background work behind asynchronous searches: start, poll, emulate, collect, merge.
+
+Any replica may advance any record: the work on one record is serialised by a lock in the store,
+a poller in every process picks up records whose refresh is due (so a restart or a lost replica
+strands nothing), and one advance is bounded by the gateway deadline. Reads never wait for this
+work.
+
+A record keeps each member's whole result, up to `max_results` opportunities: an emulated search
+follows the provider's `next` pages of the synchronous search, an upstream one the pages of the
+provider's collection (a gateway upstream pages it). Pages are fetched while half of the
+advance's deadline is left; the rest wait for the next advance, which resumes from the token
+kept in the member's state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import structlog
+
+from adapters.base import JSONObject, SearchMode
+from adapters.scrub import printable
+from adapters.stapi.adapter import missing_of, next_token
+from gateway.domain import ids
+from gateway.domain.errors import (
+    GatewayError,
+    InvalidRequest,
+    NotFound,
+    ProviderInvalidPayload,
+    RequestValidationFailed,
+    StoreUnavailable,
+)
+from gateway.domain.opportunities import MAX_LIMIT, namespace_opportunity, start_key, upstream_request
+from gateway.obs.metrics import Metrics
+from gateway.services.background import stop_task
+from gateway.services.catalogue import Catalogue, Member
+from gateway.services.fanout import Deadline, call_one
+from gateway.services.search_records import BASE_PLACEHOLDER, TERMINAL, SearchRecords, advance_status, missing_members
+
+log = structlog.get_logger("gateway.searches")
+
+MAX_ATTEMPTS = 3
+# Failures that another attempt cannot mend.
+_FINAL = (NotFound, RequestValidationFailed, InvalidRequest)
+
+
+def collection_id_of(record: dict[str, Any]) -> str | None:
+    """The collection id in a completed upstream record's `opportunities` link."""
+    for link in record.get("links") or []:
+        if link.get("rel") == "opportunities":
+            path = urlsplit(str(link.get("href", ""))).path.rstrip("/")
+            return unquote(path.rsplit("/", 1)[-1]) or None
+    return None
+
+
+class SearchRunner:
+    """Advances unfinished search records in the background, a bounded number at a time."""
+
+    def __init__(
+        self,
+        records: SearchRecords,
+        catalogue: Catalogue,
+        metrics: Metrics,
+        *,
+        concurrency: int,
+        refresh_s: float,
+        deadline_s: float,
+        max_results: int = 1000,
+    ) -> None:
+        self.records = records
+        self.metrics = metrics
+        self.catalogue = catalogue
+        self._slots = asyncio.Semaphore(concurrency)
+        self._refresh_s = refresh_s
+        self._deadline_s = deadline_s
+        self._max_results = max_results
+        self._running: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._poller: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start polling for due records."""
+        self._poller = asyncio.create_task(self._poll())
+
+    async def stop(self) -> None:
+        """Stop polling and cancel work in flight (its records stay due for the next process)."""
+        # stop_task cancels until the poller has ended: a Redis call cancelled mid-read may surface
+        # as a store error the poller survives, which once kept shutdown waiting for ever.
+        await stop_task(self._poller)
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def kick(self, record_id: str) -> None:
+        """Advance a record soon, unless this process already is."""
+        if record_id in self._running:
+            return
+        self._running.add(record_id)
+        task = asyncio.create_task(self._guarded(record_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _guarded(self, record_id: str) -> None:
+        try:
+            async with self._slots:
+                await self.advance(record_id)
+        except StoreUnavailable as exc:
+            self.metrics.store_errors.labels("search_advance").inc()
+            log.warning("search_advance_failed", record=record_id, detail=exc.detail)
+        except Exception:
+            log.exception("search_advance_crashed", record=record_id)
+        finally:
+            self._running.discard(record_id)
+
+    async def _poll(self) -> None:
+        interval = min(1.0, self._refresh_s / 2)
+        while True:
+            try:
+                for record_id in await self.records.due(limit=100):
+                    self.kick(record_id)
+            except StoreUnavailable as exc:
+                self.metrics.store_errors.labels("search_poll").inc()
+                log.warning("search_poll_failed", detail=exc.detail)
+            await asyncio.sleep(interval)
+
+    async def advance(self, record_id: str) -> None:
+        """One round of work on a record: every unfinished member moves on."""
+        token = await self.records.lock(record_id, self._deadline_s + 5)
+        if token is None:
+            return
+        try:
+            record = await self.records.load(record_id)
+            if record is None or record["statuses"][-1]["status_code"] in TERMINAL:
+                return
+            deadline = Deadline(self._deadline_s)
+            # The record's own members, whatever the federated product's members are now.
+            await asyncio.gather(
+                *(
+                    self._step(record, member_id, state, deadline)
+                    for member_id, state in record["members"].items()
+                    if state["status"] not in TERMINAL
+                )
+            )
+            changed = advance_status(record)
+            code = record["statuses"][-1]["status_code"]
+            if changed:
+                self.metrics.search_records.labels(code).inc()
+            if code == "completed":
+                await self._finish(record)
+            await self.records.save(record, due=None if code in TERMINAL else time.time() + self._refresh_s)
+        finally:
+            await self.records.unlock(record_id, token)
+
+    async def _step(self, record: dict[str, Any], member_id: str, state: dict[str, Any], deadline: Deadline) -> None:
+        try:
+            member = self.catalogue.member(member_id)
+            if state["mode"] is None:
+                caps = await self.catalogue.capabilities(member, deadline)
+                state["mode"] = "upstream" if caps.async_ else "emulated"
+            await self._search_step(record, member_id, member, state, deadline)
+            state["attempts"] = 0
+        except GatewayError as exc:
+            state["attempts"] += 1
+            if isinstance(exc, _FINAL) or state["attempts"] >= MAX_ATTEMPTS:
+                if state["pages"]:
+                    # Some pages were kept: they are the result, marked as not the whole one.
+                    state.update(status="completed", truncated=True, reason=exc.detail)
+                else:
+                    state.update(status="failed", reason=exc.detail)
+            log.info("search_member_error", record=record["id"], member=member_id, code=exc.code)
+
+    async def _search_step(
+        self, record: dict[str, Any], member_id: str, member: Member, state: dict[str, Any], deadline: Deadline
+    ) -> None:
+        if state["pages"] or state["collection_id"] is not None:
+            await self._collect(record, member_id, member, state, deadline)
+            return
+        adapter, pid = member.provider.adapter, member.provider.id
+        if state["upstream_id"] is None:
+            mode = SearchMode.ASYNC if state["mode"] == "upstream" else SearchMode.SYNC
+            payload = upstream_request(record["opportunity_request"], None, self._page_size(state))
+            result = await call_one(
+                pid, lambda: adapter.search_opportunities(member.product_id, payload, mode), deadline
+            )
+            if not result.is_async:
+                await self._collect(record, member_id, member, state, deadline, first=result.body)
+                return
+            state["upstream_id"] = str(result.body["id"])
+            upstream = result.body
+        else:
+            upstream = await call_one(pid, lambda: adapter.get_search_record(state["upstream_id"]), deadline)
+        code = upstream["status"]["status_code"]
+        if code == "completed":
+            collection_id = collection_id_of(upstream)
+            if collection_id is None:
+                state.update(status="failed", reason="the provider completed the search without an opportunities link")
+                return
+            state["collection_id"] = collection_id
+            await self._collect(record, member_id, member, state, deadline)
+        elif code in ("failed", "cancelled"):
+            # Scrubbed by the adapter; shown for the record's lifetime, so also printable and bounded.
+            reason = upstream["status"].get("reason_text")
+            state.update(status=code, reason=None if reason is None else printable(str(reason)))
+        else:
+            state["status"] = "in_progress"
+
+    def _page_size(self, state: dict[str, Any]) -> int:
+        return max(1, min(MAX_LIMIT, self._max_results - int(state["count"])))
+
+    async def _collect(
+        self,
+        record: dict[str, Any],
+        member_id: str,
+        member: Member,
+        state: dict[str, Any],
+        deadline: Deadline,
+        first: JSONObject | None = None,
+    ) -> None:
+        """Keep the member's result pages until the last, the cap, or half the deadline is gone."""
+        while True:
+            page = first if first is not None else await self._fetch_page(record, member, state, deadline)
+            first = None
+            await self._keep_page(record["id"], member_id, member, state, page)
+            if state["status"] == "completed" or deadline.remaining() < deadline.budget_s / 2:
+                return
+
+    async def _fetch_page(
+        self, record: dict[str, Any], member: Member, state: dict[str, Any], deadline: Deadline
+    ) -> JSONObject:
+        adapter, pid, size = member.provider.adapter, member.provider.id, self._page_size(state)
+        if state["collection_id"] is None:
+            payload = upstream_request(record["opportunity_request"], state["page"], size)
+            result = await call_one(
+                pid, lambda: adapter.search_opportunities(member.product_id, payload, SearchMode.SYNC), deadline
+            )
+            if result.is_async:
+                raise ProviderInvalidPayload(pid, "answered a later page of a synchronous search with a search record")
+            return result.body
+        collection_id = state["collection_id"]
+        return await call_one(
+            pid,
+            lambda: adapter.get_opportunity_collection(
+                member.product_id, collection_id, token=state["page"], limit=size
+            ),
+            deadline,
+        )
+
+    async def _keep_page(
+        self, record_id: str, member_id: str, member: Member, state: dict[str, Any], page: JSONObject
+    ) -> None:
+        features = list(page.get("features") or [])
+        token = next_token(page.get("links") or [])
+        room = self._max_results - state["count"]
+        kept = features[:room]
+        links = member.provider.rewriter(BASE_PLACEHOLDER)
+        await self.records.save_page(
+            record_id, member_id, state["pages"], [namespace_opportunity(f, links) for f in kept]
+        )
+        # A page with nothing on it, or the same token again, would have the walk go on forever.
+        stuck = not features or token == state["page"]
+        state.update(pages=state["pages"] + 1, count=state["count"] + len(kept), page=token, status="in_progress")
+        state["missing"] = list(dict.fromkeys([*state["missing"], *missing_of(page)]))
+        if state["count"] >= self._max_results:
+            state.update(status="completed", truncated=len(features) > room or token is not None)
+        elif token is None or stuck:
+            state["status"] = "completed"
+
+    async def _finish(self, record: dict[str, Any]) -> None:
+        features: list[dict[str, Any]] = []
+        for member_id, state in record["members"].items():
+            if state["status"] == "completed":
+                features.extend(await self.records.load_results(record["id"], member_id, state))
+        if ids.split(record["product_id"]) is None:
+            # A federated product (its id has no ':'): members merged by start time.
+            features.sort(key=start_key)
+        header: dict[str, Any] = {"type": "FeatureCollection", "id": record["id"]}
+        missing = missing_members(record)
+        if missing:
+            header["federation:missing"] = missing
+        await self.records.save_collection(record, header, features)

@@ -1,0 +1,170 @@
+"""The configured providers and the adapters that reach them."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import structlog
+
+from adapters.base import ProviderAdapter
+from adapters.stapi.adapter import StapiAdapter
+from gateway.domain.errors import GatewayError, UnknownProvider
+from gateway.domain.links import LinkRewriter
+from gateway.obs.metrics import Metrics
+from gateway.services.fanout import Deadline, call_one
+from gateway.settings.models import ProviderSettings, Settings
+from gateway.upstream.breaker import CircuitBreaker
+from gateway.upstream.oauth import ClientCredentials
+from gateway.upstream.policy import GuardedTransport
+from gateway.upstream.transport import AiohttpTransport, build_client
+
+log = structlog.get_logger("gateway.providers")
+
+# Key in the `transports` mapping (tests) for a provider's OAuth token endpoint.
+TOKEN_TRANSPORT_SUFFIX = "#token"
+
+# Settings, the provider's client, and the client's transport (for adapters that send directly).
+AdapterFactory = Callable[[ProviderSettings, httpx.AsyncClient, httpx.AsyncBaseTransport], ProviderAdapter]
+
+# One entry per value of a provider's `adapter:` key.
+ADAPTERS: dict[str, AdapterFactory] = {
+    "stapi": lambda settings, client, transport: StapiAdapter(settings.id, client, transport=transport),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Provider:
+    """A configured provider and the adapter that reaches it."""
+
+    settings: ProviderSettings
+    adapter: ProviderAdapter
+    breaker: CircuitBreaker
+    token_client: httpx.AsyncClient | None = None
+    # A root its landing page names it by, other than `url` (see `learn_link_bases`).
+    learned_bases: list[str] = field(default_factory=list)
+    # Rewriters by gateway base (and learned bases known): one per base the gateway is reached at.
+    _rewriters: dict[tuple[str, int], LinkRewriter] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def id(self) -> str:
+        """The provider id."""
+        return self.settings.id
+
+    @property
+    def link_bases(self) -> tuple[str, ...]:
+        """Every root besides `url` that this provider's links may name as its own."""
+        return (*self.settings.link_base_urls, *self.learned_bases)
+
+    def rewriter(self, gateway_base: str) -> LinkRewriter:
+        """The rewriter of this provider's hrefs into the gateway's at `gateway_base`."""
+        # Built once per base: on the hot path of every proxied request (bench/profile.py, 4 %).
+        key = (gateway_base, len(self.learned_bases))
+        found = self._rewriters.get(key)
+        if found is None:
+            if len(self._rewriters) > 64:
+                self._rewriters.clear()  # bases come from Host headers: keep the cache bounded
+            found = self._rewriters[key] = LinkRewriter.of(self.settings, gateway_base, self.link_bases)
+        return found
+
+
+class Providers:
+    """The configured providers, in configuration order."""
+
+    def __init__(self, providers: list[Provider]) -> None:
+        self._by_id = {p.id: p for p in providers}
+
+    def __iter__(self) -> Iterator[Provider]:
+        return iter(self._by_id.values())
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def get(self, provider_id: str) -> Provider:
+        """The provider with this id; UnknownProvider if none is configured."""
+        try:
+            return self._by_id[provider_id]
+        except KeyError:
+            raise UnknownProvider(f"No provider '{provider_id}' is configured on this gateway.") from None
+
+    async def aclose(self) -> None:
+        """Close every adapter's connections."""
+        for provider in self:
+            await provider.adapter.aclose()
+            if provider.token_client is not None:
+                await provider.token_client.aclose()
+
+
+def build_providers(
+    settings: Settings, metrics: Metrics, transports: Mapping[str, httpx.AsyncBaseTransport] | None = None
+) -> Providers:
+    """An adapter per configured provider, each on its own pooled, guarded client."""
+    transports = transports or {}
+    out = []
+    for ps in settings.providers.values():
+        inner = transports.get(ps.id) or AiohttpTransport(max_connections=ps.max_connections)
+        breaker = CircuitBreaker(ps.circuit_failures, ps.circuit_open_s)
+        guarded = GuardedTransport(inner, ps, breaker, metrics)
+        auth, token_client = None, None
+        if ps.oauth is not None:
+            token_transport = transports.get(f"{ps.id}{TOKEN_TRANSPORT_SUFFIX}") or AiohttpTransport(max_connections=4)
+            token_client = build_client(str(ps.oauth.token_url), timeout_s=ps.timeout_s, transport=token_transport)
+            auth = ClientCredentials(
+                str(ps.oauth.token_url),
+                ps.oauth.client_id,
+                ps.oauth.client_secret,
+                scope=ps.oauth.scope,
+                audience=ps.oauth.audience,
+                token_client=token_client,
+            )
+        client = build_client(
+            ps.base_url, timeout_s=ps.timeout_s, headers=dict(ps.headers), transport=guarded, auth=auth
+        )
+        out.append(Provider(ps, ADAPTERS[ps.adapter](ps, client, guarded), breaker, token_client))
+    return Providers(out)
+
+
+def self_base(landing: dict[str, Any]) -> str | None:
+    """The root a landing page names itself by (its `self` link), if that is a plain http(s) URL."""
+    for link in landing.get("links") or []:
+        if isinstance(link, dict) and link.get("rel") == "self":
+            parts = urlsplit(str(link.get("href", "")))
+            # No user:password@ roots: a credential in a URL is not a base to remember.
+            if parts.scheme in ("http", "https") and parts.hostname and "@" not in parts.netloc:
+                return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
+    return None
+
+
+def _same_root(a: str, b: str) -> bool:
+    # http and https alike, hosts case-insensitive, as the rewriter compares them.
+    return a.partition("://")[2].rstrip("/").lower() == b.partition("://")[2].rstrip("/").lower()
+
+
+async def learn_link_bases(providers: Providers, deadline_s: float) -> None:
+    """Ask each provider's landing page once which root it names itself by; one other than its
+    `url` and `link_bases` becomes one more of its link bases.
+
+    Cheap (one call per provider at start and on reload, off the request path) and safe: a base
+    only decides which of that provider's own hrefs are rewritten rather than passed on, never
+    where the gateway sends anything, and nothing of another provider. A provider that does not
+    answer teaches nothing until the next reload; `link_bases` is the dependable way.
+    """
+    deadline = Deadline(deadline_s)
+
+    async def learn(provider: Provider) -> None:
+        try:
+            landing = await call_one(provider.id, provider.adapter.landing_page, deadline)
+        except GatewayError as exc:
+            log.info("provider_link_base_unknown", provider=provider.id, code=exc.code)
+            return
+        base = self_base(landing)
+        known = (provider.settings.base_url, *provider.link_bases)
+        if base is not None and not any(_same_root(base, root) for root in known):
+            provider.learned_bases.append(base)
+            log.info("provider_link_base_learned", provider=provider.id, base=base)
+
+    await asyncio.gather(*(learn(p) for p in providers))

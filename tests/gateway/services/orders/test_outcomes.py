@@ -1,0 +1,85 @@
+"""Orders whose answer is lost after the provider placed them: never placed twice, never lost.
+
+Real stapi-fastapi 0.8.0 providers behind `LosesOrderAnswers` (500/502/503, reset, hang or an
+unreadable 201 after placing), real Redis, and clients that retry with their Idempotency-Key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from tests.gateway.services.orders.burst import Burst, check_invariant, order_for
+from tests.gateways import gateway_client
+from tests.order_faults import LosesOrderAnswers
+from tests.upstreams import ProductSpec, backend_of, build_provider
+
+FAST_RECONCILE = {"deadline_s": 1.0, "reconcile_scan_interval_s": 0.05}
+
+
+def provider() -> Any:
+    """One provider with one sync product."""
+    return build_provider([ProductSpec("eo")], name="acme")
+
+
+def stores(store: str, redis_url: str, redis_prefix: str) -> dict[str, Any]:
+    """Gateway settings for the store under test."""
+    return {"store": redis_url, "store_prefix": redis_prefix} if store == "redis" else {}
+
+
+@pytest.mark.parametrize("store", ["memory", "redis"])
+async def test_answers_lost_after_placing_never_double_an_order(store: str, redis_url: str, redis_prefix: str) -> None:
+    """200 keys, 30 % of creates lose their answer after placing, each retried: one order per key, all acknowledged."""
+    app = provider()
+    faulty = LosesOrderAnswers(app, rate=0.3, hang_s=1.5)
+    settings = {**FAST_RECONCILE, **stores(store, redis_url, redis_prefix)}
+    async with gateway_client({"acme": faulty}, provider_overrides={"circuit_failures": 0}, **settings) as client:
+        burst = Burst()
+        await burst.run(client, "acme:eo", range(200), tries=5, pause_s=0.1)
+        # Keys still unacknowledged are being looked up; their clients keep retrying with the same key.
+        await burst.run(client, "acme:eo", range(200), tries=20, pause_s=0.2)
+        metrics = (await client.get("/metrics")).text
+    per_key = check_invariant(backend_of(app), burst, "acme")
+    assert set(faulty.faults) == {"500", "502", "503", "reset", "hang", "bad-201"}, faulty.faults
+    assert len(backend_of(app).orders) == len(per_key) == len(burst.acknowledged) == 200
+    assert burst.codes["order_outcome_unknown"] >= sum(faulty.faults.values()) > 30
+    assert 'stapi_gateway_order_outcomes_total{outcome="reconciled"}' in metrics
+
+
+async def test_a_create_that_never_reached_the_provider_keeps_its_key_and_is_reported() -> None:
+    """503 without placing: unknown, retries answer 504 without advising a new key, then given up; nothing placed."""
+    app = provider()
+    failing = LosesOrderAnswers(app, rate=1.0, modes=["503"], before_place=True)
+    settings = {**FAST_RECONCILE, "order_unknown_horizon_s": 1.0}
+    headers = {"Idempotency-Key": "never"}
+    async with gateway_client({"acme": failing}, **settings) as client:
+        first = await client.post("/products/acme:eo/orders", json=order_for(1), headers=headers)
+        again = await client.post("/products/acme:eo/orders", json=order_for(1), headers=headers)
+        await asyncio.sleep(2.5)
+        given_up = await client.post("/products/acme:eo/orders", json=order_for(1), headers=headers)
+    assert [first.status_code, again.status_code, given_up.status_code] == [504, 504, 504]
+    assert {r.json()["code"] for r in (first, again, given_up)} == {"order_outcome_unknown"}
+    assert first.json()["attempt"] == again.json()["attempt"] == given_up.json()["attempt"]
+    assert "same Idempotency-Key" in first.json()["detail"]
+    assert "stopped looking" in given_up.json()["detail"]
+    assert all("new Idempotency-Key" not in r.json()["detail"] for r in (first, again, given_up))
+    assert first.headers["retry-after"] == "1"
+    assert failing.faults["503"] == 1  # the retries never sent the order again
+    assert not backend_of(app).orders
+
+
+async def test_a_4xx_from_the_provider_releases_the_key() -> None:
+    """A provider's 4xx means nothing was placed: the same key may order again once the cause is gone."""
+    app = provider()
+    refusing = LosesOrderAnswers(app, rate=1.0, modes=["409"], before_place=True)
+    headers = {"Idempotency-Key": "refused"}
+    async with gateway_client({"acme": refusing}) as client:
+        refused = await client.post("/products/acme:eo/orders", json=order_for(2), headers=headers)
+        refusing.rate = 0.0
+        placed = await client.post("/products/acme:eo/orders", json=order_for(2), headers=headers)
+    assert refused.status_code == 502
+    assert refused.json()["code"] == "provider_bad_status"
+    assert placed.status_code == 201
+    assert len(backend_of(app).orders) == 1
