@@ -109,7 +109,7 @@ def error_response(exc: GatewayError, request_id: str) -> Response:
     """The contract's JSON error response for a GatewayError.
 
     A 5xx that is the failure of providers names them in a header, so that a gateway in front of
-    this one does not count it as this gateway's failure (gateway/upstream/policy/transport.py).
+    this one does not count it as this gateway's failure (gateway/upstream/transport.py).
     """
     status = status_for(exc)
     headers = exc.headers

@@ -40,7 +40,7 @@ class TokenError(httpx.ConnectError):
     """The token endpoint gave no usable token, so the provider request was not sent.
 
     A `ConnectError` on purpose: the gateway reads a ConnectError as "provider not reached,
-    nothing sent" (adapters/stapi/adapter/adapter.py reports it with maybe_received=False), and that is exactly
+    nothing sent" (adapters/stapi/adapter.py reports it with maybe_received=False), and that is exactly
     the case, since the auth flow stops the request before any byte of it goes out. When the
     refresh after a provider's 401 fails, the request did reach the provider, but a 401 means it
     was refused unprocessed, so "nothing happened" still holds. The error is raised above the
