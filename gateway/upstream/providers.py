@@ -11,9 +11,9 @@ from urllib.parse import urlsplit
 import httpx
 import structlog
 
-from adapters.base import ProviderAdapter
+from adapters.base import DeliberateError, ProviderAdapter
 from adapters.stapi.adapter import StapiAdapter
-from gateway.domain.errors import GatewayError, UnknownProvider
+from gateway.domain.errors import UnknownProvider
 from gateway.domain.links import LinkRewriter
 from gateway.obs.metrics import Metrics
 from gateway.services.fanout import Deadline, call_one
@@ -158,7 +158,7 @@ async def learn_link_bases(providers: Providers, deadline_s: float) -> None:
     async def learn(provider: Provider) -> None:
         try:
             landing = await call_one(provider.id, provider.adapter.landing_page, deadline)
-        except GatewayError as exc:
+        except DeliberateError as exc:
             log.info("provider_link_base_unknown", provider=provider.id, code=exc.code)
             return
         base = self_base(landing)
