@@ -1,9 +1,9 @@
-"""The configured providers and the adapters that reach them."""
+"""The configured providers and the adapters that reach them (built from gateway/upstream/registry.py)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -12,7 +12,6 @@ import httpx
 import structlog
 
 from adapters.base import DeliberateError, ProviderAdapter
-from adapters.stapi.adapter import StapiAdapter
 from gateway.domain.errors import UnknownProvider
 from gateway.domain.links import LinkRewriter
 from gateway.obs.metrics import Metrics
@@ -21,20 +20,13 @@ from gateway.settings.models import ProviderSettings, Settings
 from gateway.upstream.breaker import CircuitBreaker
 from gateway.upstream.oauth import ClientCredentials
 from gateway.upstream.policy import GuardedTransport
+from gateway.upstream.registry import ADAPTERS
 from gateway.upstream.transport import AiohttpTransport, build_client
 
 log = structlog.get_logger("gateway.providers")
 
 # Key in the `transports` mapping (tests) for a provider's OAuth token endpoint.
 TOKEN_TRANSPORT_SUFFIX = "#token"
-
-# Settings, the provider's client, and the client's transport (for adapters that send directly).
-AdapterFactory = Callable[[ProviderSettings, httpx.AsyncClient, httpx.AsyncBaseTransport], ProviderAdapter]
-
-# One entry per value of a provider's `adapter:` key.
-ADAPTERS: dict[str, AdapterFactory] = {
-    "stapi": lambda settings, client, transport: StapiAdapter(settings.id, client, transport=transport),
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +116,7 @@ def build_providers(
         client = build_client(
             ps.base_url, timeout_s=ps.timeout_s, headers=dict(ps.headers), transport=guarded, auth=auth
         )
-        out.append(Provider(ps, ADAPTERS[ps.adapter](ps, client, guarded), breaker, token_client))
+        out.append(Provider(ps, ADAPTERS[ps.adapter].build(ps.id, client, guarded, ps.options), breaker, token_client))
     return Providers(out)
 
 
