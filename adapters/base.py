@@ -1,19 +1,147 @@
-"""The one interface every provider adapter implements, and the shapes it returns.
+"""The contract between the gateway and its adapters: the protocol, its result types, and the
+errors an adapter may raise. It imports nothing from `gateway`.
 
 Adapters speak to a provider through an injected `httpx.AsyncClient` and return plain,
 validated STAPI JSON (dicts) with the provider's own ids and hrefs. Namespacing and link
 rewriting belong to the gateway, which keeps adapters free of anything HTTP-server-side.
+What the injected client and an adapter share (operation names, transport failures, the
+provider-failure header) is the other half of the contract, in adapters/client.py.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from adapters.schemas import CheckedSchema
+if TYPE_CHECKING:
+    # Only an annotation here: adapters/schemas.py raises this module's errors.
+    from adapters.schemas import CheckedSchema
 
 JSONObject = dict[str, Any]
+
+
+# --- the errors an adapter may raise ----------------------------------------------------
+#
+# One hierarchy for every error raised on purpose, without HTTP: gateway/http/handlers.py is
+# the one table from these classes to statuses. The gateway's own errors (gateway/domain/
+# errors.py) derive from the same root, so `except DeliberateError` catches both kinds.
+
+
+class DeliberateError(Exception):
+    """Base of every error raised on purpose, by an adapter or by the gateway."""
+
+    code = "gateway_error"
+
+    def __init__(
+        self, detail: str, *, extra: dict[str, Any] | None = None, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra or {}
+        # Response headers the error calls for (WWW-Authenticate, Retry-After).
+        self.headers = headers or {}
+
+
+class InvalidRequest(DeliberateError):
+    """The request is malformed in a way no schema describes (bad query value, bad header), as
+    the gateway or a provider judges it."""
+
+    code = "invalid_request"
+
+
+class NotFound(DeliberateError):
+    """The addressed resource does not exist."""
+
+    code = "not_found"
+
+
+class RequestValidationFailed(DeliberateError):
+    """The body or parameters fail validation; `errors` lists each failing location."""
+
+    code = "validation_failed"
+
+    def __init__(self, detail: str, errors: list[dict[str, Any]]) -> None:
+        super().__init__(detail, extra={"errors": errors})
+        self.errors = errors
+
+
+class UpstreamNotFound(NotFound):
+    """The provider says the addressed resource does not exist."""
+
+    code = "not_found"
+
+    def __init__(self, provider_id: str, detail: str) -> None:
+        super().__init__(detail, extra={"provider": provider_id})
+        self.provider_id = provider_id
+
+
+class ProviderError(DeliberateError):
+    """A provider failed to give a usable answer.
+
+    `maybe_received` says whether the provider may have acted on the request anyway (the
+    connection was lost or timed out after sending): what decides if an order's outcome is unknown.
+    """
+
+    code = "provider_error"
+
+    def __init__(self, provider_id: str, detail: str, *, maybe_received: bool = False) -> None:
+        super().__init__(detail, extra={"provider": provider_id})
+        self.provider_id = provider_id
+        self.maybe_received = maybe_received
+
+
+class ProviderTimeout(ProviderError):
+    """The provider did not answer within its timeout or the request's deadline."""
+
+    code = "provider_timeout"
+
+
+class ProviderUnreachable(ProviderError):
+    """No connection to the provider could be made, or it was lost."""
+
+    code = "provider_unreachable"
+
+
+class ProviderUnavailable(ProviderError):
+    """The gateway is not calling the provider for now (its circuit breaker is open)."""
+
+    code = "provider_unavailable"
+
+
+class ProviderBadStatus(ProviderError):
+    """The provider answered with an unexpected HTTP status."""
+
+    code = "provider_bad_status"
+
+    def __init__(self, provider_id: str, detail: str, status: int) -> None:
+        super().__init__(provider_id, detail)
+        self.status = status
+
+
+class ProviderInvalidPayload(ProviderError):
+    """The provider's answer is not valid STAPI (not JSON, or not the expected model)."""
+
+    code = "provider_invalid_payload"
+
+
+class ProviderFailedBehind(ProviderError):
+    """An upstream gateway answered that providers behind it failed: their failure, relayed.
+
+    `code` and `status` are the upstream gateway's (502, 503 or 504); `behind` names the failed
+    providers in this gateway's namespace (`g1:bravo`), for `federation:missing`.
+    """
+
+    def __init__(
+        self, provider_id: str, detail: str, *, code: str, status: int, behind: list[str], maybe_received: bool
+    ) -> None:
+        super().__init__(provider_id, detail, maybe_received=maybe_received)
+        self.code = code
+        self.status = status
+        self.behind = behind
+
+
+# --- what an adapter returns -------------------------------------------------------------
 
 
 class SearchMode(StrEnum):
@@ -57,17 +185,17 @@ class SearchResult:
 
 
 class ProviderAdapter(Protocol):
-    """A provider as the gateway sees it: one coroutine per STAPI operation."""
+    """A provider as the gateway sees it: one coroutine per operation the gateway calls, and no more.
+
+    Each operation's name is what the adapter sends in `OPERATION_EXTENSION`, and is listed in
+    `READ_OPERATIONS` or `CREATE_OPERATIONS` (adapters/client.py).
+    """
 
     provider_id: str
     base_url: str
 
     async def landing_page(self) -> JSONObject:
-        """The provider's landing page."""
-        ...
-
-    async def conformance(self) -> list[str]:
-        """The provider's API-level conformance classes."""
+        """The provider's landing page (the gateway reads the root it names itself by)."""
         ...
 
     async def list_products(self, *, token: str | None, limit: int) -> Page:
@@ -101,16 +229,8 @@ class ProviderAdapter(Protocol):
         links the next page with `next`)."""
         ...
 
-    async def list_search_records(self, *, token: str | None, limit: int) -> Page:
-        """One page of the provider's opportunity search records."""
-        ...
-
     async def get_search_record(self, record_id: str) -> JSONObject:
         """One opportunity search record."""
-        ...
-
-    async def search_record_statuses(self, record_id: str) -> list[JSONObject]:
-        """The status history of a search record."""
         ...
 
     async def create_order(self, product_id: str, payload: JSONObject) -> Created:

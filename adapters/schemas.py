@@ -30,8 +30,8 @@ from typing import Any, NamedTuple
 import jsonschema_rs
 import orjson
 
+from adapters.base import ProviderInvalidPayload
 from adapters.scrub import printable
-from gateway.domain.errors import ProviderInvalidPayload
 
 # Real order and queryables schemas are a few KiB; a 128 KiB one compiles in under 20 ms.
 MAX_SCHEMA_BYTES = 128 * 1024

@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from gateway.domain.errors import GatewayError
+from adapters.base import DeliberateError
 from gateway.domain.inputs import InputLimits
 from gateway.domain.opportunities import validate_search
 from gateway.domain.orders import validate_order
@@ -99,7 +99,7 @@ BODIES: dict[str, dict[str, Any]] = {
 def _outcome(validate: Callable[[bytes, InputLimits], Any], body: bytes) -> str:
     try:
         validate(body, LIMITS)
-    except GatewayError as exc:
+    except DeliberateError as exc:
         errors = exc.extra.get("errors") or [{}]
         return f"{exc.code} ({errors[0].get('type', '')})"
     return "accepted"

@@ -128,7 +128,7 @@ class Options:
 
 async def _profile(config_path: Path, workload: Workload, options: Options, gc_pauses: GcPauses) -> Profiler | None:
     from gateway.app import create_app
-    from gateway.settings.models import load_settings
+    from gateway.settings.loader import load_settings
 
     port = _free_port()
     app = create_app(load_settings(str(config_path)))

@@ -12,7 +12,7 @@ from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect
 from starlette.routing import Route
 
-from gateway.domain.errors import GatewayError
+from adapters.base import DeliberateError
 from gateway.http import handlers
 from gateway.http.middleware import AuthMiddleware, BodyLimitMiddleware, RequestContextMiddleware, SlashRedirect
 from gateway.http.routes import health, opportunities, orders, products, root, searches
@@ -87,7 +87,7 @@ def create_app(
             Middleware(SlashRedirect),
         ],
         exception_handlers={
-            GatewayError: handlers.gateway_error,
+            DeliberateError: handlers.gateway_error,
             HTTPException: handlers.http_error,
             ClientDisconnect: handlers.client_disconnected,
             Exception: handlers.unexpected_error,

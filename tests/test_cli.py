@@ -49,6 +49,34 @@ def test_check_config_reports_every_problem(tmp_path: Path, capsys: pytest.Captu
     assert f"{config}: providers.Bad:" in out
 
 
+def test_check_config_names_an_unknown_adapter_and_the_known_ones(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`adapter: nosuch` is reported at its file and key path, naming the value and listing the adapters."""
+    config = tmp_path / "gw.yaml"
+    config.write_text("providers:\n  acme:\n    url: http://x\n    adapter: nosuch\n    options: {a: 1}\n")
+    assert main(["check-config", str(config)]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert f"{config}: providers.acme.adapter: unknown adapter 'nosuch' (adapters: stapi)" in lines
+    # The options of an unknown adapter cannot be judged: one mistake, one problem.
+    assert not any("options" in line for line in lines)
+
+
+def test_check_config_reports_unknown_adapter_options_at_their_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A key the adapter's options model does not have is reported under `options`, in an include too."""
+    config = tmp_path / "gw.yaml"
+    config.write_text("include: [p/*.yaml]\nproviders:\n  acme:\n    url: http://x\n    options:\n      colour: red\n")
+    (tmp_path / "p").mkdir()
+    include = tmp_path / "p" / "orbit.yaml"
+    include.write_text("id: orbit\nurl: http://y\nadapter: stapi\noptions:\n  pace: 3\n")
+    assert main(["check-config", str(config)]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert f"{config}: providers.acme.options.colour: unknown key (none are allowed here)" in lines
+    assert f"{include}: options.pace: unknown key (none are allowed here)" in lines
+
+
 def test_serve_refuses_a_bad_config_before_listening(tmp_path: Path) -> None:
     """`serve` with an invalid file prints the problems and exits non-zero without serving."""
     config = tmp_path / "gw.yaml"

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from gateway.cli import _parser
-from gateway.settings.models import load_settings
+from gateway.settings.loader import load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"

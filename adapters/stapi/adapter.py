@@ -19,24 +19,20 @@ import orjson
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from stapi_pydantic import (
     OpportunitySearchRecord,
-    OpportunitySearchRecords,
     Order,
     OrderCollection,
     OrderStatuses,
     RootResponse,
 )
 
-from adapters.base import Created, JSONObject, Page, SearchMode, SearchResult
+from adapters.base import Created, JSONObject, Page, ProviderInvalidPayload, SearchMode, SearchResult
+from adapters.client import OPERATION_EXTENSION
 from adapters.schemas import CheckedSchema, check_schema
 from adapters.scrub import Scrubber
-from adapters.stapi.models import CONFORMANCE, OPPORTUNITY_COLLECTION, PRODUCT, PRODUCTS, STATUS_LIST
+from adapters.stapi.models import CONFORMANCE, OPPORTUNITY_COLLECTION, PRODUCT, PRODUCTS
 from adapters.stapi.wire import missing_of as missing_of  # re-exported: routes read upstream gateways' missing
 from adapters.stapi.wire import next_token as next_token  # re-exported: routes read page tokens with it
 from adapters.stapi.wire import segment, status_error, transport_error
-from gateway.domain.errors import (
-    ProviderInvalidPayload,
-)
-from gateway.upstream.transport import OPERATION_EXTENSION
 
 
 @functools.lru_cache(maxsize=4096)
@@ -166,11 +162,6 @@ class StapiAdapter:
         """The provider's landing page."""
         return await self._get("landing_page", RootResponse, "/")
 
-    async def conformance(self) -> list[str]:
-        """The provider's API-level conformance classes."""
-        body = await self._get("conformance", CONFORMANCE, "/conformance")
-        return list(body["conformsTo"])
-
     async def list_products(self, *, token: str | None, limit: int) -> Page:
         """One page of the provider's products."""
         return self._page(await self._get("list_products", PRODUCTS, "/products", next=token, limit=limit), "products")
@@ -236,31 +227,11 @@ class StapiAdapter:
             limit=limit,
         )
 
-    async def list_search_records(self, *, token: str | None, limit: int) -> Page:
-        """One page of search records."""
-        body = await self._get(
-            "list_search_records", OpportunitySearchRecords, "/searches/opportunities", next=token, limit=limit
-        )
-        return self._page(body, "search_records")
-
     async def get_search_record(self, record_id: str) -> JSONObject:
         """One search record."""
         return await self._get(
             "get_search_record", OpportunitySearchRecord, f"/searches/opportunities/{self._seg(record_id)}"
         )
-
-    async def search_record_statuses(self, record_id: str) -> list[JSONObject]:
-        """A search record's statuses (stapi-fastapi answers a bare array)."""
-        response = await self._call(
-            "search_record_statuses", "GET", f"/searches/opportunities/{self._seg(record_id)}/statuses"
-        )
-        data = self._json(response)
-        try:
-            STATUS_LIST.validate_python(data)
-        except ValidationError:
-            raise ProviderInvalidPayload(self.provider_id, "search record statuses are not valid STAPI") from None
-        assert isinstance(data, list)
-        return data
 
     async def create_order(self, product_id: str, payload: JSONObject) -> Created:
         """Place an order once; the caller owns retries and unknown outcomes."""

@@ -9,10 +9,7 @@ from __future__ import annotations
 from typing import Any, Literal, NotRequired
 
 from pydantic import TypeAdapter
-from stapi_pydantic import OpportunitySearchStatus
 from typing_extensions import TypedDict
-
-STATUS_LIST = TypeAdapter(list[OpportunitySearchStatus])
 
 
 class LeanProduct(TypedDict):

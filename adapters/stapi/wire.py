@@ -13,11 +13,10 @@ from urllib.parse import parse_qs, quote, urlsplit
 import httpx
 import orjson
 
-from adapters.base import JSONObject
-from adapters.scrub import Scrubber
-from gateway.domain.errors import (
-    GatewayError,
+from adapters.base import (
+    DeliberateError,
     InvalidRequest,
+    JSONObject,
     ProviderBadStatus,
     ProviderError,
     ProviderFailedBehind,
@@ -28,7 +27,8 @@ from gateway.domain.errors import (
     RequestValidationFailed,
     UpstreamNotFound,
 )
-from gateway.upstream.transport import BodyRefused, CircuitOpen, ResponseTooLarge, failures_behind, reported_ids
+from adapters.client import BodyRefused, CircuitOpen, ResponseTooLarge, failures_behind, reported_ids
+from adapters.scrub import Scrubber
 
 # The error codes an upstream gateway may relay (the contract's codes are lower-case words).
 _CODE = re.compile(r"^[a-z][a-z_]{0,39}$")
@@ -133,7 +133,7 @@ def transport_error(pid: str, exc: httpx.TransportError) -> ProviderError:
     return ProviderUnreachable(pid, f"provider '{pid}' could not be reached ({kind})", maybe_received=sent)
 
 
-def status_error(pid: str, response: httpx.Response, client_payload: bool, scrubber: Scrubber) -> GatewayError:
+def status_error(pid: str, response: httpx.Response, client_payload: bool, scrubber: Scrubber) -> DeliberateError:
     """An unexpected status as the gateway's error, with the provider's words scrubbed."""
     status = response.status_code
     if status == 404:

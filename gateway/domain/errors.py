@@ -1,35 +1,31 @@
-"""The gateway's exception hierarchy: what went wrong, never how to say it over HTTP.
+"""The gateway's own errors: what went wrong, never how to say it over HTTP.
 
-`gateway.http.handlers` owns the single table that turns these into responses.
+They derive from the root of one hierarchy, `DeliberateError` in adapters/base.py, which also
+holds what an adapter may raise (provider failures, a provider's not-found, invalid request and
+validation failures: categories the gateway raises too). `gateway.http.handlers` owns the single
+table that turns both kinds into responses.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from adapters.base import (
+    DeliberateError,
+    InvalidRequest,
+    NotFound,
+    ProviderError,
+    ProviderFailedBehind,
+    ProviderTimeout,
+)
 
 
-class GatewayError(Exception):
-    """Base of every error the gateway raises on purpose."""
+class GatewayError(DeliberateError):
+    """Base of the errors the gateway itself raises on purpose (not a provider's, not a category
+    shared with adapters): catch `DeliberateError` for every deliberate error."""
 
     code = "gateway_error"
 
-    def __init__(
-        self, detail: str, *, extra: dict[str, Any] | None = None, headers: dict[str, str] | None = None
-    ) -> None:
-        super().__init__(detail)
-        self.detail = detail
-        self.extra = extra or {}
-        # Response headers the error calls for (WWW-Authenticate, Retry-After).
-        self.headers = headers or {}
-
 
 # --- the client's mistakes -------------------------------------------------------------
-
-
-class InvalidRequest(GatewayError):
-    """The request is malformed in a way no schema describes (bad query value, bad header)."""
-
-    code = "invalid_request"
 
 
 class InvalidCursor(InvalidRequest):
@@ -74,12 +70,6 @@ class UnsupportedMediaType(GatewayError):
     code = "unsupported_media_type"
 
 
-class NotFound(GatewayError):
-    """The addressed resource does not exist."""
-
-    code = "not_found"
-
-
 class SearchNotSupported(NotFound):
     """The product cannot search opportunities (an order-only product): it has no such resource."""
 
@@ -92,92 +82,7 @@ class UnknownProvider(NotFound):
     code = "unknown_provider"
 
 
-class RequestValidationFailed(GatewayError):
-    """The body or parameters fail validation; `errors` lists each failing location."""
-
-    code = "validation_failed"
-
-    def __init__(self, detail: str, errors: list[dict[str, Any]]) -> None:
-        super().__init__(detail, extra={"errors": errors})
-        self.errors = errors
-
-
-# --- the providers' failures -----------------------------------------------------------
-
-
-class ProviderError(GatewayError):
-    """A provider failed to give a usable answer.
-
-    `maybe_received` says whether the provider may have acted on the request anyway (the
-    connection was lost or timed out after sending): what decides if an order's outcome is unknown.
-    """
-
-    code = "provider_error"
-
-    def __init__(self, provider_id: str, detail: str, *, maybe_received: bool = False) -> None:
-        super().__init__(detail, extra={"provider": provider_id})
-        self.provider_id = provider_id
-        self.maybe_received = maybe_received
-
-
-class ProviderTimeout(ProviderError):
-    """The provider did not answer within its timeout or the request's deadline."""
-
-    code = "provider_timeout"
-
-
-class ProviderUnreachable(ProviderError):
-    """No connection to the provider could be made, or it was lost."""
-
-    code = "provider_unreachable"
-
-
-class ProviderUnavailable(ProviderError):
-    """The gateway is not calling the provider for now (its circuit breaker is open)."""
-
-    code = "provider_unavailable"
-
-
-class ProviderBadStatus(ProviderError):
-    """The provider answered with an unexpected HTTP status."""
-
-    code = "provider_bad_status"
-
-    def __init__(self, provider_id: str, detail: str, status: int) -> None:
-        super().__init__(provider_id, detail)
-        self.status = status
-
-
-class ProviderInvalidPayload(ProviderError):
-    """The provider's answer is not valid STAPI (not JSON, or not the expected model)."""
-
-    code = "provider_invalid_payload"
-
-
-class ProviderFailedBehind(ProviderError):
-    """An upstream gateway answered that providers behind it failed: their failure, relayed.
-
-    `code` and `status` are the upstream gateway's (502, 503 or 504); `behind` names the failed
-    providers in this gateway's namespace (`g1:bravo`), for `federation:missing`.
-    """
-
-    def __init__(
-        self, provider_id: str, detail: str, *, code: str, status: int, behind: list[str], maybe_received: bool
-    ) -> None:
-        super().__init__(provider_id, detail, maybe_received=maybe_received)
-        self.code = code
-        self.status = status
-        self.behind = behind
-
-
-class UpstreamNotFound(NotFound):
-    """The provider says the addressed resource does not exist."""
-
-    code = "not_found"
-
-    def __init__(self, provider_id: str, detail: str) -> None:
-        super().__init__(detail, extra={"provider": provider_id})
-        self.provider_id = provider_id
+# --- the providers' failures, as one request sees them --------------------------------
 
 
 class AllProvidersFailed(GatewayError):

@@ -9,8 +9,8 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ValidationError
 
+from adapters.base import InvalidRequest, RequestValidationFailed
 from gateway.domain.cql2_filter import check_filter
-from gateway.domain.errors import InvalidRequest, RequestValidationFailed
 from gateway.domain.shapes import ShapeProblem, positions
 
 MAX_ERRORS = 20

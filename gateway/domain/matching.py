@@ -11,8 +11,8 @@ import math
 from datetime import datetime
 from typing import Any
 
+from adapters.base import DeliberateError, ProviderBadStatus, ProviderError, ProviderInvalidPayload
 from gateway.domain.attempts import AttemptState
-from gateway.domain.errors import GatewayError, ProviderBadStatus, ProviderError, ProviderInvalidPayload
 
 
 def create_outcome(exc: BaseException) -> AttemptState:
@@ -27,7 +27,7 @@ def create_outcome(exc: BaseException) -> AttemptState:
         return AttemptState.UNKNOWN  # an answer came back, so the request arrived
     if isinstance(exc, ProviderError):
         return AttemptState.UNKNOWN if exc.maybe_received else AttemptState.REJECTED
-    if isinstance(exc, GatewayError):
+    if isinstance(exc, DeliberateError):
         return AttemptState.REJECTED  # the provider's 4xx, said in the client's terms (400/404/422)
     return AttemptState.UNKNOWN  # a failure nobody foresaw: assume the worst
 

@@ -18,7 +18,7 @@ import re
 from typing import Any
 from urllib.parse import quote
 
-from gateway.domain.errors import RequestValidationFailed
+from adapters.base import RequestValidationFailed
 from gateway.domain.inputs import field_error
 
 MEMBER = "member"

@@ -8,8 +8,8 @@ from typing import Any, Literal
 
 from stapi_pydantic import OpportunityPayload
 
+from adapters.base import RequestValidationFailed
 from gateway.domain import ids
-from gateway.domain.errors import RequestValidationFailed
 from gateway.domain.inputs import InputLimits, check_body, field_error, parse_object
 from gateway.domain.links import LinkRewriter
 from gateway.domain.member_choice import MEMBER

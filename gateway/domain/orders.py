@@ -11,10 +11,10 @@ import orjson
 from pydantic import ConfigDict
 from stapi_pydantic import OrderParameters, OrderPayload
 
+from adapters.base import RequestValidationFailed
 from adapters.schemas import CheckedSchema
 from gateway.domain import ids
 from gateway.domain.attempts import AttemptState, OrderAttempt, Resolution
-from gateway.domain.errors import RequestValidationFailed
 from gateway.domain.inputs import InputLimits, check_body, field_error, parse_object
 from gateway.domain.links import LinkRewriter
 from gateway.domain.matching import created_at

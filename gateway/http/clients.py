@@ -28,7 +28,7 @@ from typing import Self
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from gateway.domain.ratelimit import TokenBucket
-from gateway.settings.loader import PositiveFloat
+from gateway.settings.fields import PositiveFloat
 
 ALL = "*"
 CLIENT_ID = re.compile(r"^[a-z][a-z0-9-]{0,63}$")

@@ -1,4 +1,4 @@
-"""The one table from the gateway's exceptions to HTTP responses."""
+"""The one table from deliberate errors (the gateway's own and its adapters') to HTTP responses."""
 
 from __future__ import annotations
 
@@ -7,16 +7,10 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.domain.errors import (
-    AllProvidersFailed,
-    Forbidden,
-    GatewayError,
-    IdempotencyKeyInProgress,
-    IdempotencyKeyReused,
+from adapters.base import (
+    DeliberateError,
     InvalidRequest,
     NotFound,
-    OrderOutcomeUnknown,
-    PayloadTooLarge,
     ProviderBadStatus,
     ProviderError,
     ProviderFailedBehind,
@@ -24,21 +18,30 @@ from gateway.domain.errors import (
     ProviderTimeout,
     ProviderUnavailable,
     ProviderUnreachable,
+    RequestValidationFailed,
+)
+from adapters.client import PROVIDER_FAILURE_HEADER
+from gateway.domain.errors import (
+    AllProvidersFailed,
+    Forbidden,
+    GatewayError,
+    IdempotencyKeyInProgress,
+    IdempotencyKeyReused,
+    OrderOutcomeUnknown,
+    PayloadTooLarge,
     RateLimited,
     RequestTimeout,
-    RequestValidationFailed,
     StoreNotDurable,
     StoreUnavailable,
     Unauthorized,
     UnsupportedMediaType,
 )
 from gateway.http.responses import JSONResponse, error_body
-from gateway.upstream.transport import PROVIDER_FAILURE_HEADER
 
 log = structlog.get_logger("gateway.errors")
 
 # Most specific first: the first class in the error's MRO that appears here decides.
-STATUS_BY_ERROR: dict[type[GatewayError], int] = {
+STATUS_BY_ERROR: dict[type[DeliberateError], int] = {
     InvalidRequest: 400,
     Unauthorized: 401,
     Forbidden: 403,
@@ -61,6 +64,7 @@ STATUS_BY_ERROR: dict[type[GatewayError], int] = {
     StoreUnavailable: 503,
     StoreNotDurable: 503,
     GatewayError: 500,
+    DeliberateError: 500,
 }
 
 _HTTP_CODES = {
@@ -72,7 +76,7 @@ _HTTP_CODES = {
 }
 
 
-def status_for(exc: GatewayError) -> int:
+def status_for(exc: DeliberateError) -> int:
     """The HTTP status for a gateway error."""
     if isinstance(exc, AllProvidersFailed) and exc.timed_out:
         return 504
@@ -97,7 +101,7 @@ def _respond(status: int, body: dict[str, object], request_id: str, headers: dic
 STORE_DETAIL = "The gateway's state store is unavailable; try again shortly."
 
 
-def failed_providers(exc: GatewayError) -> list[str]:
+def failed_providers(exc: DeliberateError) -> list[str]:
     """The providers whose failure an error is (empty when it is the gateway's own)."""
     if isinstance(exc, AllProvidersFailed):
         return list(exc.extra["federation:missing"])
@@ -105,11 +109,11 @@ def failed_providers(exc: GatewayError) -> list[str]:
     return [provider] if isinstance(provider, str) else []
 
 
-def error_response(exc: GatewayError, request_id: str) -> Response:
-    """The contract's JSON error response for a GatewayError.
+def error_response(exc: DeliberateError, request_id: str) -> Response:
+    """The contract's JSON error response for a DeliberateError.
 
     A 5xx that is the failure of providers names them in a header, so that a gateway in front of
-    this one does not count it as this gateway's failure (gateway/upstream/transport.py).
+    this one does not count it as this gateway's failure (gateway/upstream/policy.py).
     """
     status = status_for(exc)
     headers = exc.headers
@@ -122,8 +126,8 @@ def error_response(exc: GatewayError, request_id: str) -> Response:
 
 
 async def gateway_error(request: Request, exc: Exception) -> Response:
-    """Render a GatewayError."""
-    assert isinstance(exc, GatewayError)
+    """Render a DeliberateError."""
+    assert isinstance(exc, DeliberateError)
     runtime = request.scope.get("state", {}).get("runtime")
     if isinstance(exc, StoreUnavailable) and runtime is not None:
         runtime.metrics.store_errors.labels("request").inc()

@@ -16,9 +16,9 @@ from typing import Any, TypeVar
 
 import structlog
 
+from adapters.base import DeliberateError, NotFound
 from adapters.schemas import CheckedSchema
 from gateway.domain import ids
-from gateway.domain.errors import GatewayError, NotFound
 from gateway.services.fanout import Deadline, call_one
 from gateway.settings.models import FederatedProduct, Settings
 from gateway.upstream.providers import Provider, Providers
@@ -186,7 +186,7 @@ class Catalogue:
             except NotFound:
                 log.error("federated_member_unknown", product=federated_id, member=member.gateway_id)
                 return member.gateway_id
-            except GatewayError as exc:
+            except DeliberateError as exc:
                 log.warning("federated_member_unchecked", product=federated_id, member=member.gateway_id, code=exc.code)
             return None
 

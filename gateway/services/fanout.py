@@ -15,15 +15,15 @@ from typing import Generic, TypeVar
 
 import structlog
 
-from gateway.domain.errors import (
-    AllProvidersFailed,
-    GatewayError,
+from adapters.base import (
+    DeliberateError,
     NotFound,
     ProviderError,
     ProviderFailedBehind,
     ProviderInvalidPayload,
     ProviderTimeout,
 )
+from gateway.domain.errors import AllProvidersFailed
 from gateway.upstream.context import deadline_remaining
 
 T = TypeVar("T")
@@ -61,7 +61,7 @@ class Fanout(Generic[T]):
     """What a fan-out gathered: results and errors by key (provider or member id), in the order asked."""
 
     results: dict[str, T] = field(default_factory=dict)
-    failures: dict[str, GatewayError] = field(default_factory=dict)
+    failures: dict[str, DeliberateError] = field(default_factory=dict)
 
     @property
     def missing(self) -> list[str]:
@@ -86,7 +86,7 @@ class Fanout(Generic[T]):
         )
 
 
-def _as_provider_error(key: str, exc: GatewayError) -> ProviderError:
+def _as_provider_error(key: str, exc: DeliberateError) -> ProviderError:
     if isinstance(exc, ProviderError):
         return exc
     # In a merged answer even a 404 from one provider means that provider's part is missing.
@@ -118,7 +118,7 @@ async def call_one(provider_id: str, call: Callable[[], Awaitable[T]], deadline:
     except TimeoutError:
         detail = f"provider '{provider_id}' did not answer before the deadline"
         raise ProviderTimeout(provider_id, detail, maybe_received=True) from None
-    except GatewayError:
+    except DeliberateError:
         raise
     except Exception as exc:
         raise unexpected_failure(provider_id, exc) from None
@@ -148,7 +148,7 @@ async def gather(calls: Mapping[str, Callable[[], Awaitable[T]]], deadline: Dead
         exc = task.exception()
         if exc is None:
             out.results[key] = task.result()
-        elif isinstance(exc, GatewayError):
+        elif isinstance(exc, DeliberateError):
             out.failures[key] = exc
         else:
             out.failures[key] = unexpected_failure(provider_of(key), exc)

@@ -14,10 +14,9 @@ from typing import Any
 import orjson
 import structlog
 
-from adapters.base import Page
+from adapters.base import DeliberateError, InvalidRequest, NotFound, Page, ProviderBadStatus
 from gateway.domain import ids
 from gateway.domain.attempts import AttemptState, OrderAttempt, Resolution
-from gateway.domain.errors import GatewayError, InvalidRequest, NotFound, ProviderBadStatus
 from gateway.domain.matching import created_at, same_order
 from gateway.domain.orders import placed_order
 from gateway.obs.metrics import Metrics
@@ -99,7 +98,7 @@ class OrderListScan:
                 log.warning("order_reconcile_restart", provider=pid, code=exc.code)
                 await self._save_position(pid, ScanPosition())
                 return found
-            except GatewayError as exc:
+            except DeliberateError as exc:
                 log.warning("order_reconcile_failed", provider=pid, code=exc.code)
                 return found
             finally:

@@ -14,8 +14,9 @@ from typing import Any
 
 import structlog
 
+from adapters.base import DeliberateError
 from gateway.domain.attempts import AttemptError, AttemptState, OrderAttempt, Resolution
-from gateway.domain.errors import GatewayError, IdempotencyKeyInProgress, IdempotencyKeyReused, OrderOutcomeUnknown
+from gateway.domain.errors import IdempotencyKeyInProgress, IdempotencyKeyReused, OrderOutcomeUnknown
 from gateway.domain.matching import create_outcome
 from gateway.domain.member_choice import to_upstream
 from gateway.domain.orders import check_order_parameters, fingerprint, member_for, placed_order, upstream_order
@@ -94,8 +95,8 @@ class OrderDesk:
         Returns the placed attempt when the reconciler found the order meanwhile: the client gets
         it (201), as the contract says, not the provider's error (which would read as rejected).
         """
-        code = exc.code if isinstance(exc, GatewayError) else "internal_error"
-        detail = exc.detail if isinstance(exc, GatewayError) else type(exc).__name__
+        code = exc.code if isinstance(exc, DeliberateError) else "internal_error"
+        detail = exc.detail if isinstance(exc, DeliberateError) else type(exc).__name__
         error = AttemptError(code, detail)
         now = time.time()
         if create_outcome(exc) is AttemptState.REJECTED:
@@ -103,7 +104,7 @@ class OrderDesk:
             await self.journal.transition(attempt.id, lambda a: a.moved(AttemptState.REJECTED, now, error=error))
             return None
         self.metrics.order_outcomes.labels("unknown").inc()
-        if not isinstance(exc, GatewayError):
+        if not isinstance(exc, DeliberateError):
             log.error("order_create_crashed", attempt=attempt.id, member=attempt.member, exc_info=exc)
         unknown = await self.journal.transition(
             attempt.id, lambda a: a.moved(AttemptState.UNKNOWN, now, error=error, next_check=now)

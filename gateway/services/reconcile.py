@@ -18,8 +18,9 @@ from dataclasses import dataclass
 
 import structlog
 
+from adapters.base import NotFound
 from gateway.domain.attempts import AttemptError, AttemptState, OrderAttempt
-from gateway.domain.errors import NotFound, StoreUnavailable
+from gateway.domain.errors import StoreUnavailable
 from gateway.obs.metrics import Metrics
 from gateway.services.background import stop_task, wait_event
 from gateway.services.catalogue import Catalogue

@@ -21,18 +21,19 @@ from urllib.parse import unquote, urlsplit
 
 import structlog
 
-from adapters.base import JSONObject, SearchMode
-from adapters.scrub import printable
-from adapters.stapi.adapter import missing_of, next_token
-from gateway.domain import ids
-from gateway.domain.errors import (
-    GatewayError,
+from adapters.base import (
+    DeliberateError,
     InvalidRequest,
+    JSONObject,
     NotFound,
     ProviderInvalidPayload,
     RequestValidationFailed,
-    StoreUnavailable,
+    SearchMode,
 )
+from adapters.scrub import printable
+from adapters.stapi.adapter import missing_of, next_token
+from gateway.domain import ids
+from gateway.domain.errors import StoreUnavailable
 from gateway.domain.opportunities import MAX_LIMIT, namespace_opportunity, start_key, upstream_request
 from gateway.obs.metrics import Metrics
 from gateway.services.background import stop_task
@@ -163,7 +164,7 @@ class SearchRunner:
                 state["mode"] = "upstream" if caps.async_ else "emulated"
             await self._search_step(record, member_id, member, state, deadline)
             state["attempts"] = 0
-        except GatewayError as exc:
+        except DeliberateError as exc:
             state["attempts"] += 1
             if isinstance(exc, _FINAL) or state["attempts"] >= MAX_ATTEMPTS:
                 if state["pages"]:

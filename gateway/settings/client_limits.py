@@ -1,6 +1,6 @@
 """The `gateway:` settings about what clients may send and what the gateway shows them.
 
-Kept apart from `gateway.settings.models` (which is long enough); `GatewaySettings` inherits them, so
+Kept apart from `gateway.settings.models` (modules stay under 300 lines); `GatewaySettings` inherits them, so
 in YAML they are ordinary keys of the `gateway:` section.
 """
 
@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork
 
-from gateway.settings.loader import PositiveFloat, PositiveInt
+from gateway.settings.fields import PositiveFloat, PositiveInt
 
 
 # Parsing the peer's address on every request cost 2 % of a proxied request (bench/profile.py);

@@ -1,349 +1,167 @@
-"""Reading configuration files: YAML parsing, `${VAR}` interpolation, includes, error locations.
+"""Loading the configuration: the main file, its includes and the environment, into one `Settings`,
+every problem reported with its file and key path (files.py reads, the models judge).
 
-Nothing here knows the schema; `gateway.settings.models` owns the models and decides what is valid.
-What lives here is generic: field types the models share (`PositiveFloat`, `RootUrl`,
-`HttpHeaders`, ...), and helpers for keyed sections, ids and list-item errors. Loading reports
-trouble as `ConfigProblem` values instead of raising, so that one run of `check-config` can show
-an operator everything that is wrong at once.
+Rules that relate entries to each other (members and clients naming configured providers, one
+definition per provider id) are checked here, where each problem can be located; `Settings` is
+then built without checking them again.
 """
 
 from __future__ import annotations
 
-import glob
 import os
-import re
-from collections.abc import Callable, Collection, Hashable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Annotated, Any, Protocol, Self, TypeVar
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
 
-import yaml
-from pydantic import AfterValidator, BaseModel, Field, HttpUrl, ValidationError
-from pydantic_core import PydanticCustomError
+from pydantic import ValidationError
 
-KeyPart = str | int
-ModelT = TypeVar("ModelT", bound=BaseModel)
+from gateway.http.clients import ALL, ClientSettings
+from gateway.settings.files import ProblemCollector
+from gateway.settings.models import (
+    REFERENCES_CHECKED,
+    FederatedProduct,
+    GatewaySettings,
+    Settings,
+    unknown_members,
+    unknown_provider,
+)
+from gateway.settings.problems import ConfigError, ConfigProblem, KeyPart, key_path, validation_errors
+from gateway.settings.providers import PROVIDER_ID, ProviderSettings
 
-
-class _Identified(Protocol):
-    @property
-    def id(self) -> str: ...
-
-    @classmethod
-    def model_validate(cls, obj: Any, /) -> Self: ...
-
-
-IdentifiedT = TypeVar("IdentifiedT", bound=_Identified)
-# ctx key of a `PydanticCustomError` that locates its problems at items of the failing list.
-ITEM_PROBLEMS = "item_problems"
+STORE_ENV = "STAPI_GATEWAY_STORE"
+_TOP_KEYS = ("gateway", "include", "providers", "products", "clients")
 
 
-@dataclass(frozen=True)
-class ConfigProblem:
-    """One thing wrong with the configuration: the file, the key path inside it, and what is wrong."""
+class _Assembler(ProblemCollector):
+    """Reads the main file and its includes into one `Settings`, collecting every problem."""
 
-    file: str
-    key_path: str
-    message: str
+    def __init__(self, path: str, environ: Mapping[str, str]) -> None:
+        super().__init__(environ)
+        self.path = path
+        self.providers: dict[str, ProviderSettings] = {}
+        self.origins: dict[str, str] = {}
+        self.entries = 0
 
-    def __str__(self) -> str:
-        where = f"{self.file}: {self.key_path}" if self.key_path else self.file
-        return f"{where}: {self.message}"
-
-
-class ConfigError(Exception):
-    """The configuration cannot be used; `problems` lists every reason found, not just the first."""
-
-    def __init__(self, problems: Sequence[ConfigProblem]) -> None:
-        self.problems = list(problems)
-        lines = "\n".join(f"  {problem}" for problem in self.problems)
-        super().__init__(f"invalid configuration ({len(self.problems)} problem(s)):\n{lines}")
-
-
-def key_path(parts: Sequence[KeyPart]) -> str:
-    """Render a location as `providers.acme.headers` / `include[0]`, the form every problem uses."""
-    out = ""
-    for part in parts:
-        if isinstance(part, int) and not isinstance(part, bool):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
-    return out
-
-
-class _StrictLoader(yaml.SafeLoader):
-    """A SafeLoader that remembers duplicate mapping keys, which PyYAML silently lets the last one win."""
-
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self.duplicates: list[tuple[str, int]] = []
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Hashable, Any]:
-        seen: set[tuple[str, str]] = set()
-        for key_node, _ in node.value:
-            # Merge keys (`<<`) may legitimately be overridden, and only scalars can be compared here.
-            if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node, yaml.ScalarNode):
-                continue
-            ident = (key_node.tag, key_node.value)
-            if ident in seen:
-                self.duplicates.append((key_node.value, key_node.start_mark.line + 1))
-            seen.add(ident)
-        return super().construct_mapping(node, deep=deep)
-
-
-def read_yaml(path: str) -> tuple[Any, list[ConfigProblem]]:
-    """Parse one YAML file; returns `(None, problems)` when it cannot be read, `{}` for an empty file."""
-    try:
-        with open(path, "rb") as handle:
-            raw = handle.read()
-    except FileNotFoundError:
-        return None, [ConfigProblem(path, "", "file not found")]
-    except OSError as exc:
-        return None, [ConfigProblem(path, "", f"cannot read file: {exc.strerror or exc}")]
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return None, [ConfigProblem(path, "", f"not valid UTF-8 (at byte {exc.start})")]
-
-    loader = _StrictLoader(text)
-    try:
-        data = loader.get_single_data()
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        what = exc.problem or exc.context or "syntax error"
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        return None, [ConfigProblem(path, "", f"invalid YAML{where}: {what}")]
-    except yaml.YAMLError as exc:
-        return None, [ConfigProblem(path, "", f"invalid YAML: {exc}")]
-    finally:
-        loader.dispose()
-    problems = [ConfigProblem(path, "", f"duplicate key {key!r} at line {line}") for key, line in loader.duplicates]
-    return ({} if data is None else data), problems
-
-
-# `$${` first so that the escape wins over a reference starting at the same `$`.
-_TOKEN = re.compile(r"\$\$\{|\$\{([^}]*)\}|\$\{")
-_VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-def _substitute(text: str, environ: Mapping[str, str], report: Callable[[str], None]) -> str:
-    def replace(match: re.Match[str]) -> str:
-        token = match.group(0)
-        name = match.group(1)
-        if token == "$${":
-            return "${"
-        if name is None:
-            report("unterminated '${' (write '$${' for a literal '${')")
-        elif not _VAR_NAME.fullmatch(name):
-            report(f"invalid variable reference '${{{name}}}' (write '$${{' for a literal '${{')")
-        elif name not in environ:
-            report(f"environment variable {name} is not set")
-        else:
-            return environ[name]
-        return token
-
-    return _TOKEN.sub(replace, text)
-
-
-def interpolate(
-    value: Any, environ: Mapping[str, str], file: str, where: tuple[KeyPart, ...] = ()
-) -> tuple[Any, list[ConfigProblem]]:
-    """Replace `${VAR}` in every string scalar (not in keys); `$${` yields a literal `${`."""
-    problems: list[ConfigProblem] = []
-
-    def walk(node: Any, at: tuple[KeyPart, ...]) -> Any:
-        if isinstance(node, str):
-            return _substitute(node, environ, lambda msg: problems.append(ConfigProblem(file, key_path(at), msg)))
-        if isinstance(node, dict):
-            return {k: walk(v, (*at, k if isinstance(k, str) else str(k))) for k, v in node.items()}
-        if isinstance(node, list):
-            return [walk(item, (*at, i)) for i, item in enumerate(node)]
-        return node
-
-    return walk(value, where), problems
-
-
-def _expand(pattern: str, base_dir: str) -> list[str]:
-    # Escaped so that a directory name like `[prod]` is taken literally, not as a character class.
-    full = os.path.join(glob.escape(base_dir), pattern) if base_dir else pattern
-    return sorted(match for match in glob.glob(full, recursive=True) if os.path.isfile(match))
-
-
-def resolve_includes(patterns: list[Any], main_file: str) -> tuple[list[str], list[ConfigProblem]]:
-    """Files named by `include`, relative to the main file, in pattern order then sorted; each once."""
-    problems: list[ConfigProblem] = []
-    files: list[str] = []
-    main_real = os.path.realpath(main_file)
-    seen: set[str] = set()
-    for index, pattern in enumerate(patterns):
-        where = key_path(("include", index))
-        if not isinstance(pattern, str) or not pattern:
-            problems.append(ConfigProblem(main_file, where, "must be a non-empty glob pattern"))
-            continue
-        # A broad pattern like `*.yaml` must not pull the main file in as a provider.
-        matches = [m for m in _expand(pattern, os.path.dirname(main_file)) if os.path.realpath(m) != main_real]
-        if not matches:
-            problems.append(ConfigProblem(main_file, where, f"pattern {pattern!r} matches no file"))
-        for match in matches:
-            if os.path.realpath(match) not in seen:
-                seen.add(os.path.realpath(match))
-                files.append(match)
-    return files, problems
-
-
-def by_id(
-    model: type[IdentifiedT], items: Iterable[IdentifiedT | Mapping[str, Any]], what: str
-) -> dict[str, IdentifiedT]:
-    """Models, given as models or as mappings to validate, keyed by `id` in order; a repeated id is a ValueError."""
-    out: dict[str, IdentifiedT] = {}
-    for item in items:
-        value = item if isinstance(item, model) else model.model_validate(item)
-        if value.id in out:
-            raise ValueError(f"duplicate {what} id {value.id!r}")
-        out[value.id] = value
-    return out
-
-
-def counted(names: Collection[str], noun: str) -> str:
-    """`1 provider (a)`, `2 providers (a, b)`."""
-    return f"{len(names)} {noun}{'' if len(names) == 1 else 's'} ({', '.join(names)})"
-
-
-def repeats(values: Sequence[Hashable]) -> list[tuple[int, int]]:
-    """`(index, index of its first occurrence)` for every value that repeats an earlier one."""
-    first: dict[Hashable, int] = {}
-    return [(index, first[value]) for index, value in enumerate(values) if first.setdefault(value, index) != index]
-
-
-_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-
-
-def _check_http_headers(value: dict[str, str]) -> dict[str, str]:
-    seen: set[str] = set()
-    for name, header in value.items():
-        if not _HEADER_NAME.fullmatch(name):
-            raise ValueError(f"{name!r} is not a valid HTTP header name")
-        if name.lower() in seen:
-            raise ValueError(f"header {name!r} is given twice (names are case-insensitive)")
-        seen.add(name.lower())
-        # Values often come from ${VAR}; a stray newline there would smuggle in extra headers.
-        if any(c in header for c in "\r\n\0"):
-            raise ValueError(f"value of header {name!r} contains a line break or NUL")
-    return value
-
-
-def _root_url(url: HttpUrl) -> HttpUrl:
-    # Query and fragment would be lost or duplicated once paths are appended to the root.
-    if url.query or url.fragment:
-        raise ValueError("must not have a query string or fragment")
-    return url
-
-
-# Field types shared by the settings models.
-PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-NonNegativeFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
-PositiveInt = Annotated[int, Field(gt=0)]
-NonNegativeInt = Annotated[int, Field(ge=0)]
-# An http(s) root that paths are appended to.
-RootUrl = Annotated[HttpUrl, AfterValidator(_root_url)]
-# Outgoing HTTP headers: valid names, each once (case-insensitively), no line breaks in values.
-HttpHeaders = Annotated[dict[str, str], AfterValidator(_check_http_headers)]
-
-
-def item_problems(problems: Sequence[tuple[int, str]]) -> PydanticCustomError:
-    """An error for a list validator to raise: one problem per `(index, message)`, each located at its item."""
-    detail = "; ".join(f"[{index}]: {message}" for index, message in problems)
-    return PydanticCustomError("item_problems", "{detail}", {"detail": detail, ITEM_PROBLEMS: list(problems)})
-
-
-def validation_errors(exc: ValidationError, fields: Iterable[str]) -> list[tuple[tuple[KeyPart, ...], str]]:
-    """A pydantic error as `(location, message)` pairs, with unknown keys listing the allowed ones."""
-    out: list[tuple[tuple[KeyPart, ...], str]] = []
-    # Inputs are never echoed: after interpolation they may hold tokens from the environment.
-    # Context is read only for `item_problems`, whose messages the validators wrote themselves.
-    for err in exc.errors(include_url=False, include_input=False, include_context=True):
-        loc = tuple(part for part in err["loc"] if part != "[key]")
-        if err["type"] == "item_problems":
-            out += [((*loc, index), message) for index, message in err.get("ctx", {})[ITEM_PROBLEMS]]
-            continue
-        if err["type"] == "extra_forbidden":
-            message = f"unknown key (expected one of: {', '.join(fields)})"
-        elif err["type"] == "missing":
-            message = "required key is missing"
-        else:
-            message = err["msg"].removeprefix("Value error, ")
-        out.append((loc, message))
-    return out
-
-
-class ProblemCollector:
-    """Reads YAML files into interpolated mappings, accumulating problems instead of raising."""
-
-    def __init__(self, environ: Mapping[str, str]) -> None:
-        self.environ = environ
-        self.problems: list[ConfigProblem] = []
-        # Places whose ${VAR} failed: their validation errors would only repeat the same cause.
-        self.unresolved: set[tuple[str, str]] = set()
-
-    def report(self, file: str, where: Sequence[KeyPart], message: str) -> None:
-        """Record a problem, unless that place already has an unresolved variable."""
-        if (file, key_path(where)) not in self.unresolved:
-            self.problems.append(ConfigProblem(file, key_path(where), message))
-
-    def read_mapping(self, file: str) -> dict[Any, Any] | None:
-        """The file's top-level mapping with `${VAR}` resolved, or None when it cannot be used."""
-        data, problems = read_yaml(file)
-        self.problems += problems
-        if data is None:
+    def run(self) -> Settings | None:
+        doc = self.read_mapping(self.path)
+        if doc is None:
             return None
+        for key in doc:
+            if key not in _TOP_KEYS:
+                self.report(self.path, (str(key),), f"unknown key (expected one of: {', '.join(_TOP_KEYS)})")
+        gateway = self.gateway(doc.get("gateway"))
+        for where, fields, id_from_key in self.keyed_entries(self.path, "providers", doc.get("providers"), "provider"):
+            self.entries += 1
+            if fields is not None:
+                self.add_provider(self.path, where, fields, id_from_key=id_from_key)
+        self.includes(doc.get("include"))
+        if self.entries == 0:
+            self.report(self.path, ("providers",), "no providers configured (under `providers` or `include`)")
+        # After the includes: members may name providers defined in any file.
+        products = self.products(doc.get("products"))
+        clients = self.clients(doc.get("clients"), products)
+        if self.problems or gateway is None:
+            return None
+        fields = {"gateway": gateway, "providers": self.providers, "products": products, "clients": clients}
+        return Settings.model_validate({**fields, "source": self.path}, context={REFERENCES_CHECKED: True})
+
+    def gateway(self, raw: Any) -> GatewaySettings | None:
+        data = {} if raw is None else raw
         if not isinstance(data, dict):
-            self.report(file, (), "the file must hold a mapping at the top level")
+            self.report(self.path, ("gateway",), "must be a mapping")
             return None
-        result: dict[Any, Any]
-        result, problems = interpolate(data, self.environ, file)
-        self.problems += problems
-        self.unresolved.update((p.file, p.key_path) for p in problems)
-        return result
-
-    def include(self, patterns: list[Any], main_file: str) -> list[str]:
-        """Files named by `include`, reporting bad and unmatched patterns."""
-        files, problems = resolve_includes(patterns, main_file)
-        self.problems += problems
-        return files
-
-    def validate(
-        self, model: type[ModelT], file: str, where: tuple[KeyPart, ...], data: Any, *, id_from_key: bool = False
-    ) -> ModelT | None:
-        """`model` validated from `data`, or None after reporting each error at its key path under `where`."""
+        override = self.environ.get(STORE_ENV)
+        if override:
+            data = {**data, "store": override}
         try:
-            return model.model_validate(data)
+            return GatewaySettings.model_validate(data)
         except ValidationError as exc:
-            for loc, message in validation_errors(exc, model.model_fields):
-                # When the id is the mapping key, the key itself is what the operator must fix.
-                self.report(file, (*where, *([] if id_from_key and loc == ("id",) else loc)), message)
+            for loc, message in validation_errors(exc, GatewaySettings.model_fields):
+                if override and loc[:1] == ("store",):
+                    self.problems.append(ConfigProblem("environment", STORE_ENV, message))
+                else:
+                    self.report(self.path, ("gateway", *loc), message)
             return None
 
-    def keyed_entries(
-        self, file: str, section: str, raw: Any, what: str
-    ) -> list[tuple[tuple[KeyPart, ...], dict[Any, Any] | None, bool]]:
-        """Entries of a `section:` mapping of id to `what` settings, as `(where, fields with id, id_from_key)`.
-
-        A missing or null section has no entries; an entry that is not a mapping is reported and
-        comes with fields None; an `id:` inside an entry must equal its key.
-        """
+    def includes(self, raw: Any) -> None:
         if raw is None:
-            return []
-        if not isinstance(raw, dict):
-            self.report(file, (section,), f"must be a mapping of {what} id to {what} settings")
-            return []
-        entries: list[tuple[tuple[KeyPart, ...], dict[Any, Any] | None, bool]] = []
-        for key, fields in raw.items():
-            where: tuple[KeyPart, ...] = (section, str(key))
-            fields = {} if fields is None else fields
-            if not isinstance(fields, dict):
-                self.report(file, where, f"must be a mapping of {what} settings")
-                entries.append((where, None, False))
+            return
+        if not isinstance(raw, list):
+            self.report(self.path, ("include",), "must be a list of glob patterns")
+            return
+        for file in self.include(raw, self.path):
+            if (data := self.read_mapping(file)) is not None:
+                self.entries += 1
+                self.add_provider(file, (), data, id_from_key=False)
+
+    def add_provider(self, file: str, where: tuple[KeyPart, ...], data: dict[Any, Any], *, id_from_key: bool) -> None:
+        raw_id = data.get("id")
+        unique = True
+        if isinstance(raw_id, str):
+            if raw_id in self.origins:
+                unique = False
+                message = f"duplicate provider id {raw_id!r}, already defined in {self.origins[raw_id]}"
+                self.report(file, where if id_from_key else (*where, "id"), message)
+            else:
+                self.origins[raw_id] = f"{file} ({key_path(where)})" if where else file
+        provider = self.validate(ProviderSettings, file, where, data, id_from_key=id_from_key)
+        if provider is not None and unique:
+            self.providers[provider.id] = provider
+
+    def products(self, raw: Any) -> dict[str, FederatedProduct]:
+        # Providers that failed validation for another reason still count: one mistake, one problem.
+        known = [pid for pid in self.origins if PROVIDER_ID.fullmatch(pid)]
+        products: dict[str, FederatedProduct] = {}
+        for where, fields, id_from_key in self.keyed_entries(self.path, "products", raw, "federated product"):
+            if fields is None:
                 continue
-            if "id" in fields and fields["id"] != key:
-                self.report(file, (*where, "id"), f"disagrees with the {what}'s key {key!r}")
-            entries.append((where, {**fields, "id": key}, "id" not in fields))
-        return entries
+            members = fields.get("members")
+            for index, problem in unknown_members(members if isinstance(members, list) else [], known):
+                self.report(self.path, (*where, "members", index), problem)
+            federated = self.validate(FederatedProduct, self.path, where, fields, id_from_key=id_from_key)
+            if federated is not None:
+                products[federated.id] = federated
+        return products
+
+    def clients(self, raw: Any, products: dict[str, FederatedProduct]) -> dict[str, ClientSettings]:
+        known = [pid for pid in self.origins if PROVIDER_ID.fullmatch(pid)]
+        clients: dict[str, ClientSettings] = {}
+        digests: dict[str, str] = {}
+        for where, fields, id_from_key in self.keyed_entries(self.path, "clients", raw, "client"):
+            if fields is None:
+                continue
+            client = self.validate(ClientSettings, self.path, where, fields, id_from_key=id_from_key)
+            if client is None:
+                continue
+            for index, pid in enumerate(client.providers):
+                if pid != ALL and pid not in known:
+                    self.report(self.path, (*where, "providers", index), unknown_provider(pid, known))
+            for index, fid in enumerate(client.products):
+                if fid != ALL and fid not in products:
+                    choices = ", ".join(products) or "none"
+                    self.report(
+                        self.path, (*where, "products", index), f"unknown federated product {fid!r} ({choices})"
+                    )
+            if client.digest in digests:
+                self.report(self.path, (*where, "key"), f"the same key as client {digests[client.digest]!r}")
+            digests[client.digest] = client.id
+            clients[client.id] = client
+        return clients
+
+
+def load_settings(path: str | Path, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read the main file and its includes; raise `ConfigError` listing every problem found."""
+    assembler = _Assembler(str(path), os.environ if environ is None else environ)
+    settings = assembler.run()
+    if settings is None:
+        raise ConfigError(assembler.problems)
+    return settings
+
+
+def check_config(path: str | Path, environ: Mapping[str, str] | None = None) -> list[ConfigProblem]:
+    """Every problem in a configuration, empty when it is valid; contacts nothing."""
+    try:
+        load_settings(path, environ)
+    except ConfigError as exc:
+        return exc.problems
+    return []

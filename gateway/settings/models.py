@@ -1,63 +1,39 @@
-"""The gateway's configuration: typed models, and loading them from YAML with every problem reported.
+"""The gateway's configuration as typed models: its own settings, federated products, and the
+whole `Settings`; a provider's settings are in gateway/settings/providers.py.
 
-File reading, `${VAR}` interpolation and include globbing live in `gateway.settings.loader`.
+Loading them from YAML, with every problem located at its file and key path, is
+gateway/settings/loader.py.
 """
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Iterable, Mapping
-from pathlib import Path
+from collections.abc import Collection, Iterable, Mapping
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    HttpUrl,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from gateway.domain.inputs import InputLimits
-from gateway.http.clients import ALL, ClientSettings
-from gateway.settings import loader
+from gateway.http.clients import ClientSettings
 from gateway.settings.client_limits import ClientLimits
-from gateway.settings.loader import (
-    ConfigError,
-    ConfigProblem,
-    KeyPart,
-    NonNegativeFloat,
-    NonNegativeInt,
-    PositiveFloat,
-    PositiveInt,
-)
+from gateway.settings.fields import NonNegativeFloat, PositiveFloat, PositiveInt, RootUrl, by_id, counted, repeats
+from gateway.settings.problems import item_problems
+from gateway.settings.providers import OAuthSettings, ProviderSettings
 
-__all__ = [
-    "STORE_ENV",
-    "ConfigError",
-    "ConfigProblem",
-    "FederatedProduct",
-    "GatewaySettings",
-    "ProviderSettings",
-    "Settings",
-    "check_config",
-    "load_settings",
-]
+# The provider models live in providers.py; they are named here too, so that every model of the
+# configuration can be imported from this one module.
+__all__ = ["FederatedProduct", "GatewaySettings", "OAuthSettings", "ProviderSettings", "Settings"]
 
-STORE_ENV = "STAPI_GATEWAY_STORE"
 STORE_SCHEMES = ("memory://", "redis://", "rediss://", "unix://")
-# fullmatch, not `^...$`: `$` would accept a trailing newline.
-PROVIDER_ID = re.compile(r"[a-z][a-z0-9-]{0,31}")
 # Ids the gateway mints carry no provider prefix, so they never contain ':'.
 FEDERATED_ID = re.compile(r"[a-z][a-z0-9-]{0,63}")
-_TOP_KEYS = ("gateway", "include", "providers", "products", "clients")
+# Validation context under which `Settings` leaves its cross-references to the loader, which has
+# checked them already and located each problem at its file and key.
+REFERENCES_CHECKED = "references_checked"
 
 
-def _member_problem(value: str) -> str | None:
+def member_problem(value: str) -> str | None:
+    """What is wrong with a `provider:product` member, or None."""
     provider, colon, product = value.partition(":")
     if not colon:
         return "must be 'provider:product', e.g. 'acme:optical-50cm'"
@@ -69,7 +45,7 @@ def _member_problem(value: str) -> str | None:
 
 
 def _member(value: str) -> str:
-    if problem := _member_problem(value):
+    if problem := member_problem(value):
         raise ValueError(problem)
     return value
 
@@ -84,7 +60,7 @@ class GatewaySettings(ClientLimits):
 
     title: str = "STAPI Gateway"
     description: str = ""
-    public_url: loader.RootUrl | None = None
+    public_url: RootUrl | None = None
     store: str = "memory://"
     # Namespace of every key in the store, so several gateways (or tests) can share one Redis.
     store_prefix: str = Field(default="stapi-gw:", min_length=1, max_length=64)
@@ -145,74 +121,6 @@ class GatewaySettings(ClientLimits):
         return None if self.public_url is None else str(self.public_url).rstrip("/")
 
 
-class OAuthSettings(BaseModel):
-    """OAuth2 client credentials for a provider; the token is cached until shortly before expiry."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    token_url: HttpUrl
-    client_id: str = Field(min_length=1)
-    client_secret: str = Field(min_length=1, repr=False)
-    scope: str | None = None
-    audience: str | None = None
-
-
-class ProviderSettings(BaseModel):
-    """One upstream provider the gateway federates."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    id: str
-    url: loader.RootUrl
-    adapter: Literal["stapi"] = "stapi"
-    title: str | None = None
-    timeout_s: PositiveFloat = 5.0
-    # Usually carries credentials, so it stays out of repr.
-    headers: loader.HttpHeaders = Field(default_factory=dict, repr=False)
-    oauth: OAuthSettings | None = None
-    max_connections: PositiveInt = 100
-    # Resilience: reads are retried on connect errors, 502/503/504 and 429 (never order creation).
-    retries: NonNegativeInt = 2
-    retry_backoff_s: PositiveFloat = 0.1
-    # Consecutive failures that open the circuit (0 = never); it half-opens after circuit_open_s.
-    circuit_failures: NonNegativeInt = 5
-    circuit_open_s: PositiveFloat = 30.0
-    # What the vendor allows: calls in flight, calls per second, order creations per second.
-    max_concurrent: PositiveInt = 50
-    rate_per_s: PositiveFloat | None = None
-    order_rate_per_s: PositiveFloat | None = None
-    # Further roots the provider's links name as its own (its public URL behind a proxy, say):
-    # hrefs under them are rewritten to the gateway like those under `url`, never passed on.
-    link_bases: list[loader.RootUrl] = Field(default_factory=list)
-    # Relay this provider's links to loopback, link-local and private addresses (dropped otherwise).
-    allow_private_links: bool = False
-
-    @field_validator("id")
-    @classmethod
-    def _check_id(cls, value: str) -> str:
-        if not PROVIDER_ID.fullmatch(value):
-            raise ValueError(
-                "provider id must match ^[a-z][a-z0-9-]{0,31}$: a lowercase letter, then at most 31 "
-                "lowercase letters, digits or '-'"
-            )
-        return value
-
-    @property
-    def base_url(self) -> str:
-        """The provider's STAPI root without a trailing slash, ready for `base_url + "/products"`."""
-        return str(self.url).rstrip("/")
-
-    @property
-    def link_base_urls(self) -> tuple[str, ...]:
-        """`link_bases` without trailing slashes."""
-        return tuple(str(url).rstrip("/") for url in self.link_bases)
-
-    @property
-    def display_title(self) -> str:
-        """The configured title, or the id when there is none."""
-        return self.title or self.id
-
-
 class FederatedProduct(BaseModel):
     """A product of the gateway's own that federates products of several providers (`products:`)."""
 
@@ -240,10 +148,8 @@ class FederatedProduct(BaseModel):
     def _check_members(cls, value: list[str]) -> list[str]:
         if len(value) < 2:
             raise ValueError(f"needs at least 2 members, got {len(value)}: one member is just that product")
-        if repeats := loader.repeats(value):
-            raise loader.item_problems(
-                [(i, f"duplicate member {value[i]!r}, already members[{j}]") for i, j in repeats]
-            )
+        if repeated := repeats(value):
+            raise item_problems([(i, f"duplicate member {value[i]!r}, already members[{j}]") for i, j in repeated])
         return value
 
     @property
@@ -256,8 +162,20 @@ class FederatedProduct(BaseModel):
         return [(provider, product) for provider, _, product in (m.partition(":") for m in self.members)]
 
 
-def _unknown_provider(provider: str, known: Iterable[str]) -> str:
+def unknown_provider(provider: str, known: Iterable[str]) -> str:
+    """The problem of a reference to a provider that is not configured."""
     return f"unknown provider {provider!r} (configured: {', '.join(known) or 'none'})"
+
+
+def unknown_members(members: Iterable[Any], known: Collection[str]) -> list[tuple[int, str]]:
+    """`(index, problem)` for each well-formed member whose provider is not among `known` (a
+    malformed member is the member check's to report: it names no provider)."""
+    found = []
+    for index, member in enumerate(members):
+        pid = member.partition(":")[0] if isinstance(member, str) and not member_problem(member) else None
+        if pid is not None and pid not in known:
+            found.append((index, unknown_provider(pid, known)))
+    return found
 
 
 class Settings(BaseModel):
@@ -273,16 +191,18 @@ class Settings(BaseModel):
     source: str | None = None
 
     @model_validator(mode="after")
-    def _keys_are_ids(self) -> Self:
+    def _check_references(self, info: ValidationInfo) -> Self:
+        # Each rule is checked once: by the loader, with each problem at its key, for files.
+        if info.context and info.context.get(REFERENCES_CHECKED):
+            return self
         for key, provider in self.providers.items():
             if key != provider.id:
                 raise ValueError(f"providers key {key!r} differs from its provider's id {provider.id!r}")
         for key, product in self.products.items():
             if key != product.id:
                 raise ValueError(f"products key {key!r} differs from its federated product's id {product.id!r}")
-            for pid, _ in product.member_ids():
-                if pid not in self.providers:
-                    raise ValueError(f"federated product {key!r}: {_unknown_provider(pid, self.providers)}")
+            if found := unknown_members(product.members, list(self.providers)):
+                raise ValueError(f"federated product {key!r}: {found[0][1]}")
         return self
 
     @classmethod
@@ -298,150 +218,13 @@ class Settings(BaseModel):
         """Build settings in code: `Settings.build([ProviderSettings(...)], products=[...], deadline_s=2)`."""
         return cls(
             gateway=GatewaySettings.model_validate(gateway),
-            providers=loader.by_id(ProviderSettings, providers, "provider"),
-            products=loader.by_id(FederatedProduct, products, "federated product"),
-            clients=loader.by_id(ClientSettings, clients, "client"),
+            providers=by_id(ProviderSettings, providers, "provider"),
+            products=by_id(FederatedProduct, products, "federated product"),
+            clients=by_id(ClientSettings, clients, "client"),
             source=source,
         )
 
     def summary(self) -> str:
         """One line for `check-config`; names no URLs, since a store URL may hold a password."""
-        line = f"{self.source or 'settings'}: OK, {loader.counted(self.providers, 'provider')}"
-        return line + (f", {loader.counted(self.products, 'federated product')}" if self.products else "")
-
-
-class _Assembler(loader.ProblemCollector):
-    """Reads the main file and its includes into one `Settings`, collecting every problem."""
-
-    def __init__(self, path: str, environ: Mapping[str, str]) -> None:
-        super().__init__(environ)
-        self.path = path
-        self.providers: dict[str, ProviderSettings] = {}
-        self.origins: dict[str, str] = {}
-        self.entries = 0
-
-    def run(self) -> Settings | None:
-        doc = self.read_mapping(self.path)
-        if doc is None:
-            return None
-        for key in doc:
-            if key not in _TOP_KEYS:
-                self.report(self.path, (str(key),), f"unknown key (expected one of: {', '.join(_TOP_KEYS)})")
-        gateway = self.gateway(doc.get("gateway"))
-        for where, fields, id_from_key in self.keyed_entries(self.path, "providers", doc.get("providers"), "provider"):
-            self.entries += 1
-            if fields is not None:
-                self.add_provider(self.path, where, fields, id_from_key=id_from_key)
-        self.includes(doc.get("include"))
-        if self.entries == 0:
-            self.report(self.path, ("providers",), "no providers configured (under `providers` or `include`)")
-        # After the includes: members may name providers defined in any file.
-        products = self.products(doc.get("products"))
-        clients = self.clients(doc.get("clients"), products)
-        if self.problems or gateway is None:
-            return None
-        return Settings(gateway=gateway, providers=self.providers, products=products, clients=clients, source=self.path)
-
-    def gateway(self, raw: Any) -> GatewaySettings | None:
-        data = {} if raw is None else raw
-        if not isinstance(data, dict):
-            self.report(self.path, ("gateway",), "must be a mapping")
-            return None
-        override = self.environ.get(STORE_ENV)
-        if override:
-            data = {**data, "store": override}
-        try:
-            return GatewaySettings.model_validate(data)
-        except ValidationError as exc:
-            for loc, message in loader.validation_errors(exc, GatewaySettings.model_fields):
-                if override and loc[:1] == ("store",):
-                    self.problems.append(ConfigProblem("environment", STORE_ENV, message))
-                else:
-                    self.report(self.path, ("gateway", *loc), message)
-            return None
-
-    def includes(self, raw: Any) -> None:
-        if raw is None:
-            return
-        if not isinstance(raw, list):
-            self.report(self.path, ("include",), "must be a list of glob patterns")
-            return
-        for file in self.include(raw, self.path):
-            if (data := self.read_mapping(file)) is not None:
-                self.entries += 1
-                self.add_provider(file, (), data, id_from_key=False)
-
-    def add_provider(self, file: str, where: tuple[KeyPart, ...], data: dict[Any, Any], *, id_from_key: bool) -> None:
-        raw_id = data.get("id")
-        unique = True
-        if isinstance(raw_id, str):
-            if raw_id in self.origins:
-                unique = False
-                message = f"duplicate provider id {raw_id!r}, already defined in {self.origins[raw_id]}"
-                self.report(file, where if id_from_key else (*where, "id"), message)
-            else:
-                self.origins[raw_id] = f"{file} ({loader.key_path(where)})" if where else file
-        provider = self.validate(ProviderSettings, file, where, data, id_from_key=id_from_key)
-        if provider is not None and unique:
-            self.providers[provider.id] = provider
-
-    def products(self, raw: Any) -> dict[str, FederatedProduct]:
-        # Providers that failed validation for another reason still count: one mistake, one problem.
-        known = [pid for pid in self.origins if PROVIDER_ID.fullmatch(pid)]
-        products: dict[str, FederatedProduct] = {}
-        for where, fields, id_from_key in self.keyed_entries(self.path, "products", raw, "federated product"):
-            if fields is None:
-                continue
-            members = fields.get("members")
-            for index, member in enumerate(members if isinstance(members, list) else []):
-                # Malformed members are the model's to report; only well-formed ones can name a provider.
-                pid = member.partition(":")[0] if isinstance(member, str) and not _member_problem(member) else None
-                if pid is not None and pid not in known:
-                    self.report(self.path, (*where, "members", index), _unknown_provider(pid, known))
-            federated = self.validate(FederatedProduct, self.path, where, fields, id_from_key=id_from_key)
-            if federated is not None:
-                products[federated.id] = federated
-        return products
-
-    def clients(self, raw: Any, products: dict[str, FederatedProduct]) -> dict[str, ClientSettings]:
-        known = [pid for pid in self.origins if PROVIDER_ID.fullmatch(pid)]
-        clients: dict[str, ClientSettings] = {}
-        digests: dict[str, str] = {}
-        for where, fields, id_from_key in self.keyed_entries(self.path, "clients", raw, "client"):
-            if fields is None:
-                continue
-            client = self.validate(ClientSettings, self.path, where, fields, id_from_key=id_from_key)
-            if client is None:
-                continue
-            for index, pid in enumerate(client.providers):
-                if pid != ALL and pid not in known:
-                    self.report(self.path, (*where, "providers", index), _unknown_provider(pid, known))
-            for index, fid in enumerate(client.products):
-                if fid != ALL and fid not in products:
-                    choices = ", ".join(products) or "none"
-                    self.report(
-                        self.path, (*where, "products", index), f"unknown federated product {fid!r} ({choices})"
-                    )
-            if client.digest in digests:
-                self.report(self.path, (*where, "key"), f"the same key as client {digests[client.digest]!r}")
-            digests[client.digest] = client.id
-            clients[client.id] = client
-        return clients
-
-
-def load_settings(path: str | Path, environ: Mapping[str, str] | None = None) -> Settings:
-    """Read the main file and its includes; raise `ConfigError` listing every problem found."""
-    assembler = _Assembler(str(path), os.environ if environ is None else environ)
-    settings = assembler.run()
-    if settings is None:
-        raise ConfigError(assembler.problems)
-    return settings
-
-
-def check_config(path: str | Path, environ: Mapping[str, str] | None = None) -> list[ConfigProblem]:
-    """Every problem in a configuration, empty when it is valid; contacts nothing."""
-    try:
-        load_settings(path, environ)
-    except ConfigError as exc:
-        return exc.problems
-    return []
+        line = f"{self.source or 'settings'}: OK, {counted(self.providers, 'provider')}"
+        return line + (f", {counted(self.products, 'federated product')}" if self.products else "")

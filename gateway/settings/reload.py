@@ -20,7 +20,8 @@ from pathlib import Path
 import structlog
 from starlette.datastructures import State
 
-from gateway.settings.models import ConfigError, load_settings
+from gateway.settings.loader import load_settings
+from gateway.settings.problems import ConfigError
 
 log = structlog.get_logger("gateway.reload")
 

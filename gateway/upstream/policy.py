@@ -20,21 +20,20 @@ from datetime import UTC, datetime
 import httpx
 import structlog
 
-from gateway.domain.ratelimit import TokenBucket
-from gateway.obs.metrics import Metrics
-from gateway.settings.models import ProviderSettings
-from gateway.upstream.breaker import STATE_VALUE, CircuitBreaker
-from gateway.upstream.context import deadline_remaining, upstream_calls
-from gateway.upstream.transport import (
+from adapters.client import (
     CREATE_OPERATIONS,
-    DEFAULT_MAX_BODY_BYTES,
     OPERATION_EXTENSION,
     READ_OPERATIONS,
     BodyRefused,
     CircuitOpen,
     failures_behind,
-    read_decoded,
 )
+from gateway.domain.ratelimit import TokenBucket
+from gateway.obs.metrics import Metrics
+from gateway.settings.models import ProviderSettings
+from gateway.upstream.breaker import STATE_VALUE, CircuitBreaker
+from gateway.upstream.context import deadline_remaining, upstream_calls
+from gateway.upstream.transport import DEFAULT_MAX_BODY_BYTES, read_decoded
 
 log = structlog.get_logger("gateway.upstream")
 

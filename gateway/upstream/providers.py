@@ -1,9 +1,9 @@
-"""The configured providers and the adapters that reach them."""
+"""The configured providers and the adapters that reach them (built from gateway/upstream/registry.py)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -11,9 +11,8 @@ from urllib.parse import urlsplit
 import httpx
 import structlog
 
-from adapters.base import ProviderAdapter
-from adapters.stapi.adapter import StapiAdapter
-from gateway.domain.errors import GatewayError, UnknownProvider
+from adapters.base import DeliberateError, ProviderAdapter
+from gateway.domain.errors import UnknownProvider
 from gateway.domain.links import LinkRewriter
 from gateway.obs.metrics import Metrics
 from gateway.services.fanout import Deadline, call_one
@@ -21,20 +20,13 @@ from gateway.settings.models import ProviderSettings, Settings
 from gateway.upstream.breaker import CircuitBreaker
 from gateway.upstream.oauth import ClientCredentials
 from gateway.upstream.policy import GuardedTransport
+from gateway.upstream.registry import ADAPTERS
 from gateway.upstream.transport import AiohttpTransport, build_client
 
 log = structlog.get_logger("gateway.providers")
 
 # Key in the `transports` mapping (tests) for a provider's OAuth token endpoint.
 TOKEN_TRANSPORT_SUFFIX = "#token"
-
-# Settings, the provider's client, and the client's transport (for adapters that send directly).
-AdapterFactory = Callable[[ProviderSettings, httpx.AsyncClient, httpx.AsyncBaseTransport], ProviderAdapter]
-
-# One entry per value of a provider's `adapter:` key.
-ADAPTERS: dict[str, AdapterFactory] = {
-    "stapi": lambda settings, client, transport: StapiAdapter(settings.id, client, transport=transport),
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +116,7 @@ def build_providers(
         client = build_client(
             ps.base_url, timeout_s=ps.timeout_s, headers=dict(ps.headers), transport=guarded, auth=auth
         )
-        out.append(Provider(ps, ADAPTERS[ps.adapter](ps, client, guarded), breaker, token_client))
+        out.append(Provider(ps, ADAPTERS[ps.adapter].build(ps.id, client, guarded, ps.options), breaker, token_client))
     return Providers(out)
 
 
@@ -158,7 +150,7 @@ async def learn_link_bases(providers: Providers, deadline_s: float) -> None:
     async def learn(provider: Provider) -> None:
         try:
             landing = await call_one(provider.id, provider.adapter.landing_page, deadline)
-        except GatewayError as exc:
+        except DeliberateError as exc:
             log.info("provider_link_base_unknown", provider=provider.id, code=exc.code)
             return
         base = self_base(landing)

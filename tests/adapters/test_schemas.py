@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from adapters.base import ProviderInvalidPayload
 from adapters.schemas import MAX_PATTERNS, MAX_SCHEMA_BYTES, CheckedSchema, check_schema
-from gateway.domain.errors import ProviderInvalidPayload
 from tests.hostile import listener
 
 ORDER_SCHEMA = {

@@ -8,9 +8,9 @@ from typing import Any, TypeVar
 
 from starlette.requests import Request
 
-from adapters.base import Page
+from adapters.base import NotFound, Page, RequestValidationFailed, UpstreamNotFound
 from gateway.domain import merge
-from gateway.domain.errors import Forbidden, NotFound, RequestValidationFailed, UpstreamNotFound
+from gateway.domain.errors import Forbidden
 from gateway.domain.links import LinkRewriter, base_url
 from gateway.domain.merge import Position
 from gateway.http.clients import ANONYMOUS, Client

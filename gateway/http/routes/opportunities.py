@@ -13,17 +13,10 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from adapters.base import Page, SearchMode
+from adapters.base import DeliberateError, NotFound, Page, ProviderInvalidPayload, RequestValidationFailed, SearchMode
 from adapters.stapi.adapter import missing_of, next_token
 from gateway.domain import filter_types, ids, merge
-from gateway.domain.errors import (
-    GatewayError,
-    InvalidCursor,
-    NotFound,
-    ProviderInvalidPayload,
-    RequestValidationFailed,
-    SearchNotSupported,
-)
+from gateway.domain.errors import InvalidCursor, SearchNotSupported
 from gateway.domain.opportunities import (
     has_own_order_links,
     namespace_opportunity,
@@ -161,7 +154,7 @@ def _searchers(target: Target, found: fanout.Fanout[Capabilities]) -> Target:
 
 
 async def _search_sync(
-    request: Request, target: Target, search: dict[str, Any], failed: dict[str, GatewayError]
+    request: Request, target: Target, search: dict[str, Any], failed: dict[str, DeliberateError]
 ) -> Response:
     """One page of a synchronous search over the target's members (those in `failed` already failed)."""
     rt = runtime(request)

@@ -10,9 +10,9 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from adapters.base import Page
+from adapters.base import InvalidRequest, NotFound, Page
 from gateway.domain import ids, merge
-from gateway.domain.errors import InvalidCursor, InvalidRequest, NotFound
+from gateway.domain.errors import InvalidCursor
 from gateway.domain.orders import namespace_order, newest_first, validate_order
 from gateway.http.responses import GEOJSON, JSONResponse
 from gateway.http.routes.common import (

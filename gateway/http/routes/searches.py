@@ -7,7 +7,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.domain.errors import InvalidCursor, NotFound
+from adapters.base import NotFound
+from gateway.domain.errors import InvalidCursor
 from gateway.http.responses import JSONResponse
 from gateway.http.routes.common import client, gateway_base, link, query_limit, runtime, sees
 from gateway.services.search_records import TERMINAL, missing_members

@@ -11,21 +11,16 @@ from typing import Any
 import httpx
 import pytest
 
+from adapters.base import ProviderBadStatus, ProviderFailedBehind, ProviderUnreachable, RequestValidationFailed
+from adapters.client import PROVIDER_FAILURE_HEADER
 from adapters.stapi.adapter import StapiAdapter
-from gateway.domain.errors import (
-    AllProvidersFailed,
-    ProviderBadStatus,
-    ProviderFailedBehind,
-    ProviderUnreachable,
-    RequestValidationFailed,
-    StoreUnavailable,
-)
+from gateway.domain.errors import AllProvidersFailed, StoreUnavailable
 from gateway.http.handlers import error_response, status_for
 from gateway.obs.metrics import Metrics
 from gateway.settings.models import ProviderSettings
 from gateway.upstream.breaker import CLOSED, OPEN, CircuitBreaker
 from gateway.upstream.policy import GuardedTransport
-from gateway.upstream.transport import PROVIDER_FAILURE_HEADER, build_client
+from gateway.upstream.transport import build_client
 
 SECRET = "s3cr3t-token-value"
 

@@ -9,9 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.domain.attempts import AttemptState
-from gateway.domain.errors import (
-    GatewayError,
+from adapters.base import (
     InvalidRequest,
     ProviderBadStatus,
     ProviderInvalidPayload,
@@ -21,6 +19,8 @@ from gateway.domain.errors import (
     RequestValidationFailed,
     UpstreamNotFound,
 )
+from gateway.domain.attempts import AttemptState
+from gateway.domain.errors import GatewayError
 from gateway.domain.matching import covers, create_outcome, same_interval, same_order
 
 leaves = st.one_of(st.none(), st.booleans(), st.integers(-1000, 1000), st.text(max_size=5))

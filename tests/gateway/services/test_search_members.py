@@ -13,7 +13,7 @@ from stapi_pydantic import OpportunityCollection, OpportunitySearchRecord
 
 from gateway.app import create_app
 from gateway.services.search_records import status
-from gateway.settings.models import load_settings
+from gateway.settings.loader import load_settings
 from gateway.store import open_store
 from tests.gateway.http.routes.test_opportunities import POINT, WINDOW, settle
 from tests.gateway.settings.test_reload import until

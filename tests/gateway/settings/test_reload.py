@@ -10,7 +10,7 @@ import httpx
 import structlog
 
 from gateway.app import create_app
-from gateway.settings.models import load_settings
+from gateway.settings.loader import load_settings
 from gateway.settings.reload import Reloader
 from tests.faults import SlowApp
 from tests.gateways import GATEWAY_URL, lifespan

@@ -8,17 +8,11 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from adapters.stapi.config import StapiOptions
 from gateway.domain.errors import GatewayError
-from gateway.settings.models import (
-    ConfigError,
-    ConfigProblem,
-    FederatedProduct,
-    GatewaySettings,
-    ProviderSettings,
-    Settings,
-    check_config,
-    load_settings,
-)
+from gateway.settings.loader import check_config, load_settings
+from gateway.settings.models import FederatedProduct, GatewaySettings, ProviderSettings, Settings
+from gateway.settings.problems import ConfigError, ConfigProblem
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
@@ -490,7 +484,7 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
         "at most 31 lowercase letters, digits or '-'",
         f"{main}: include[1]: pattern 'missing/*.yaml' matches no file",
         f"{include}: max_connections: Input should be greater than 0",
-        f"{include}: x: unknown key (expected one of: id, url, adapter, title, timeout_s, headers, oauth, "
+        f"{include}: x: unknown key (expected one of: id, url, adapter, options, title, timeout_s, headers, oauth, "
         "max_connections, retries, retry_backoff_s, circuit_failures, circuit_open_s, max_concurrent, "
         "rate_per_s, order_rate_per_s, link_bases, allow_private_links)",
     }
@@ -552,7 +546,7 @@ def test_models_are_frozen_and_strict() -> None:
         ("timeout_s", 0, "greater than 0"),
         ("timeout_s", float("inf"), "finite number"),
         ("max_connections", 0, "greater than 0"),
-        ("adapter", "grpc", "Input should be 'stapi'"),
+        ("adapter", "grpc", r"unknown adapter 'grpc' \(adapters: stapi\)"),
         ("headers", {"Bad Name": "x"}, "not a valid HTTP header name"),
         ("headers", {"X-A": "a\r\nX-Injected: 1"}, "contains a line break"),
         ("headers", {"X-A": "1", "x-a": "2"}, "given twice"),
@@ -562,6 +556,13 @@ def test_provider_field_validation(field: str, value: object, message: str) -> N
     """Provider fields reject values that would break or endanger upstream calls."""
     with pytest.raises(ValidationError, match=message):
         ProviderSettings.model_validate({"id": "a", "url": "http://h", field: value})
+
+
+def test_adapter_options_are_the_adapters_own_model() -> None:
+    """`options` is validated by the adapter's model from the registry: defaults when absent, unknown keys located."""
+    assert isinstance(ProviderSettings.model_validate({"id": "a", "url": "http://h"}).options, StapiOptions)
+    with pytest.raises(ValidationError, match=r"\[colour\]: unknown key \(none are allowed here\)"):
+        ProviderSettings.model_validate({"id": "a", "url": "http://h", "options": {"colour": "red"}})
 
 
 def test_credentials_stay_out_of_repr() -> None:

@@ -16,7 +16,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from gateway.upstream.transport import AiohttpTransport, ResponseTooLarge, UndecodableBody, build_client, read_decoded
+from adapters.client import ResponseTooLarge, UndecodableBody
+from gateway.upstream.transport import AiohttpTransport, build_client, read_decoded
 from tests.faults import StaticApp
 from tests.hostile import ExtraHeaderApp, gzip_bomb
 from tests.upstreams import serve
