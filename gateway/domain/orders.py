@@ -15,12 +15,12 @@ from adapters.schemas import CheckedSchema
 from gateway.domain import ids
 from gateway.domain.attempts import AttemptState, OrderAttempt, Resolution
 from gateway.domain.errors import RequestValidationFailed
+from gateway.domain.federation import Member, Target
 from gateway.domain.inputs import InputLimits, check_body, field_error, parse_object
 from gateway.domain.links import LinkRewriter
 from gateway.domain.matching import created_at
 from gateway.domain.member_choice import choose, named_member, without_member
-from gateway.services.catalogue import Member, Target
-from gateway.services.search_records import BASE_PLACEHOLDER
+from gateway.domain.records import BASE_PLACEHOLDER
 
 ORDER_FIELDS = ("datetime", "geometry", "filter", "order_parameters")
 

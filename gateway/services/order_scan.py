@@ -18,10 +18,10 @@ from adapters.base import Page
 from gateway.domain import ids
 from gateway.domain.attempts import AttemptState, OrderAttempt, Resolution
 from gateway.domain.errors import GatewayError, InvalidRequest, NotFound, ProviderBadStatus
+from gateway.domain.federation import Member
 from gateway.domain.matching import created_at, same_order
 from gateway.domain.orders import placed_order
 from gateway.obs.metrics import Metrics
-from gateway.services.catalogue import Member
 from gateway.services.fanout import Deadline, call_one
 from gateway.services.journal import OrderJournal
 from gateway.upstream.providers import Provider

@@ -21,10 +21,11 @@ from typing import Any
 
 import orjson
 
+from gateway.domain.records import BASE_PLACEHOLDER
 from gateway.store import Store
 
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
-BASE_PLACEHOLDER = "stapi-gateway-base:"
+
 CHUNK = 100
 _ALL = "searches"
 _ACTIVE = "searches-active"

@@ -33,12 +33,14 @@ from gateway.domain.errors import (
     RequestValidationFailed,
     StoreUnavailable,
 )
+from gateway.domain.federation import Member
 from gateway.domain.opportunities import MAX_LIMIT, namespace_opportunity, start_key, upstream_request
+from gateway.domain.records import BASE_PLACEHOLDER
 from gateway.obs.metrics import Metrics
 from gateway.services.background import stop_task
-from gateway.services.catalogue import Catalogue, Member
+from gateway.services.catalogue import Catalogue
 from gateway.services.fanout import Deadline, call_one
-from gateway.services.search_records import BASE_PLACEHOLDER, TERMINAL, SearchRecords, advance_status, missing_members
+from gateway.services.search_records import TERMINAL, SearchRecords, advance_status, missing_members
 
 log = structlog.get_logger("gateway.searches")
 

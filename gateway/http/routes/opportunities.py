@@ -24,6 +24,7 @@ from gateway.domain.errors import (
     RequestValidationFailed,
     SearchNotSupported,
 )
+from gateway.domain.federation import Member, Target
 from gateway.domain.opportunities import (
     has_own_order_links,
     namespace_opportunity,
@@ -53,7 +54,7 @@ from gateway.http.routes.common import (
 )
 from gateway.http.routes.searches import public_record
 from gateway.services import fanout
-from gateway.services.catalogue import Capabilities, Member, Target
+from gateway.services.catalogue import Capabilities
 from gateway.services.search_records import new_record
 
 
