@@ -1,13 +1,63 @@
-"""Documents of federated products, combined from their members' (pure functions)."""
+"""The products a client addresses and the provider products behind them, and the documents of
+federated products combined from their members' (pure types and functions, no I/O)."""
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
-from gateway.services.catalogue import ASYNC_CLASS, ASYNC_CLASSES, SYNC_CLASS
+from adapters.base import ProviderAdapter
+from gateway.domain import ids
+from gateway.domain.links import LinkRewriter
 from gateway.settings.models import FederatedProduct
 
+_PREFIX = "https://stapi.example.com/v0.1.0/"
+SYNC_CLASS = _PREFIX + "opportunities"
+# The spec's conformance table and stapi-fastapi say `opportunities-async`; the spec's
+# opportunity page says `async-opportunities`. Providers may use either.
+ASYNC_CLASSES = frozenset({_PREFIX + "opportunities-async", _PREFIX + "async-opportunities"})
+ASYNC_CLASS = _PREFIX + "opportunities-async"
 OPPORTUNITY_CLASSES = [SYNC_CLASS, ASYNC_CLASS]
+
+
+class ProviderRef(Protocol):
+    """What the domain needs of a configured provider (gateway/upstream's `Provider` is one)."""
+
+    @property
+    def id(self) -> str:
+        """The provider id."""
+        ...
+
+    @property
+    def adapter(self) -> ProviderAdapter:
+        """The adapter that reaches it."""
+        ...
+
+    def rewriter(self, gateway_base: str) -> LinkRewriter:
+        """The rewriter of its hrefs into the gateway's at `gateway_base`."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """One provider product taking part in a search or an order."""
+
+    provider: ProviderRef
+    product_id: str
+
+    @property
+    def gateway_id(self) -> str:
+        """The namespaced id clients see."""
+        return ids.namespaced(self.provider.id, self.product_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """The product a client addressed, and the members that serve it."""
+
+    product_id: str
+    members: list[Member]
+    federated: FederatedProduct | None = None
 
 
 def can_search(classes: list[str]) -> bool:

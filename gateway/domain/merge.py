@@ -1,20 +1,28 @@
-"""Paging one list across many providers, each with its own page tokens.
+"""Every order the gateway puts merged lists in, and paging one list across many providers.
+
+The orderings, each a named function here and nowhere else:
+- `round_robin`: products, interleaved in configuration order;
+- start time (`start_time_key`, `by_start_time`, `sorted_by_start_time`): a federated product's
+  opportunities, in a synchronous search and in an asynchronous search's stored collection;
+- newest first (`newest_first_key`, `by_newest`, `sorted_newest_first`): orders.
 
 Every provider keeps a position: its own page token, how many items of that page the client
 has already seen, and the page size that token was first asked with (so the skip stays valid).
-A gateway page interleaves the providers' items round-robin in configuration order; providers
-that fail keep their position, so a later page picks them up and nothing is visited twice.
+Providers that fail keep their position, so a later page picks them up and nothing is visited twice.
 """
 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from adapters.base import Page
+from adapters.base import JSONObject, Page
+from gateway.domain import ids
 from gateway.domain.errors import InvalidCursor
+from gateway.domain.matching import created_at
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +72,48 @@ def dump_state(positions: dict[str, Position]) -> dict[str, Any]:
 SortKey = Callable[[str, dict[str, Any]], Any]
 
 
-def _round_robin(fresh: dict[str, list[dict[str, Any]]], limit: int) -> list[tuple[str, dict[str, Any]]]:
+def start_time_key(opportunity: JSONObject, provider_id: str | None = None) -> tuple[float, str]:
+    """Sort key of an opportunity: start of its interval, then its namespaced id.
+
+    `provider_id` namespaces the id of an opportunity not namespaced yet, so raw and namespaced
+    opportunities sort alike.
+    """
+    interval = str(opportunity.get("properties", {}).get("datetime", ""))
+    try:
+        start = datetime.fromisoformat(interval.split("/")[0].replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        start = float("inf")
+    opportunity_id = str(opportunity.get("id", ""))
+    return start, ids.namespaced(provider_id, opportunity_id) if provider_id else opportunity_id
+
+
+def by_start_time(provider_of: Mapping[str, str]) -> SortKey:
+    """`merge_page`'s key for providers' raw opportunities; `provider_of` maps each source to its provider."""
+    return lambda source, opportunity: start_time_key(opportunity, provider_of[source])
+
+
+def sorted_by_start_time(opportunities: Iterable[JSONObject]) -> list[JSONObject]:
+    """Namespaced opportunities by start time, ties by id."""
+    return sorted(opportunities, key=start_time_key)
+
+
+def newest_first_key(order: JSONObject) -> tuple[float, str]:
+    """Sort key putting the most recently created order first, ties by id."""
+    return -(created_at(order) or 0.0), str(order.get("id", ""))
+
+
+def by_newest(source: str, order: JSONObject) -> tuple[float, str]:
+    """`merge_page`'s key for orders: newest first, whichever provider they came from."""
+    return newest_first_key(order)
+
+
+def sorted_newest_first(orders: Iterable[JSONObject]) -> list[JSONObject]:
+    """Orders newest first, ties by id (a stable order across reads)."""
+    return sorted(orders, key=newest_first_key)
+
+
+def round_robin(fresh: Mapping[str, list[JSONObject]], limit: int) -> list[tuple[str, JSONObject]]:
+    """At most `limit` items, one from each source in turn (in the mapping's order) while any has more."""
     merged: list[tuple[str, dict[str, Any]]] = []
     depth = 0
     while len(merged) < limit and any(depth < len(items) for items in fresh.values()):
@@ -107,7 +156,7 @@ def merge_page(
     """
     fresh = {pid: page.items[positions[pid].skip :] for pid, page in pages.items()}
     if key is None:
-        merged = _round_robin(fresh, limit)
+        merged = round_robin(fresh, limit)
     else:
         merged = _sorted(fresh, limit, key, {pid for pid, page in pages.items() if page.next_token is not None})
     taken = dict.fromkeys(fresh, 0)

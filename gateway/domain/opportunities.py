@@ -3,7 +3,6 @@ translated to the gateway's ids and links. No I/O here."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Literal
 
 from stapi_pydantic import OpportunityPayload
@@ -51,21 +50,6 @@ def validate_search(body: bytes, limits: InputLimits) -> dict[str, Any]:
 def upstream_request(search: dict[str, Any], token: str | None, limit: int) -> dict[str, Any]:
     """The body sent to a provider: the client's search with the provider's own paging."""
     return {**{key: search[key] for key in SEARCH_FIELDS}, "limit": limit, "next": token}
-
-
-def start_key(opportunity: dict[str, Any], provider_id: str | None = None) -> tuple[float, str]:
-    """Sort key of an opportunity: start of its interval, then its namespaced id.
-
-    `provider_id` namespaces the id of an opportunity not namespaced yet, so raw and namespaced
-    opportunities sort alike.
-    """
-    interval = str(opportunity.get("properties", {}).get("datetime", ""))
-    try:
-        start = datetime.fromisoformat(interval.split("/")[0].replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        start = float("inf")
-    opportunity_id = str(opportunity.get("id", ""))
-    return start, ids.namespaced(provider_id, opportunity_id) if provider_id else opportunity_id
 
 
 def namespace_opportunity(opportunity: dict[str, Any], links: LinkRewriter) -> dict[str, Any]:

@@ -15,12 +15,11 @@ from adapters.base import RequestValidationFailed
 from adapters.schemas import CheckedSchema
 from gateway.domain import ids
 from gateway.domain.attempts import AttemptState, OrderAttempt, Resolution
+from gateway.domain.federation import Member, Target
 from gateway.domain.inputs import InputLimits, check_body, field_error, parse_object
 from gateway.domain.links import LinkRewriter
-from gateway.domain.matching import created_at
 from gateway.domain.member_choice import choose, named_member, without_member
-from gateway.services.catalogue import Member, Target
-from gateway.services.search_records import BASE_PLACEHOLDER
+from gateway.domain.records import BASE_PLACEHOLDER
 
 ORDER_FIELDS = ("datetime", "geometry", "filter", "order_parameters")
 
@@ -91,11 +90,6 @@ def namespace_order(order: dict[str, Any], links: LinkRewriter) -> dict[str, Any
     if not any(link.get("rel") == "monitor" for link in rewritten):
         rewritten.append({"href": f"{href}/statuses", "rel": "monitor", "type": "application/json"})
     return {**order, "id": order_id, "properties": properties, "links": rewritten}
-
-
-def newest_first(order: dict[str, Any]) -> tuple[float, str]:
-    """Sort key putting the most recently created order first, ties by id."""
-    return -(created_at(order) or 0.0), str(order.get("id", ""))
 
 
 def placed_order(attempt: OrderAttempt, member: Member, order: dict[str, Any], how: Resolution) -> OrderAttempt:

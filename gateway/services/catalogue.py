@@ -19,16 +19,14 @@ import structlog
 from adapters.base import DeliberateError, NotFound
 from adapters.schemas import CheckedSchema
 from gateway.domain import ids
+
+# Member and Target moved to gateway/domain/federation.py; re-exported for importers of this module.
+from gateway.domain.federation import ASYNC_CLASSES, SYNC_CLASS
+from gateway.domain.federation import Member as Member
+from gateway.domain.federation import Target as Target
 from gateway.services.fanout import Deadline, call_one
 from gateway.settings.models import FederatedProduct, Settings
-from gateway.upstream.providers import Provider, Providers
-
-_PREFIX = "https://stapi.example.com/v0.1.0/"
-SYNC_CLASS = _PREFIX + "opportunities"
-# The spec's conformance table and stapi-fastapi say `opportunities-async`; the spec's
-# opportunity page says `async-opportunities`. Providers may use either.
-ASYNC_CLASSES = frozenset({_PREFIX + "opportunities-async", _PREFIX + "async-opportunities"})
-ASYNC_CLASS = _PREFIX + "opportunities-async"
+from gateway.upstream.providers import Providers
 
 T = TypeVar("T")
 
@@ -51,28 +49,6 @@ class Capabilities:
     def from_conformance(cls, classes: list[str]) -> Capabilities:
         """Read the modes off a product's conformance list."""
         return cls(sync=SYNC_CLASS in classes, async_=bool(ASYNC_CLASSES.intersection(classes)))
-
-
-@dataclass(frozen=True, slots=True)
-class Member:
-    """One provider product taking part in a search."""
-
-    provider: Provider
-    product_id: str
-
-    @property
-    def gateway_id(self) -> str:
-        """The namespaced id clients see."""
-        return ids.namespaced(self.provider.id, self.product_id)
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    """The product a client addressed, and the members that serve it."""
-
-    product_id: str
-    members: list[Member]
-    federated: FederatedProduct | None = None
 
 
 class Catalogue:

@@ -21,7 +21,7 @@ import structlog
 from adapters.base import JSONObject, Page
 from gateway.domain.errors import InvalidCursor
 from gateway.domain.matching import created_at
-from gateway.domain.orders import newest_first as orders_key
+from gateway.domain.merge import sorted_newest_first
 from gateway.upstream.providers import Provider
 
 log = structlog.get_logger("gateway.orders")
@@ -32,11 +32,6 @@ _READ_PAGE = 100
 
 def _stamp(order: JSONObject) -> float:
     return created_at(order) or 0.0
-
-
-def newest_first(orders: list[JSONObject]) -> list[JSONObject]:
-    """Orders sorted newest first, ties by id (a stable order across reads): the merge's own key."""
-    return sorted(orders, key=orders_key)
 
 
 def ascending(orders: list[JSONObject]) -> bool:
@@ -80,7 +75,7 @@ class OrderLists:
         if token is not None or not ascending(page.items):
             return page  # newest first already (or a page of a provider that lists so)
         if page.next_token is None:
-            return Page(items=newest_first(page.items), next_token=None)
+            return Page(items=sorted_newest_first(page.items), next_token=None)
         return await self._snapshot_page(provider, time.time(), 0, limit, first=page)
 
     async def _snapshot_page(
@@ -106,5 +101,5 @@ class OrderLists:
             pages += 1
         if page.next_token is not None:
             log.warning("order_list_truncated", provider=provider.id, pages=pages, orders=len(orders))
-        self._reads[provider.id] = _Read(now + self.cache_s, newest_first(orders))
+        self._reads[provider.id] = _Read(now + self.cache_s, sorted_newest_first(orders))
         return self._reads[provider.id].orders

@@ -17,10 +17,10 @@ import structlog
 from adapters.base import DeliberateError, InvalidRequest, NotFound, Page, ProviderBadStatus
 from gateway.domain import ids
 from gateway.domain.attempts import AttemptState, OrderAttempt, Resolution
+from gateway.domain.federation import Member
 from gateway.domain.matching import created_at, same_order
 from gateway.domain.orders import placed_order
 from gateway.obs.metrics import Metrics
-from gateway.services.catalogue import Member
 from gateway.services.fanout import Deadline, call_one
 from gateway.services.journal import OrderJournal
 from gateway.upstream.providers import Provider

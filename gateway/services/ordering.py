@@ -17,11 +17,12 @@ import structlog
 from adapters.base import DeliberateError
 from gateway.domain.attempts import AttemptError, AttemptState, OrderAttempt, Resolution
 from gateway.domain.errors import IdempotencyKeyInProgress, IdempotencyKeyReused, OrderOutcomeUnknown
+from gateway.domain.federation import Member, Target
 from gateway.domain.matching import create_outcome
 from gateway.domain.member_choice import to_upstream
 from gateway.domain.orders import check_order_parameters, fingerprint, member_for, placed_order, upstream_order
 from gateway.obs.metrics import Metrics
-from gateway.services.catalogue import Catalogue, Member, Target
+from gateway.services.catalogue import Catalogue
 from gateway.services.fanout import Deadline, call_one
 from gateway.services.journal import OrderJournal, attempt_age_s, new_attempt_id
 from gateway.services.reconcile import Reconciler

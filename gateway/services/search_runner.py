@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -32,14 +33,16 @@ from adapters.base import (
 )
 from adapters.scrub import printable
 from adapters.stapi.adapter import missing_of, next_token
-from gateway.domain import ids
+from gateway.domain import ids, merge
 from gateway.domain.errors import StoreUnavailable
-from gateway.domain.opportunities import MAX_LIMIT, namespace_opportunity, start_key, upstream_request
+from gateway.domain.federation import Member
+from gateway.domain.opportunities import MAX_LIMIT, namespace_opportunity, upstream_request
+from gateway.domain.records import BASE_PLACEHOLDER, MemberMode, MemberState, SearchRecord, SearchState
 from gateway.obs.metrics import Metrics
 from gateway.services.background import stop_task
-from gateway.services.catalogue import Catalogue, Member
+from gateway.services.catalogue import Catalogue
 from gateway.services.fanout import Deadline, call_one
-from gateway.services.search_records import BASE_PLACEHOLDER, TERMINAL, SearchRecords, advance_status, missing_members
+from gateway.services.search_records import SearchRecords
 
 log = structlog.get_logger("gateway.searches")
 
@@ -48,13 +51,22 @@ MAX_ATTEMPTS = 3
 _FINAL = (NotFound, RequestValidationFailed, InvalidRequest)
 
 
-def collection_id_of(record: dict[str, Any]) -> str | None:
+def collection_id_of(record: JSONObject) -> str | None:
     """The collection id in a completed upstream record's `opportunities` link."""
     for link in record.get("links") or []:
         if link.get("rel") == "opportunities":
             path = urlsplit(str(link.get("href", ""))).path.rstrip("/")
             return unquote(path.rsplit("/", 1)[-1]) or None
     return None
+
+
+@dataclass(slots=True)
+class _Step:
+    """One member's state as a round of work moves it on; what it reached stays when a later call fails."""
+
+    record: SearchRecord
+    member_id: str
+    state: MemberState
 
 
 class SearchRunner:
@@ -135,151 +147,141 @@ class SearchRunner:
             return
         try:
             record = await self.records.load(record_id)
-            if record is None or record["statuses"][-1]["status_code"] in TERMINAL:
+            if record is None or record.state.terminal:
                 return
             deadline = Deadline(self._deadline_s)
             # The record's own members, whatever the federated product's members are now.
-            await asyncio.gather(
-                *(
-                    self._step(record, member_id, state, deadline)
-                    for member_id, state in record["members"].items()
-                    if state["status"] not in TERMINAL
-                )
-            )
-            changed = advance_status(record)
-            code = record["statuses"][-1]["status_code"]
+            steps = [_Step(record, mid, state) for mid, state in record.members.items() if not state.status.terminal]
+            await asyncio.gather(*(self._step(step, deadline) for step in steps))
+            record, changed = record.with_members({step.member_id: step.state for step in steps}).advanced()
+            code = record.state
             if changed:
                 self.metrics.search_records.labels(code).inc()
-            if code == "completed":
+            if code is SearchState.COMPLETED:
                 await self._finish(record)
-            await self.records.save(record, due=None if code in TERMINAL else time.time() + self._refresh_s)
+            await self.records.save(record, due=None if code.terminal else time.time() + self._refresh_s)
         finally:
             await self.records.unlock(record_id, token)
 
-    async def _step(self, record: dict[str, Any], member_id: str, state: dict[str, Any], deadline: Deadline) -> None:
+    async def _step(self, step: _Step, deadline: Deadline) -> None:
         try:
-            member = self.catalogue.member(member_id)
-            if state["mode"] is None:
+            member = self.catalogue.member(step.member_id)
+            if step.state.mode is None:
                 caps = await self.catalogue.capabilities(member, deadline)
-                state["mode"] = "upstream" if caps.async_ else "emulated"
-            await self._search_step(record, member_id, member, state, deadline)
-            state["attempts"] = 0
+                step.state = replace(step.state, mode=MemberMode.UPSTREAM if caps.async_ else MemberMode.EMULATED)
+            await self._search_step(step, member, deadline)
+            step.state = replace(step.state, attempts=0)
         except DeliberateError as exc:
-            state["attempts"] += 1
-            if isinstance(exc, _FINAL) or state["attempts"] >= MAX_ATTEMPTS:
-                if state["pages"]:
+            step.state = replace(step.state, attempts=step.state.attempts + 1)
+            if isinstance(exc, _FINAL) or step.state.attempts >= MAX_ATTEMPTS:
+                if step.state.pages:
                     # Some pages were kept: they are the result, marked as not the whole one.
-                    state.update(status="completed", truncated=True, reason=exc.detail)
+                    step.state = replace(step.state, status=SearchState.COMPLETED, truncated=True, reason=exc.detail)
                 else:
-                    state.update(status="failed", reason=exc.detail)
-            log.info("search_member_error", record=record["id"], member=member_id, code=exc.code)
+                    step.state = replace(step.state, status=SearchState.FAILED, reason=exc.detail)
+            log.info("search_member_error", record=step.record.id, member=step.member_id, code=exc.code)
 
-    async def _search_step(
-        self, record: dict[str, Any], member_id: str, member: Member, state: dict[str, Any], deadline: Deadline
-    ) -> None:
-        if state["pages"] or state["collection_id"] is not None:
-            await self._collect(record, member_id, member, state, deadline)
+    async def _search_step(self, step: _Step, member: Member, deadline: Deadline) -> None:
+        if step.state.pages or step.state.collection_id is not None:
+            await self._collect(step, member, deadline)
             return
         adapter, pid = member.provider.adapter, member.provider.id
-        if state["upstream_id"] is None:
-            mode = SearchMode.ASYNC if state["mode"] == "upstream" else SearchMode.SYNC
-            payload = upstream_request(record["opportunity_request"], None, self._page_size(state))
+        upstream_id = step.state.upstream_id
+        if upstream_id is None:
+            mode = SearchMode.ASYNC if step.state.mode is MemberMode.UPSTREAM else SearchMode.SYNC
+            payload = upstream_request(step.record.opportunity_request, None, self._page_size(step.state))
             result = await call_one(
                 pid, lambda: adapter.search_opportunities(member.product_id, payload, mode), deadline
             )
             if not result.is_async:
-                await self._collect(record, member_id, member, state, deadline, first=result.body)
+                await self._collect(step, member, deadline, first=result.body)
                 return
-            state["upstream_id"] = str(result.body["id"])
+            step.state = replace(step.state, upstream_id=str(result.body["id"]))
             upstream = result.body
         else:
-            upstream = await call_one(pid, lambda: adapter.get_search_record(state["upstream_id"]), deadline)
+            upstream = await call_one(pid, lambda: adapter.get_search_record(upstream_id), deadline)
         code = upstream["status"]["status_code"]
         if code == "completed":
             collection_id = collection_id_of(upstream)
             if collection_id is None:
-                state.update(status="failed", reason="the provider completed the search without an opportunities link")
+                reason = "the provider completed the search without an opportunities link"
+                step.state = replace(step.state, status=SearchState.FAILED, reason=reason)
                 return
-            state["collection_id"] = collection_id
-            await self._collect(record, member_id, member, state, deadline)
+            step.state = replace(step.state, collection_id=collection_id)
+            await self._collect(step, member, deadline)
         elif code in ("failed", "cancelled"):
             # Scrubbed by the adapter; shown for the record's lifetime, so also printable and bounded.
             reason = upstream["status"].get("reason_text")
-            state.update(status=code, reason=None if reason is None else printable(str(reason)))
+            shown = None if reason is None else printable(str(reason))
+            step.state = replace(step.state, status=SearchState(code), reason=shown)
         else:
-            state["status"] = "in_progress"
+            step.state = replace(step.state, status=SearchState.IN_PROGRESS)
 
-    def _page_size(self, state: dict[str, Any]) -> int:
-        return max(1, min(MAX_LIMIT, self._max_results - int(state["count"])))
+    def _page_size(self, state: MemberState) -> int:
+        return max(1, min(MAX_LIMIT, self._max_results - state.count))
 
-    async def _collect(
-        self,
-        record: dict[str, Any],
-        member_id: str,
-        member: Member,
-        state: dict[str, Any],
-        deadline: Deadline,
-        first: JSONObject | None = None,
-    ) -> None:
+    async def _collect(self, step: _Step, member: Member, deadline: Deadline, first: JSONObject | None = None) -> None:
         """Keep the member's result pages until the last, the cap, or half the deadline is gone."""
         while True:
-            page = first if first is not None else await self._fetch_page(record, member, state, deadline)
+            page = first if first is not None else await self._fetch_page(step, member, deadline)
             first = None
-            await self._keep_page(record["id"], member_id, member, state, page)
-            if state["status"] == "completed" or deadline.remaining() < deadline.budget_s / 2:
+            await self._keep_page(step, member, page)
+            if step.state.status is SearchState.COMPLETED or deadline.remaining() < deadline.budget_s / 2:
                 return
 
-    async def _fetch_page(
-        self, record: dict[str, Any], member: Member, state: dict[str, Any], deadline: Deadline
-    ) -> JSONObject:
-        adapter, pid, size = member.provider.adapter, member.provider.id, self._page_size(state)
-        if state["collection_id"] is None:
-            payload = upstream_request(record["opportunity_request"], state["page"], size)
+    async def _fetch_page(self, step: _Step, member: Member, deadline: Deadline) -> JSONObject:
+        adapter, pid, size = member.provider.adapter, member.provider.id, self._page_size(step.state)
+        collection_id, token = step.state.collection_id, step.state.page
+        if collection_id is None:
+            payload = upstream_request(step.record.opportunity_request, token, size)
             result = await call_one(
                 pid, lambda: adapter.search_opportunities(member.product_id, payload, SearchMode.SYNC), deadline
             )
             if result.is_async:
                 raise ProviderInvalidPayload(pid, "answered a later page of a synchronous search with a search record")
             return result.body
-        collection_id = state["collection_id"]
         return await call_one(
             pid,
-            lambda: adapter.get_opportunity_collection(
-                member.product_id, collection_id, token=state["page"], limit=size
-            ),
+            lambda: adapter.get_opportunity_collection(member.product_id, collection_id, token=token, limit=size),
             deadline,
         )
 
-    async def _keep_page(
-        self, record_id: str, member_id: str, member: Member, state: dict[str, Any], page: JSONObject
-    ) -> None:
+    async def _keep_page(self, step: _Step, member: Member, page: JSONObject) -> None:
         features = list(page.get("features") or [])
         token = next_token(page.get("links") or [])
-        room = self._max_results - state["count"]
+        state = step.state
+        room = self._max_results - state.count
         kept = features[:room]
         links = member.provider.rewriter(BASE_PLACEHOLDER)
         await self.records.save_page(
-            record_id, member_id, state["pages"], [namespace_opportunity(f, links) for f in kept]
+            step.record.id, step.member_id, state.pages, [namespace_opportunity(f, links) for f in kept]
         )
         # A page with nothing on it, or the same token again, would have the walk go on forever.
-        stuck = not features or token == state["page"]
-        state.update(pages=state["pages"] + 1, count=state["count"] + len(kept), page=token, status="in_progress")
-        state["missing"] = list(dict.fromkeys([*state["missing"], *missing_of(page)]))
-        if state["count"] >= self._max_results:
-            state.update(status="completed", truncated=len(features) > room or token is not None)
+        stuck = not features or token == state.page
+        state = replace(
+            state,
+            pages=state.pages + 1,
+            count=state.count + len(kept),
+            page=token,
+            status=SearchState.IN_PROGRESS,
+            missing=tuple(dict.fromkeys([*state.missing, *missing_of(page)])),
+        )
+        if state.count >= self._max_results:
+            state = replace(state, status=SearchState.COMPLETED, truncated=len(features) > room or token is not None)
         elif token is None or stuck:
-            state["status"] = "completed"
+            state = replace(state, status=SearchState.COMPLETED)
+        step.state = state
 
-    async def _finish(self, record: dict[str, Any]) -> None:
+    async def _finish(self, record: SearchRecord) -> None:
         features: list[dict[str, Any]] = []
-        for member_id, state in record["members"].items():
-            if state["status"] == "completed":
-                features.extend(await self.records.load_results(record["id"], member_id, state))
-        if ids.split(record["product_id"]) is None:
+        for member_id, state in record.members.items():
+            if state.status is SearchState.COMPLETED:
+                features.extend(await self.records.load_results(record.id, member_id, state))
+        if ids.split(record.product_id) is None:
             # A federated product (its id has no ':'): members merged by start time.
-            features.sort(key=start_key)
-        header: dict[str, Any] = {"type": "FeatureCollection", "id": record["id"]}
-        missing = missing_members(record)
+            features = merge.sorted_by_start_time(features)
+        header: dict[str, Any] = {"type": "FeatureCollection", "id": record.id}
+        missing = record.missing()
         if missing:
             header["federation:missing"] = missing
         await self.records.save_collection(record, header, features)

@@ -11,12 +11,12 @@ from starlette.requests import Request
 from adapters.base import NotFound, Page, RequestValidationFailed, UpstreamNotFound
 from gateway.domain import merge
 from gateway.domain.errors import Forbidden
+from gateway.domain.federation import ProviderRef, Target
 from gateway.domain.links import LinkRewriter, base_url
 from gateway.domain.merge import Position
 from gateway.http.clients import ANONYMOUS, Client
 from gateway.runtime import Runtime
 from gateway.services import fanout
-from gateway.services.catalogue import Target
 from gateway.services.fanout import Deadline
 from gateway.upstream.providers import Provider
 
@@ -76,7 +76,7 @@ def query_limit(request: Request) -> int:
     return min(value, MAX_LIMIT)
 
 
-async def ask(request: Request, provider: Provider, call: Callable[[], Awaitable[T]], absent: str) -> T:
+async def ask(request: Request, provider: ProviderRef, call: Callable[[], Awaitable[T]], absent: str) -> T:
     """One provider call under the request's deadline; its 404 said in the gateway's words (`absent`)."""
     try:
         return await fanout.call_one(provider.id, call, deadline(request))
@@ -84,7 +84,7 @@ async def ask(request: Request, provider: Provider, call: Callable[[], Awaitable
         raise UpstreamNotFound(provider.id, absent) from None
 
 
-def rewriter(request: Request, provider: Provider) -> LinkRewriter:
+def rewriter(request: Request, provider: ProviderRef) -> LinkRewriter:
     """The link rewriter from this provider to the gateway as the client sees it."""
     return provider.rewriter(gateway_base(request))
 

@@ -17,17 +17,18 @@ from adapters.base import DeliberateError, NotFound, Page, ProviderInvalidPayloa
 from adapters.stapi.adapter import missing_of, next_token
 from gateway.domain import filter_types, ids, merge
 from gateway.domain.errors import InvalidCursor, SearchNotSupported
+from gateway.domain.federation import Member, Target
 from gateway.domain.opportunities import (
     has_own_order_links,
     namespace_opportunity,
     next_link,
     order_link,
     parse_prefer,
-    start_key,
     upstream_request,
     validate_search,
     with_member_order_links,
 )
+from gateway.domain.records import new_record
 from gateway.http.responses import GEOJSON, JSONResponse
 from gateway.http.routes.common import (
     ask,
@@ -46,8 +47,7 @@ from gateway.http.routes.common import (
 )
 from gateway.http.routes.searches import public_record
 from gateway.services import fanout
-from gateway.services.catalogue import Capabilities, Member, Target
-from gateway.services.search_records import new_record
+from gateway.services.catalogue import Capabilities
 
 
 def _cursor_kind(product_id: str) -> str:
@@ -78,7 +78,7 @@ async def search_opportunities(request: Request) -> Response:
             response = await _search_sync(request, target, search, failed=capabilities.failures)
         except AnsweredAsync as answer:
             # The provider started an async search instead; the gateway's record adopts it.
-            record["members"][answer.member.gateway_id].update(mode="upstream", upstream_id=str(answer.record["id"]))
+            record = record.adopting(answer.member.gateway_id, str(answer.record["id"]))
             prefer = None
         else:
             if prefer == "wait":
@@ -86,7 +86,7 @@ async def search_opportunities(request: Request) -> Response:
             return response
     await rt.searches.create(record)
     rt.metrics.search_records.labels("received").inc()
-    rt.runner.kick(record["id"])
+    rt.runner.kick(record.id)
     body = public_record(record, gateway_base(request))
     headers = {"Location": body["links"][0]["href"]}
     if prefer == "respond-async":
@@ -186,7 +186,11 @@ async def _search_sync(
         # One product's own failure says more than "every provider failed".
         raise next(iter(gathered.failures.values()))
     gathered.require_any("opportunities")
-    key = (lambda mid, f: start_key(f, members[mid].provider.id)) if target.federated is not None else None
+    key = (
+        merge.by_start_time({mid: m.provider.id for mid, m in members.items()})
+        if target.federated is not None
+        else None
+    )
     merged, after = merge.merge_page(at, gathered.results, limit, key=key)
     # Only what is returned gets namespaced: a member may send thousands of opportunities.
     rewriters = {mid: m.provider.rewriter(base) for mid, m in members.items()}
@@ -216,14 +220,13 @@ async def get_opportunity_collection(request: Request) -> Response:
     if parts is not None:
         return await _proxied_collection(request, target, *parts)
     record = await rt.searches.load(collection_id)
-    if record is None or record["product_id"] != product_id or not sees(request, record.get("client")):
+    if record is None or record.product_id != product_id or not sees(request, record.client):
         raise NotFound(f"No opportunity collection '{collection_id}' exists for product '{product_id}'.")
-    limit = query_limit(request) if "limit" in request.query_params else int(record["opportunity_request"]["limit"])
+    limit = query_limit(request) if "limit" in request.query_params else int(record.opportunity_request["limit"])
     offset = _collection_offset(request, collection_id)
     collection = await rt.searches.load_collection(collection_id, base, offset, limit)
     if collection is None:
-        state = record["statuses"][-1]["status_code"]
-        raise NotFound(f"The search '{collection_id}' has no opportunity collection (it is {state}).")
+        raise NotFound(f"The search '{collection_id}' has no opportunity collection (it is {record.state}).")
     href = f"{base}/products/{product_id}"
     own = f"{href}/opportunities/{collection_id}"
     collection["links"] = [
@@ -232,7 +235,7 @@ async def get_opportunity_collection(request: Request) -> Response:
     ]
     if target.federated is None:
         if not has_own_order_links(collection["features"]):
-            collection["links"].append(order_link(f"{href}/orders", record["opportunity_request"]))
+            collection["links"].append(order_link(f"{href}/orders", record.opportunity_request))
     else:
         collection["features"] = with_member_order_links(collection["features"], f"{href}/orders")
     end = offset + len(collection["features"])

@@ -13,7 +13,7 @@ from starlette.responses import Response
 from adapters.base import InvalidRequest, NotFound, Page
 from gateway.domain import ids, merge
 from gateway.domain.errors import InvalidCursor
-from gateway.domain.orders import namespace_order, newest_first, validate_order
+from gateway.domain.orders import namespace_order, validate_order
 from gateway.http.responses import GEOJSON, JSONResponse
 from gateway.http.routes.common import (
     ask,
@@ -88,7 +88,7 @@ async def list_orders(request: Request) -> Response:
 
     gathered = await fanout.gather({pid: page_of(pid) for pid in at}, deadline(request))
     gathered.require_any("orders")
-    merged, after = merge.merge_page(at, gathered.results, limit, key=lambda _, order: newest_first(order))
+    merged, after = merge.merge_page(at, gathered.results, limit, key=merge.by_newest)
     links = [link(f"{base}/orders", "self", GEOJSON)]
     if token := next_cursor(request, CURSOR_KIND, after):
         links.append(link(f"{base}/orders?next={token}&limit={limit}", "next", GEOJSON))

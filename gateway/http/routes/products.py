@@ -11,6 +11,8 @@ from starlette.responses import Response
 from adapters.base import JSONObject, Page
 from gateway.domain import ids, merge
 from gateway.domain.federation import (
+    Member,
+    Target,
     federated_document,
     federated_queryables,
     gateway_conformance,
@@ -37,7 +39,6 @@ from gateway.http.routes.common import (
     with_missing,
 )
 from gateway.services import fanout
-from gateway.services.catalogue import Member, Target
 from gateway.services.fanout import Deadline
 
 CURSOR_KIND = "products"

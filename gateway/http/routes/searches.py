@@ -9,46 +9,44 @@ from starlette.responses import Response
 
 from adapters.base import NotFound
 from gateway.domain.errors import InvalidCursor
+from gateway.domain.records import SearchRecord, SearchState
 from gateway.http.responses import JSONResponse
 from gateway.http.routes.common import client, gateway_base, link, query_limit, runtime, sees
-from gateway.services.search_records import TERMINAL, missing_members
 
 CURSOR_KIND = "searches"
 
 
-def public_record(record: dict[str, Any], base: str) -> dict[str, Any]:
+def public_record(record: SearchRecord, base: str) -> dict[str, Any]:
     """A stored record as STAPI's OpportunitySearchRecord, with per-member state."""
-    record_id = record["id"]
+    record_id = record.id
     href = f"{base}/searches/opportunities/{record_id}"
-    current = record["statuses"][-1]
     links = [link(href, "self"), link(f"{href}/statuses", "monitor")]
     body: dict[str, Any] = {
         "id": record_id,
-        "product_id": record["product_id"],
-        "opportunity_request": record["opportunity_request"],
-        "status": current,
+        "product_id": record.product_id,
+        "opportunity_request": record.opportunity_request,
+        "status": record.statuses[-1].to_json(),
         "links": links,
         "federation:members": [
-            {"product_id": pid, "status": m["status"], "reason_text": m["reason"]}
-            for pid, m in record["members"].items()
+            {"product_id": pid, "status": str(m.status), "reason_text": m.reason} for pid, m in record.members.items()
         ],
     }
-    if current["status_code"] == "completed":
-        collection = f"{base}/products/{record['product_id']}/opportunities/{record_id}"
+    if record.state is SearchState.COMPLETED:
+        collection = f"{base}/products/{record.product_id}/opportunities/{record_id}"
         links.append(link(collection, "opportunities", "application/geo+json"))
-        missing = missing_members(record)
+        missing = record.missing()
         if missing:
             body["federation:missing"] = missing
     return body
 
 
-async def _record(request: Request) -> dict[str, Any]:
+async def _record(request: Request) -> SearchRecord:
     rt = runtime(request)
     record_id = request.path_params["record_id"]
     record = await rt.searches.load(record_id)
-    if record is None or not sees(request, record.get("client")):
+    if record is None or not sees(request, record.client):
         raise NotFound(f"No opportunity search record '{record_id}' exists (records expire after a while).")
-    if record["statuses"][-1]["status_code"] not in TERMINAL:
+    if not record.state.terminal:
         # Refresh in the background; the client gets the stored state at once.
         rt.runner.kick(record_id)
     return record
@@ -61,7 +59,7 @@ async def get_search_record(request: Request) -> Response:
 
 async def search_record_statuses(request: Request) -> Response:
     """`GET /searches/opportunities/{id}/statuses`: the history, oldest first, as a bare array."""
-    return JSONResponse((await _record(request))["statuses"])
+    return JSONResponse([status.to_json() for status in (await _record(request)).statuses])
 
 
 async def list_search_records(request: Request) -> Response:
@@ -81,7 +79,7 @@ async def list_search_records(request: Request) -> Response:
     links = [link(f"{base}/searches/opportunities", "self")]
     if len(entries) > limit:
         last_record, last_score = entries[limit - 1]
-        token = rt.cursors.encode(CURSOR_KIND, [last_score, last_record["id"]])
+        token = rt.cursors.encode(CURSOR_KIND, [last_score, last_record.id])
         links.append(link(f"{base}/searches/opportunities?next={token}&limit={limit}", "next"))
     records = [public_record(record, base) for record, _ in entries[:limit]]
     return JSONResponse({"search_records": records, "links": links})

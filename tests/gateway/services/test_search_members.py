@@ -12,7 +12,6 @@ import pytest
 from stapi_pydantic import OpportunityCollection, OpportunitySearchRecord
 
 from gateway.app import create_app
-from gateway.services.search_records import status
 from gateway.settings.loader import load_settings
 from gateway.store import open_store
 from tests.gateway.http.routes.test_opportunities import POINT, WINDOW, settle
@@ -96,6 +95,17 @@ def legacy_feature(member: str, i: int) -> dict[str, Any]:
     start = f"2026-12-0{i + 1}T00:00:00Z"
     properties = {"datetime": f"{start}/2026-12-09T00:00:00Z", "product_id": member}
     return {"type": "Feature", "geometry": POINT, "properties": properties, "id": f"{member}-old-{i}", "links": []}
+
+
+def status(code: str) -> dict[str, Any]:
+    """An OpportunitySearchStatus as the previous layouts stored it."""
+    return {
+        "timestamp": "2026-12-01T00:00:00Z",
+        "status_code": code,
+        "reason_code": None,
+        "reason_text": None,
+        "links": [],
+    }
 
 
 def legacy_record(record_id: str, members: list[dict[str, Any]], codes: list[str]) -> dict[str, Any]:
