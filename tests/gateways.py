@@ -29,7 +29,8 @@ async def lifespan(app: ASGIApp) -> AsyncIterator[None]:
     async def send(message: Message) -> None:
         await outbox.put(message)
 
-    task = asyncio.create_task(app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, receive, send))
+    # ensure_future: an ASGIApp is typed as returning an Awaitable, which create_task does not take.
+    task = asyncio.ensure_future(app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, receive, send))
     await inbox.put({"type": "lifespan.startup"})
     started = await outbox.get()
     if started["type"] != "lifespan.startup.complete":

@@ -13,6 +13,7 @@ import asyncio
 import random
 from collections import Counter
 from collections.abc import Sequence
+from typing import Any
 
 import httpx
 from starlette.types import ASGIApp
@@ -64,7 +65,13 @@ class LosesOrderAnswers(httpx.AsyncBaseTransport):
             await asyncio.sleep(self.hang_s)
             raise httpx.ReadTimeout("no answer", request=request)
         # A 201 whose order has a link stapi-pydantic refuses (no href).
-        body = {"type": "Feature", "id": "x", "geometry": None, "properties": {}, "links": [{"rel": "self"}]}
+        body: dict[str, Any] = {
+            "type": "Feature",
+            "id": "x",
+            "geometry": None,
+            "properties": {},
+            "links": [{"rel": "self"}],
+        }
         return httpx.Response(201, json=body, request=request)
 
     async def aclose(self) -> None:

@@ -228,15 +228,15 @@ def test_dockerfile_is_multi_stage_on_python_311_slim() -> None:
     assert all(stage.split()[0] == "python:3.11-slim" for stage in stages)
 
 
-def test_dockerfile_copies_only_what_the_wheel_needs() -> None:
-    """The build context contributes pyproject.toml, README.md, gateway/ and adapters/, nothing else."""
+def test_dockerfile_copies_only_what_the_install_needs() -> None:
+    """The build context contributes pyproject.toml, uv.lock, README.md, gateway/ and adapters/, nothing else."""
     sources = set()
     for rest in docker("COPY"):
         words = rest.split()
         if any(word.startswith("--from") for word in words):
             continue
         sources |= {word.rstrip("/") for word in words[:-1] if not word.startswith("--")}
-    assert sources == {"pyproject.toml", "README.md", "gateway", "adapters"}
+    assert sources == {"pyproject.toml", "uv.lock", "README.md", "gateway", "adapters"}
     assert all((ROOT / source).exists() for source in sources)
 
 
@@ -277,6 +277,43 @@ def test_dockerfile_healthcheck_probes_healthz_with_urllib() -> None:
     port = _parser().parse_args(docker_json("CMD")).port
     assert "urllib.request" in command[2]
     assert f"http://127.0.0.1:{port}/healthz'" in command[2]
+
+
+def test_dockerfile_installs_exactly_the_lock() -> None:
+    """The build stage's only install is `uv sync --frozen` of the base dependencies; the runtime copies it."""
+    build = dockerfile()[: max(i for i, (kw, _) in enumerate(dockerfile()) if kw == "FROM")]
+    runs = [rest for kw, rest in build if kw == "RUN"]
+    (sync,) = [run.split() for run in runs if "uv sync" in run]
+    assert {"--frozen", "--no-editable", "--no-dev"} <= set(sync)
+    assert "--extra" not in sync, "test and bench extras stay out of the image"
+    assert "--all-extras" not in sync
+    (pip,) = [run for run in runs if "pip install" in run]
+    assert pip.split()[-1] == '"uv==${UV_VERSION}"', "pip installs uv alone; everything else comes from the lock"
+    env = " ".join(rest for kw, rest in build if kw == "ENV").split()
+    venv = next(word.partition("=")[2] for word in env if word.startswith("UV_PROJECT_ENVIRONMENT="))
+    runtime = final_stage()
+    assert not [rest for kw, rest in runtime if kw == "RUN" and ("pip " in rest or "uv " in rest)]
+    assert ("COPY", f"--from=build {venv} {venv}") in runtime
+    assert f"PATH={venv}/bin:$PATH" in " ".join(rest for kw, rest in runtime if kw == "ENV").split()
+
+
+def test_uv_version_is_the_same_for_the_scripts_and_the_image() -> None:
+    """deploy/Dockerfile's UV_VERSION is the one scripts/_venv.sh bootstraps."""
+    (arg,) = [rest for rest in docker("ARG") if rest.startswith("UV_VERSION=")]
+    script = re.search(r"^UV_VERSION=(\S+)$", (ROOT / "scripts" / "_venv.sh").read_text(), re.MULTILINE)
+    assert script is not None
+    assert arg.partition("=")[2] == script.group(1)
+
+
+def test_scripts_install_only_from_the_lock() -> None:
+    """scripts/ and .ci/run install with `uv sync --frozen`; pip only bootstraps uv; CI checks the lock."""
+    sources = {path.name: path.read_text() for path in [*(ROOT / "scripts").iterdir(), ROOT / ".ci" / "run"]}
+    pips = [line for text in sources.values() for line in text.splitlines() if "pip install" in line]
+    assert pips
+    assert all(line.split()[-1] == '"uv==$UV_VERSION"' for line in pips)
+    assert "sync --quiet --frozen" in sources["_venv.sh"]
+    assert "lock --check" in sources["run"]
+    assert (ROOT / "uv.lock").is_file()
 
 
 # --- Kubernetes --------------------------------------------------------------------------------

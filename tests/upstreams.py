@@ -23,7 +23,7 @@ from returns.maybe import Maybe, Nothing, Some
 from returns.result import Failure, ResultE, Success
 from stapi_fastapi import ProductRouter, RootRouter
 from stapi_fastapi.conformance import API, PRODUCT
-from stapi_fastapi.errors import QueryablesError
+from stapi_fastapi.errors import QueryablesError, StapiError
 from stapi_fastapi.models import Product
 from stapi_fastapi.routers.route_names import (
     GET_OPPORTUNITY_COLLECTION,
@@ -103,6 +103,18 @@ class RecordedRequest:
 
 
 M = TypeVar("M", bound=BaseModel)
+
+
+class FilterError(QueryablesError):
+    """stapi-fastapi's 422 for a filter it cannot evaluate, built without the deprecated Starlette name.
+
+    QueryablesError's own constructor reads `status.HTTP_422_UNPROCESSABLE_ENTITY`, which Starlette
+    deprecates with a warning; the routers only test `isinstance(e, QueryablesError)` and re-raise
+    it, so this subclass answers the same 422 with the same detail.
+    """
+
+    def __init__(self, detail: str) -> None:
+        StapiError.__init__(self, 422, detail)  # skips QueryablesError.__init__ on purpose
 
 
 def _now() -> datetime:
@@ -190,7 +202,7 @@ class InMemoryBackend:
                 try:
                     keep = expr.matches(props.model_dump(mode="json"))
                 except Exception as exc:  # cql2 raises bare Exception for evaluation errors
-                    raise QueryablesError(f"Filter cannot be evaluated: {exc}") from exc
+                    raise FilterError(f"Filter cannot be evaluated: {exc}") from exc
                 if not keep:
                     continue
             result.append(Opportunity(id=f"{product_id}-opp-{i}", geometry=search.geometry, properties=props))

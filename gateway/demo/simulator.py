@@ -10,11 +10,9 @@ import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
-from urllib.parse import urlencode
+from typing import Any
 
 import orjson
-from pydantic import BaseModel, ValidationError
 from stapi_pydantic import (
     OpportunityPayload,
     Order,
@@ -34,94 +32,28 @@ from gateway.demo.catalogue import (
     API_CONFORMANCE,
     PRODUCT_CONFORMANCE,
     VENDORS,
-    PassPlan,
     ProductDef,
     VendorDef,
     product_document,
 )
+from gateway.demo.wire import (
+    GEOJSON,
+    JSON,
+    ApiError,
+    base_url,
+    json_response,
+    link,
+    opportunities,
+    page_links,
+    paging,
+    parse_body,
+    stamp,
+)
 
-JSON, GEOJSON = "application/json", "application/geo+json"
 # The order lifecycle the simulator walks through, one step every `order_step_s`.
 LIFECYCLE = (OrderStatusCode.received, OrderStatusCode.accepted, OrderStatusCode.scheduled, OrderStatusCode.completed)
 
 Endpoint = Callable[[Request], Awaitable[Response]]
-M = TypeVar("M", bound=BaseModel)
-
-
-class ApiError(Exception):
-    """An error answered the way FastAPI does: `{"detail": ...}` with the given status."""
-
-    def __init__(self, status: int, detail: Any) -> None:
-        super().__init__(detail)
-        self.status, self.detail = status, detail
-
-
-def _dumps_default(value: Any) -> Any:
-    # FastAPI's jsonable_encoder renders the exceptions inside validation `ctx` as {}; match it.
-    return {} if isinstance(value, BaseException) else str(value)
-
-
-def _json(body: Any, status: int = 200, media_type: str = JSON, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(body, default=_dumps_default), status, headers, media_type)
-
-
-def _link(href: str, rel: str, media_type: str = JSON, **extra: Any) -> dict[str, Any]:
-    return {"href": href, "rel": rel, "type": media_type, **extra}
-
-
-def _base(request: Request) -> str:
-    return str(request.base_url).rstrip("/")
-
-
-def _stamp(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")  # pydantic's rendering of UTC datetimes
-
-
-async def _parse_body(model: type[M], request: Request) -> M:
-    # Decoding first and validating Python objects is what FastAPI does, so the errors read the same.
-    raw = await request.body()
-    if not raw:
-        raise ApiError(422, [{"type": "missing", "loc": ["body"], "msg": "Field required", "input": None}])
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        error = {"type": "json_invalid", "loc": ["body", exc.pos], "msg": "JSON decode error", "input": {}}
-        raise ApiError(422, [{**error, "ctx": {"error": exc.msg}}]) from None
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise ApiError(422, [{**e, "loc": ["body", *e["loc"]]} for e in exc.errors(include_url=False)]) from None
-    except Exception as exc:  # cql2 rejects a malformed filter with a bare Exception (a 500 in 0.8.0)
-        raise ApiError(422, [{"type": "value_error", "loc": ["body", "filter"], "msg": str(exc)}]) from None
-
-
-def _paging(request: Request, cap: int = 100) -> tuple[str | None, int]:
-    raw = request.query_params.get("limit")
-    try:
-        limit = 10 if raw is None else int(raw)
-    except ValueError:
-        msg, kind = "Input should be a valid integer, unable to parse string as an integer", "int_parsing"
-    else:
-        if limit >= 1:
-            return request.query_params.get("next") or None, min(limit, cap)
-        # 0.8.0 passes such limits on unchecked; 0.9.0 rejects them like this, which is saner.
-        msg, kind = "Input should be greater than or equal to 1", "greater_than_equal"
-    raise ApiError(422, [{"type": kind, "loc": ["query", "limit"], "msg": msg, "input": raw}])
-
-
-def _page_links(href: str, ids: list[str], end: int, limit: int) -> list[dict[str, Any]]:
-    return [_link(f"{href}?{urlencode({'next': ids[end], 'limit': limit})}", "next")] if end < len(ids) else []
-
-
-def _opportunities(product: ProductDef, search: OpportunityPayload) -> tuple[list[dict[str, Any]], str | None]:
-    """One page of passes over the search geometry, and the token (a pass index) of the next page."""
-    plan = PassPlan.plan(product, search.geometry.model_dump(mode="json"), *search.datetime)
-    if search.next is not None and not (search.next.isdigit() and int(search.next) < plan.slots):
-        raise ApiError(404, "Error finding pagination token")
-    try:
-        return plan.page(int(search.next or 0), max(1, min(search.limit, 100)), search.filter)
-    except Exception as exc:  # cql2 evaluation errors (e.g. comparing a string with a number) are bare
-        raise ApiError(422, f"Filter cannot be evaluated: {exc}") from None
 
 
 class Simulator:
@@ -150,43 +82,43 @@ class Simulator:
 
     def _product_doc(self, base: str, pid: str) -> dict[str, Any]:
         href = f"{base}/products/{pid}"
-        links = [_link(href, "self")]
-        links += [_link(f"{href}/{rel}", rel) for rel in ("conformance", "queryables", "order-parameters")]
-        links.append(_link(f"{href}/orders", "create-order", method="POST"))
-        links.append(_link(f"{href}/opportunities", "opportunities"))
+        links = [link(href, "self")]
+        links += [link(f"{href}/{rel}", rel) for rel in ("conformance", "queryables", "order-parameters")]
+        links.append(link(f"{href}/orders", "create-order", method="POST"))
+        links.append(link(f"{href}/opportunities", "opportunities"))
         return {**self._product_docs[pid], "links": links}
 
     async def root(self, request: Request) -> Response:
         """Landing page (without 0.8.0's openapi/docs links: the simulator serves neither)."""
-        base, v = _base(request), self.vendor
-        links = [_link(f"{base}/", "self"), _link(f"{base}/conformance", "conformance")]
-        links += [_link(f"{base}/products", "products"), _link(f"{base}/orders", "orders", GEOJSON)]
+        base, v = base_url(request), self.vendor
+        links = [link(f"{base}/", "self"), link(f"{base}/conformance", "conformance")]
+        links += [link(f"{base}/products", "products"), link(f"{base}/orders", "orders", GEOJSON)]
         body = {"id": f"{v.id}-stapi", "conformsTo": API_CONFORMANCE, "title": v.title, "description": v.description}
-        return _json({**body, "links": links})
+        return json_response({**body, "links": links})
 
     async def conformance(self, request: Request) -> Response:
         """API-level conformance classes."""
-        return _json({"conformsTo": API_CONFORMANCE})
+        return json_response({"conformsTo": API_CONFORMANCE})
 
     async def list_products(self, request: Request) -> Response:
         """Products, paged by the id of the next product."""
-        token, limit = _paging(request)
+        token, limit = paging(request)
         if token is not None and token not in self.products:
             raise ApiError(404, "Error finding pagination token for products")
         start = self.product_ids.index(token) if token else 0
-        base, end = _base(request), start + limit
-        links = [_link(f"{base}/products", "self"), *_page_links(f"{base}/products", self.product_ids, end, limit)]
+        base, end = base_url(request), start + limit
+        links = [link(f"{base}/products", "self"), *page_links(f"{base}/products", self.product_ids, end, limit)]
         products = [self._product_doc(base, pid) for pid in self.product_ids[start:end]]
-        return _json({"type": "ProductCollection", "links": links, "products": products})
+        return json_response({"type": "ProductCollection", "links": links, "products": products})
 
     async def get_product(self, request: Request) -> Response:
         """One product."""
-        return _json(self._product_doc(_base(request), self._product(request).id))
+        return json_response(self._product_doc(base_url(request), self._product(request).id))
 
     async def product_conformance(self, request: Request) -> Response:
         """Product-level conformance classes."""
         self._product(request)
-        return _json({"conformsTo": PRODUCT_CONFORMANCE})
+        return json_response({"conformsTo": PRODUCT_CONFORMANCE})
 
     async def queryables(self, request: Request) -> Response:
         """JSON Schema of the filterable opportunity properties."""
@@ -202,20 +134,20 @@ class Simulator:
         prefer = request.headers.get("prefer")
         if prefer is not None and prefer not in ("wait", "respond-async"):
             raise ApiError(400, f"Invalid Prefer header value: {prefer}")
-        search = await _parse_body(OpportunityPayload, request)
-        features, token = _opportunities(product, search)
+        search = await parse_body(OpportunityPayload, request)
+        features, token = opportunities(product, search)
         # Like 0.8.0, the create-order body lacks order_parameters, so it cannot be POSTed as is.
-        order_href = f"{_base(request)}/products/{product.id}/orders"
-        links = [_link(order_href, "create-order", method="POST", body=search.search_body())]
+        order_href = f"{base_url(request)}/products/{product.id}/orders"
+        links = [link(order_href, "create-order", method="POST", body=search.search_body())]
         if token is not None:
-            links.append(_link(str(request.url), "next", method="POST", body={**search.body(), "next": token}))
+            links.append(link(str(request.url), "next", method="POST", body={**search.body(), "next": token}))
         body = {"type": "FeatureCollection", "features": features, "links": links, "id": None}
-        return _json(body, media_type=GEOJSON)
+        return json_response(body, media_type=GEOJSON)
 
     async def create_order(self, request: Request) -> Response:
         """Accept an order; it then advances through LIFECYCLE as time passes."""
         product = self._product(request)
-        payload = await _parse_body(self._order_models[product.id], request)
+        payload = await parse_body(self._order_models[product.id], request)
         order_id, now = str(uuid.uuid4()), datetime.now(tz=UTC)
         search = OrderSearchParameters(datetime=payload.datetime, geometry=payload.geometry, filter=payload.filter)
         properties = OrderProperties[OrderStatus](
@@ -229,8 +161,8 @@ class Simulator:
         order = Order[OrderStatus](id=order_id, geometry=payload.geometry, properties=properties)
         self.orders[order_id] = order.model_dump(mode="json", exclude={"links"})
         self._created[order_id] = now
-        base = _base(request)
-        return _json(self._order_doc(base, order_id), 201, GEOJSON, {"Location": f"{base}/orders/{order_id}"})
+        base = base_url(request)
+        return json_response(self._order_doc(base, order_id), 201, GEOJSON, {"Location": f"{base}/orders/{order_id}"})
 
     def statuses(self, order_id: str) -> list[dict[str, Any]]:
         """The status history an order has reached by now, oldest first."""
@@ -239,7 +171,7 @@ class Simulator:
         if step_s > 0:
             reached = min(len(LIFECYCLE), 1 + int((datetime.now(tz=UTC) - created).total_seconds() // step_s))
         return [
-            {"timestamp": _stamp(created + timedelta(seconds=step_s * i)), "status_code": code.value,
+            {"timestamp": stamp(created + timedelta(seconds=step_s * i)), "status_code": code.value,
              "reason_code": None, "reason_text": None, "links": []}
             for i, code in enumerate(LIFECYCLE[:reached])
         ]  # fmt: skip
@@ -247,7 +179,7 @@ class Simulator:
     def _order_doc(self, base: str, order_id: str) -> dict[str, Any]:
         stored, href = self.orders[order_id], f"{base}/orders/{order_id}"
         properties = {**stored["properties"], "status": self.statuses(order_id)[-1]}
-        links = [_link(href, "self", GEOJSON), _link(f"{href}/statuses", "monitor")]
+        links = [link(href, "self", GEOJSON), link(f"{href}/statuses", "monitor")]
         return {**stored, "properties": properties, "links": links}
 
     def _order_id(self, request: Request) -> str:
@@ -258,33 +190,33 @@ class Simulator:
 
     async def list_orders(self, request: Request) -> Response:
         """Orders in creation order, paged by the id of the next order (no self link, like 0.8.0)."""
-        token, limit = _paging(request)
+        token, limit = paging(request)
         if token is not None and token not in self.orders:
             raise ApiError(404, "Error finding pagination token")
         ids = list(self.orders)
         start = ids.index(token) if token else 0
-        base, end = _base(request), start + limit
+        base, end = base_url(request), start + limit
         features = [self._order_doc(base, i) for i in ids[start:end]]
-        links = _page_links(f"{base}/orders", ids, end, limit)
+        links = page_links(f"{base}/orders", ids, end, limit)
         body = {"type": "FeatureCollection", "features": features, "links": links, "numberMatched": len(ids)}
-        return _json(body, media_type=GEOJSON)
+        return json_response(body, media_type=GEOJSON)
 
     async def get_order(self, request: Request) -> Response:
         """One order."""
-        return _json(self._order_doc(_base(request), self._order_id(request)), media_type=GEOJSON)
+        return json_response(self._order_doc(base_url(request), self._order_id(request)), media_type=GEOJSON)
 
     async def order_statuses(self, request: Request) -> Response:
         """An order's status history, oldest first, paged by index."""
         order_id = self._order_id(request)
-        token, limit = _paging(request)
+        token, limit = paging(request)
         statuses = self.statuses(order_id)
         indexes = [str(i) for i in range(len(statuses))]
         if token is not None and token not in indexes:
             raise ApiError(404, "Error finding pagination token")
         start = int(token or 0)
-        href, end = f"{_base(request)}/orders/{order_id}/statuses", start + limit
-        links = [_link(href, "self"), *_page_links(href, indexes, end, limit)]
-        return _json({"statuses": statuses[start:end], "links": links})
+        href, end = f"{base_url(request)}/orders/{order_id}/statuses", start + limit
+        links = [link(href, "self"), *page_links(href, indexes, end, limit)]
+        return json_response({"statuses": statuses[start:end], "links": links})
 
 
 def simulator_app(vendor: str, *, latency_s: float = 0.0, order_step_s: float | None = 5.0) -> Starlette:
@@ -325,9 +257,9 @@ def simulator_app(vendor: str, *, latency_s: float = 0.0, order_step_s: float | 
     async def error(request: Request, exc: Exception) -> Response:
         # Starlette's own 404/405 would be plain text; FastAPI answers them as JSON too.
         if isinstance(exc, HTTPException):
-            return _json({"detail": exc.detail}, exc.status_code, headers=dict(exc.headers or {}))
+            return json_response({"detail": exc.detail}, exc.status_code, headers=dict(exc.headers or {}))
         assert isinstance(exc, ApiError)
-        return _json({"detail": exc.detail}, exc.status)
+        return json_response({"detail": exc.detail}, exc.status)
 
     app = Starlette(
         routes=[Route(path, delayed(fn), methods=[method]) for path, fn, method in table],

@@ -72,7 +72,7 @@ async def chain(
         **{**FAST, **(g1 or {})},
     )
     g1_app = create_app(settings, transports={"alpha": httpx.ASGITransport(app=alpha), "bravo": link})
-    g2 = {**FAST, "products": g2_products or []}
+    g2: dict[str, Any] = {**FAST, "products": g2_products or []}
     async with lifespan(g1_app), gateway_client({"g1": g1_app}, **g2) as client:
         yield Chain(client, alpha, bravo, link)
 
@@ -173,7 +173,7 @@ async def test_orders_through_the_chain_federated_or_not() -> None:
         one = await c.client.get(f"/orders/{order_id}")
         statuses = await c.client.get(f"/orders/{order_id}/statuses")
     assert [r.status_code for r in (by_client, from_link, plain)] == [201, 201, 201], by_client.text + from_link.text
-    placed = [Order.model_validate(r.json()) for r in (by_client, from_link, plain)]
+    placed: list[Order[Any]] = [Order.model_validate(r.json()) for r in (by_client, from_link, plain)]
     assert [o.properties.product_id for o in placed] == ["g1:bravo:optical", "g1:alpha:optical", "g1:alpha:sar"]
     assert [o.id.split(":")[:2] for o in placed] == [["g1", "bravo"], ["g1", "alpha"], ["g1", "alpha"]]
     # Neither gateway's `member` reached the providers.

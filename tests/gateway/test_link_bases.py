@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import MutableMapping
 from typing import Any
 
 import httpx
@@ -108,7 +109,7 @@ async def walk(client: httpx.AsyncClient) -> list[Any]:
     return docs
 
 
-async def _learned(client: httpx.AsyncClient, logs: list[dict[str, Any]]) -> None:
+async def _learned(client: httpx.AsyncClient, logs: list[MutableMapping[str, Any]]) -> None:
     """Wait (bounded) until the gateway has read the provider's landing page."""
     await client.get("/")
     for _ in range(200):

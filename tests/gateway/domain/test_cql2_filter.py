@@ -142,7 +142,9 @@ PREDICATES = st.recursive(
     ),
     max_leaves=4,
 ).filter(lambda value: isinstance(value, dict))
-JUNK = st.sampled_from([1, "x", True, None, [], {}, {"property": 1}, op("casei", 1), op("and"), P, POINT, op("f", 1)])
+JUNK: st.SearchStrategy[Any] = st.sampled_from(
+    [1, "x", True, None, [], {}, {"property": 1}, op("casei", 1), op("and"), P, POINT, op("f", 1)]
+)
 
 
 @st.composite

@@ -13,6 +13,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from gateway.settings.models import ProviderSettings, Settings
 from gateway.upstream.providers import TOKEN_TRANSPORT_SUFFIX
@@ -231,7 +232,7 @@ async def test_credentials_never_appear_in_anything_a_client_or_an_operator_sees
         search_refresh_s=0.02,
     )
     specs = [ProductSpec(p) for p in ("eo", "e400", "e422")] + [ProductSpec("failing", async_=True)]
-    upstream = {
+    upstream: dict[str, ASGIApp | httpx.AsyncBaseTransport] = {
         "a": HeaderEchoApp(build_provider(specs, name="a")),
         "b": RequiresToken(HeaderEchoApp(build_provider(specs, name="b")), token),
         "c": StaticApp(500, f"boom {header_secret}".encode(), "text/plain"),

@@ -162,7 +162,12 @@ async def test_records_of_the_previous_layout_load_and_finish(redis_url: str, re
     finally:
         await store.aclose()
     products = [{"id": "fed", "members": ["a:optical", "b:optical"]}]
-    shared = {"store": redis_url, "store_prefix": redis_prefix, "search_refresh_s": 0.05, "products": products}
+    shared: dict[str, Any] = {
+        "store": redis_url,
+        "store_prefix": redis_prefix,
+        "search_refresh_s": 0.05,
+        "products": products,
+    }
     async with gateway_client(ups, **shared) as client:
         record = await settle(client, "/searches/opportunities/legacyopen")
         pages = await follow_get(client, "/products/fed/opportunities/legacyopen")

@@ -23,7 +23,7 @@ def upstreams() -> dict[str, Any]:
 async def test_two_replicas_share_records_and_a_restart_loses_none(redis_url: str, redis_prefix: str) -> None:
     """A search created on one replica completes and is read on the other, and after a restart."""
     providers = upstreams()
-    shared = {"store": redis_url, "store_prefix": redis_prefix, "search_refresh_s": 0.05}
+    shared: dict[str, Any] = {"store": redis_url, "store_prefix": redis_prefix, "search_refresh_s": 0.05}
     async with gateway_client(providers, **shared) as one, gateway_client(providers, **shared) as two:
         created = {}
         for product in ("eo", "sar"):
@@ -47,12 +47,12 @@ async def test_record_started_by_a_stopped_replica_is_finished_by_another(redis_
     """A record left unfinished when its replica stops is picked up by a replica still running."""
     providers = upstreams()
     # The first replica never refreshes on its own before it stops.
-    slow = {"store": redis_url, "store_prefix": redis_prefix, "search_refresh_s": 3600}
+    slow: dict[str, Any] = {"store": redis_url, "store_prefix": redis_prefix, "search_refresh_s": 3600}
     async with gateway_client(providers, **slow) as one:
         response = await one.post("/products/acme:sar/opportunities", json=BODY, headers=ASYNC)
         record_id = response.json()["id"]
         await asyncio.sleep(0.1)
-    fast = {**slow, "search_refresh_s": 0.05}
+    fast: dict[str, Any] = {**slow, "search_refresh_s": 0.05}
     async with gateway_client(providers, **fast) as two:
         record = await settle(two, f"/searches/opportunities/{record_id}")
     assert record["status"]["status_code"] == "completed"
@@ -60,7 +60,12 @@ async def test_record_started_by_a_stopped_replica_is_finished_by_another(redis_
 
 async def test_records_expire_after_their_ttl(redis_url: str, redis_prefix: str) -> None:
     """With a short TTL the record, its collection and its listing entry are gone afterwards."""
-    settings = {"store": redis_url, "store_prefix": redis_prefix, "search_refresh_s": 0.05, "search_ttl_s": 0.5}
+    settings: dict[str, Any] = {
+        "store": redis_url,
+        "store_prefix": redis_prefix,
+        "search_refresh_s": 0.05,
+        "search_ttl_s": 0.5,
+    }
     async with gateway_client(upstreams(), **settings) as client:
         response = await client.post("/products/acme:eo/opportunities", json=BODY, headers=ASYNC)
         record = await settle(client, response.headers["location"])

@@ -15,7 +15,7 @@ from tests.gateways import GATEWAY_URL, follow_get, gateway_client, hrefs, lifes
 from tests.upstreams import ProductSpec, build_provider
 
 ASYNC = {"Prefer": "respond-async"}
-FAST = {"search_refresh_s": 0.05}
+FAST: dict[str, Any] = {"search_refresh_s": 0.05}
 # No `limit`: the default of 10 is what pages the stored collection.
 BODY = {"datetime": WINDOW, "geometry": POINT}
 

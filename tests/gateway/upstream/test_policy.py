@@ -168,7 +168,7 @@ async def test_readiness_fails_when_the_store_is_down() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    settings = {"store": f"redis://127.0.0.1:{port}/0", "secret": "s"}
+    settings: dict[str, Any] = {"store": f"redis://127.0.0.1:{port}/0", "secret": "s"}
     async with gateway_client({"acme": provider()}, **settings) as client:
         ready = await client.get("/readyz")
         health = await client.get("/healthz")

@@ -98,7 +98,7 @@ def validators(schema: dict[str, Any]) -> list[Any]:
 
 def valid(schema: dict[str, Any], instance: Any) -> bool:
     """Whether both validators accept `instance` (and agree)."""
-    verdicts = {v.is_valid(instance) for v in validators(schema)}
+    verdicts: set[bool] = {v.is_valid(instance) for v in validators(schema)}
     assert len(verdicts) == 1, f"validators disagree on {instance}"
     return verdicts.pop()
 
@@ -109,7 +109,7 @@ async def test_reference_client_order_names_its_member_in_order_parameters() -> 
     async with gateway_client(providers, products=PRODUCTS) as client:
         response = await create_product_order(client, "any", payload("b:eo", delivery_format="geotiff"))
     assert response.status_code == 201, response.text
-    order = Order.model_validate(response.json())
+    order: Order[Any] = Order.model_validate(response.json())
     assert order.properties.product_id == "b:eo"
     assert order.id.startswith("b:")
     placed = list(backend_of(providers["b"]).orders.values())

@@ -14,7 +14,7 @@ from tests.upstreams import ProductSpec, backend_of, build_provider
 
 WINDOW = "2026-12-01T00:00:00Z/2026-12-10T00:00:00Z"
 POINT = {"type": "Point", "coordinates": [13.4, 52.5]}
-FAST = {"search_refresh_s": 0.05}
+FAST: dict[str, Any] = {"search_refresh_s": 0.05}
 
 
 def search(limit: int = 10, **extra: Any) -> dict[str, Any]:

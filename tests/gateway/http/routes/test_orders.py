@@ -36,7 +36,7 @@ async def order_from(client: httpx.AsyncClient, order_link: dict[str, Any]) -> d
     """POST a create-order link's body unchanged and check the created order."""
     response = await client.post(path(order_link["href"]), json=order_link["body"])
     assert response.status_code == 201, response.text
-    order = response.json()
+    order: dict[str, Any] = response.json()
     assert response.headers["location"] == f"{GATEWAY_URL}/orders/{order['id']}"
     assert all(h.startswith(GATEWAY_URL) for h in hrefs(order))
     return order
@@ -163,7 +163,7 @@ async def test_twenty_concurrent_creates_with_one_key_place_one_order(
 ) -> None:
     """Concurrent requests with one key all get the same order; the provider sees one."""
     provider = acme()
-    settings = {"store": redis_url, "store_prefix": redis_prefix} if store == "redis" else {}
+    settings: dict[str, Any] = {"store": redis_url, "store_prefix": redis_prefix} if store == "redis" else {}
     headers = {"Idempotency-Key": "burst"}
     async with gateway_client({"acme": provider}, **settings) as client:
         responses = await asyncio.gather(

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from geojson_pydantic import Point
 from stapi_pydantic import Order
 
 from tests.gateway.http.routes.test_opportunities import WINDOW
@@ -26,7 +27,8 @@ def order_for(key: int) -> dict[str, Any]:
 
 def key_of(order: Order[Any]) -> int:
     """Which key an upstream order belongs to, from its point."""
-    lon = order.geometry.coordinates[0]  # type: ignore[union-attr]
+    assert isinstance(order.geometry, Point), order.geometry  # order_for places every order at a point
+    lon = order.geometry.coordinates[0]
     return round((lon + 170) / 0.01)
 
 

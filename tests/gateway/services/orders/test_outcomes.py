@@ -52,7 +52,7 @@ async def test_a_create_that_never_reached_the_provider_keeps_its_key_and_is_rep
     """503 without placing: unknown, retries answer 504 without advising a new key, then given up; nothing placed."""
     app = provider()
     failing = LosesOrderAnswers(app, rate=1.0, modes=["503"], before_place=True)
-    settings = {**FAST_RECONCILE, "order_unknown_horizon_s": 1.0}
+    settings: dict[str, Any] = {**FAST_RECONCILE, "order_unknown_horizon_s": 1.0}
     headers = {"Idempotency-Key": "never"}
     async with gateway_client({"acme": failing}, **settings) as client:
         first = await client.post("/products/acme:eo/orders", json=order_for(1), headers=headers)

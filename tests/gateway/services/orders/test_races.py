@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from typing import Any
 
 import pytest
 from stapi_pydantic import Order, OrderCollection
@@ -24,7 +25,7 @@ async def test_writers_and_listers_for_thirty_seconds_flip_no_acknowledged_order
 ) -> None:
     """8 writers and 4 listing loops on Redis for 30 s; then every acknowledged key replays its own order."""
     app = build_provider([ProductSpec("eo")], name="acme")
-    settings = {"store": redis_url, "store_prefix": redis_prefix, "reconcile_scan_interval_s": 0.05}
+    settings: dict[str, Any] = {"store": redis_url, "store_prefix": redis_prefix, "reconcile_scan_interval_s": 0.05}
     acknowledged: dict[str, str] = {}
     async with gateway_client({"acme": app}, **settings) as client:
         ends = time.monotonic() + RACE_S

@@ -58,7 +58,7 @@ async def test_lost_order_behind_more_than_500_others_is_found(max_pages: int) -
     app = provider()
     await place_directly(app, 650)
     faulty = LosesOrderAnswers(app, rate=1.0, modes=["502"])
-    settings = {"reconcile_scan_interval_s": 0.05, "reconcile_max_pages": max_pages}
+    settings: dict[str, Any] = {"reconcile_scan_interval_s": 0.05, "reconcile_max_pages": max_pages}
     async with gateway_client({"acme": faulty}, **settings) as client:
         body = order_for(1)
         lost = await client.post("/products/acme:eo/orders", json=body, headers={"Idempotency-Key": "deep"})
@@ -76,7 +76,11 @@ async def test_reconciliation_calls_are_bounded_whatever_clients_do() -> None:
     await place_directly(app, 250)
     never = LosesOrderAnswers(app, rate=1.0, modes=["503"], before_place=True)
     scan_interval, pages, seconds = 0.5, 3, 4.0
-    settings = {"reconcile_scan_interval_s": scan_interval, "reconcile_max_pages": pages, "deadline_s": 1.0}
+    settings: dict[str, Any] = {
+        "reconcile_scan_interval_s": scan_interval,
+        "reconcile_max_pages": pages,
+        "deadline_s": 1.0,
+    }
     async with gateway_client({"acme": never}, provider_overrides={"circuit_failures": 0}, **settings) as client:
         for i in range(5):
             await client.post("/products/acme:eo/orders", json=order_for(i), headers={"Idempotency-Key": f"k{i}"})

@@ -27,7 +27,7 @@ async def test_redis_killed_mid_burst_loses_no_acknowledged_order(redis_process:
     """200 keys with 30 % lost answers; Redis is SIGKILLed and restarted mid-burst: still one order per key."""
     app = provider()
     faulty = LosesOrderAnswers(app, rate=0.3, hang_s=1.5, seed=3)
-    settings = {"store": redis_process.url, "deadline_s": 1.0, "reconcile_scan_interval_s": 0.05}
+    settings: dict[str, Any] = {"store": redis_process.url, "deadline_s": 1.0, "reconcile_scan_interval_s": 0.05}
     async with gateway_client({"acme": faulty}, provider_overrides={"circuit_failures": 0}, **settings) as client:
         burst = Burst()
         running = asyncio.create_task(burst.run(client, "acme:eo", range(200), tries=5, pause_s=0.1))
@@ -69,7 +69,7 @@ async def test_journal_write_lost_after_placing_still_acknowledges_and_is_writte
     """Placed, then the store died: the client gets its 201, the journal catches up, a retry returns that order."""
     app = provider()
     headers = {"Idempotency-Key": "store-dies"}
-    settings = {"store": redis_process.url, "deadline_s": 2.0}
+    settings: dict[str, Any] = {"store": redis_process.url, "deadline_s": 2.0}
     async with gateway_client({"acme": KillsStoreAfterPlacing(app, redis_process)}, **settings) as client:
         placed = await client.post("/products/acme:eo/orders", json=order_for(7), headers=headers)
         deferred = (await client.get("/metrics")).text
