@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import orjson
 from stapi_pydantic import OpportunityCollection, OpportunitySearchRecord
@@ -63,7 +64,12 @@ async def test_records_in_redis_from_the_previous_layout_are_served_and_finished
         "acme": build_provider([ProductSpec("eo")], name="acme", opportunities_per_search=3),
     }
     products = [{"id": "fed", "members": ["a:optical", "b:optical"]}]
-    shared = {"store": redis_url, "store_prefix": redis_prefix, "search_refresh_s": 0.05, "products": products}
+    shared: dict[str, Any] = {
+        "store": redis_url,
+        "store_prefix": redis_prefix,
+        "search_refresh_s": 0.05,
+        "products": products,
+    }
     async with gateway_client(ups, **shared) as client:
         done = (await client.get(f"/searches/opportunities/{DONE_ID}")).json()
         pages = await follow_get(client, f"/products/fed/opportunities/{DONE_ID}", OpportunityCollection)
