@@ -73,7 +73,7 @@ class AnsweredAsync(ProviderInvalidPayload):
 async def search_opportunities(request: Request) -> Response:
     """`POST /products/{id}/opportunities`."""
     rt = runtime(request)
-    target = target_for(request, request.path_params["product_id"])
+    target = target_for(request, request.path_params["productId"])
     search = validate_search(await request.body(), rt.settings.gateway.input_limits)
     prefer = parse_prefer(request.headers.get("prefer"))
     capabilities = await _capabilities(request, target)
@@ -216,7 +216,7 @@ async def get_opportunity_collection(request: Request) -> Response:
     `next` is a signed cursor of the position in the stored collection.
     """
     rt = runtime(request)
-    product_id, collection_id = request.path_params["product_id"], request.path_params["collection_id"]
+    product_id, collection_id = request.path_params["productId"], request.path_params["collectionId"]
     target = target_for(request, product_id)
     base = gateway_base(request)
     parts = ids.split(collection_id)

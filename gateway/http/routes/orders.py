@@ -50,7 +50,7 @@ def _idempotency_key(request: Request) -> str | None:
 async def create_order(request: Request) -> Response:
     """`POST /products/{id}/orders`: 201, Location and the order, at most once per Idempotency-Key."""
     rt = runtime(request)
-    target = target_for(request, request.path_params["product_id"])
+    target = target_for(request, request.path_params["productId"])
     order = validate_order(await request.body(), rt.settings.gateway.input_limits)
     attempt = await rt.orders.place(
         client=client(request).id,
@@ -98,7 +98,7 @@ async def list_orders(request: Request) -> Response:
 
 async def _order_of(request: Request) -> tuple[Provider, str, str]:
     rt = runtime(request)
-    order_id = request.path_params["order_id"]
+    order_id = request.path_params["orderId"]
     parts = ids.split(order_id)
     if parts is None:
         raise NotFound(f"No order '{order_id}' exists: ids look like 'provider:order'.")

@@ -151,7 +151,7 @@ async def _members_call(request: Request, target: Target, operation: str) -> fan
 
 async def get_product(request: Request) -> Response:
     """`GET /products/{id}`: one provider's product or a federated product."""
-    target = target_for(request, request.path_params["product_id"])
+    target = target_for(request, request.path_params["productId"])
     if target.federated is not None:
         return JSONResponse(await _federated_doc(request, target))
     provider = target.members[0].provider
@@ -161,7 +161,7 @@ async def get_product(request: Request) -> Response:
 
 async def product_conformance(request: Request) -> Response:
     """`GET /products/{id}/conformance`: the product's classes as the gateway serves them."""
-    target = target_for(request, request.path_params["product_id"])
+    target = target_for(request, request.path_params["productId"])
     if target.federated is not None:
         return JSONResponse({"conformsTo": (await _federated_doc(request, target))["conformsTo"]})
     return JSONResponse({"conformsTo": gateway_conformance(await _member_call(request, target, "product_conformance"))})
@@ -169,7 +169,7 @@ async def product_conformance(request: Request) -> Response:
 
 async def product_queryables(request: Request) -> Response:
     """`GET /products/{id}/queryables`: the provider's JSON Schema, or what all members share."""
-    target = target_for(request, request.path_params["product_id"])
+    target = target_for(request, request.path_params["productId"])
     if target.federated is not None:
         schemas = (await _members_call(request, target, "queryables")).results
         schema = federated_queryables(target.federated, [s.document for s in schemas.values()])
@@ -181,7 +181,7 @@ async def product_queryables(request: Request) -> Response:
 async def product_order_parameters(request: Request) -> Response:
     """`GET /products/{id}/order-parameters`: the provider's JSON Schema, or the federated one that
     names the member in `member` (members that did not answer are listed in `federation:missing`)."""
-    target = target_for(request, request.path_params["product_id"])
+    target = target_for(request, request.path_params["productId"])
     if target.federated is not None:
         gathered = await _members_call(request, target, "order_parameters")
         title = f"Order parameters of {target.federated.display_title}"

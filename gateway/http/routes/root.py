@@ -5,7 +5,6 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.http.openapi import openapi_document
 from gateway.http.responses import JSONResponse
 from gateway.http.routes.common import gateway_base, link, runtime, visible_providers
 
@@ -53,8 +52,3 @@ async def landing_page(request: Request) -> Response:
 async def conformance(request: Request) -> Response:
     """`GET /conformance`."""
     return JSONResponse({"conformsTo": CONFORMANCE})
-
-
-async def service_description(request: Request) -> Response:
-    """`GET /api`: the gateway's OpenAPI 3.1 document."""
-    return JSONResponse(openapi_document(runtime(request).settings.gateway.title))

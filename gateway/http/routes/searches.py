@@ -43,7 +43,7 @@ def public_record(record: dict[str, Any], base: str) -> dict[str, Any]:
 
 async def _record(request: Request) -> dict[str, Any]:
     rt = runtime(request)
-    record_id = request.path_params["record_id"]
+    record_id = request.path_params["searchRecordId"]
     record = await rt.searches.load(record_id)
     if record is None or not sees(request, record.get("client")):
         raise NotFound(f"No opportunity search record '{record_id}' exists (records expire after a while).")
