@@ -16,6 +16,7 @@ from starlette.responses import Response
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.domain.access import ANONYMOUS
 from gateway.domain.errors import (
     GatewayError,
     PayloadTooLarge,
@@ -24,7 +25,6 @@ from gateway.domain.errors import (
     Unauthorized,
     UnsupportedMediaType,
 )
-from gateway.http.clients import ANONYMOUS
 from gateway.http.handlers import error_response
 from gateway.upstream.context import upstream_calls
 

@@ -15,12 +15,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from gateway.http.context import request_context
 from gateway.http.openapi import GEOJSON, JSON, SCHEMA_JSON, TEXT, openapi_document
 from gateway.http.responses import JSONResponse
 from gateway.http.routes import health, opportunities, orders, products, root, searches
-from gateway.http.routes.common import runtime
+from gateway.services.context import RequestContext
 
-Endpoint = Callable[[Request], Awaitable[Response]]
+# A route handler: parses the request, calls a service with the request's context, renders.
+Handler = Callable[[Request, RequestContext], Awaitable[Response]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +42,7 @@ class Operation:
 
     method: str
     path: str
-    endpoint: Endpoint
+    endpoint: Handler
     operation_id: str
     tag: str
     summary: str
@@ -56,9 +58,9 @@ PAGED = (400, 422)  # a foreign or tampered `next` cursor; `limit` below 1
 BODY = (400, 413, 415, 422)  # not JSON, too large, not declared as JSON, invalid
 
 
-async def service_description(request: Request) -> Response:
+async def service_description(request: Request, ctx: RequestContext) -> Response:
     """`GET /api`: the gateway's OpenAPI 3.1 document, from the table below."""
-    return JSONResponse(api_document(runtime(request).settings.gateway.title))
+    return JSONResponse(api_document(ctx.runtime.settings.gateway.title))
 
 
 OPERATIONS = [
@@ -148,6 +150,18 @@ def api_document(title: str, version: str = "0.1.0") -> dict[str, Any]:
     return openapi_document(title, OPERATIONS, version)
 
 
+def endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+    """The Starlette endpoint of a handler: the request's context is built once, then handed over."""
+
+    async def call(request: Request) -> Response:
+        return await handler(request, request_context(request))
+
+    # The handler's name is the operation label of the request metrics and log line.
+    call.__name__ = call.__qualname__ = handler.__name__
+    call.__doc__ = handler.__doc__
+    return call
+
+
 def routes() -> list[Route]:
     """The Starlette routes of every operation, in the table's order."""
-    return [Route(op.path, op.endpoint, methods=[op.method]) for op in OPERATIONS]
+    return [Route(op.path, endpoint(op.endpoint), methods=[op.method]) for op in OPERATIONS]
