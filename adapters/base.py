@@ -176,12 +176,18 @@ class Created:
 
 @dataclass(frozen=True, slots=True)
 class SearchResult:
-    """An opportunity search answer: a collection (sync) or a search record (async)."""
+    """An opportunity search answer: a collection (sync) or a search record (async).
+
+    A collection's `next_token` is the provider's token for its next page (None on the last page
+    and for a record); `missing`: providers an upstream gateway says the collection lacks.
+    """
 
     body: JSONObject
     is_async: bool
     location: str | None = None
     preference_applied: str | None = None
+    next_token: str | None = None
+    missing: list[str] = field(default_factory=list)
 
 
 class ProviderAdapter(Protocol):

@@ -43,7 +43,7 @@ CREATE_OPERATIONS = frozenset({"create_order"})
 PROVIDER_FAILURE_HEADER = "STAPI-Gateway-Provider-Failure"
 # What an upstream gateway may report as a provider id (its own ids are namespaced ones when it
 # chains further). Anything else it reports is ignored, never shown.
-_REPORTED_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9:._-]{0,199}$")
+_REPORTED_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9:._-]{0,199}\Z")
 _MAX_REPORTED = 100
 
 

@@ -10,42 +10,16 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect
-from starlette.routing import Route
 
 from adapters.base import DeliberateError
 from gateway.http import handlers
 from gateway.http.middleware import AuthMiddleware, BodyLimitMiddleware, RequestContextMiddleware, SlashRedirect
-from gateway.http.routes import health, opportunities, orders, products, root, searches
+from gateway.http.operations import routes
 from gateway.runtime import Runtime
 from gateway.settings.models import Settings
 from gateway.settings.reload import Reloader
 
-ROUTES = [
-    Route("/healthz", health.healthz, methods=["GET"]),
-    Route("/readyz", health.readyz, methods=["GET"]),
-    Route("/metrics", health.metrics, methods=["GET"]),
-    Route("/api", root.service_description, methods=["GET"]),
-    Route("/", root.landing_page, methods=["GET"]),
-    Route("/conformance", root.conformance, methods=["GET"]),
-    Route("/products", products.list_products, methods=["GET"]),
-    Route("/products/{product_id}", products.get_product, methods=["GET"]),
-    Route("/products/{product_id}/conformance", products.product_conformance, methods=["GET"]),
-    Route("/products/{product_id}/queryables", products.product_queryables, methods=["GET"]),
-    Route("/products/{product_id}/order-parameters", products.product_order_parameters, methods=["GET"]),
-    Route("/products/{product_id}/opportunities", opportunities.search_opportunities, methods=["POST"]),
-    Route(
-        "/products/{product_id}/opportunities/{collection_id}",
-        opportunities.get_opportunity_collection,
-        methods=["GET"],
-    ),
-    Route("/products/{product_id}/orders", orders.create_order, methods=["POST"]),
-    Route("/orders", orders.list_orders, methods=["GET"]),
-    Route("/orders/{order_id}", orders.get_order, methods=["GET"]),
-    Route("/orders/{order_id}/statuses", orders.order_statuses, methods=["GET"]),
-    Route("/searches/opportunities", searches.list_search_records, methods=["GET"]),
-    Route("/searches/opportunities/{record_id}", searches.get_search_record, methods=["GET"]),
-    Route("/searches/opportunities/{record_id}/statuses", searches.search_record_statuses, methods=["GET"]),
-]
+ROUTES = routes()
 
 
 def create_app(

@@ -207,11 +207,14 @@ class StapiAdapter:
         )
         is_async = response.status_code == 201
         model: type[BaseModel] | TypeAdapter[Any] = OpportunitySearchRecord if is_async else OPPORTUNITY_COLLECTION
+        body = self._validated(model, response)
         return SearchResult(
-            body=self._validated(model, response),
+            body=body,
             is_async=is_async,
             location=self._header(response, "location"),
             preference_applied=self._header(response, "preference-applied"),
+            next_token=None if is_async else next_token(body.get("links") or []),
+            missing=[] if is_async else missing_of(body),
         )
 
     async def get_opportunity_collection(

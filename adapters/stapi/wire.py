@@ -31,7 +31,7 @@ from adapters.client import BodyRefused, CircuitOpen, ResponseTooLarge, failures
 from adapters.scrub import Scrubber
 
 # The error codes an upstream gateway may relay (the contract's codes are lower-case words).
-_CODE = re.compile(r"^[a-z][a-z_]{0,39}$")
+_CODE = re.compile(r"^[a-z][a-z_]{0,39}\Z")
 # A provider's 422 may list any number of errors; a client needs the first few.
 _MAX_VALIDATION_ERRORS = 20
 _MAX_LOC_PARTS = 10

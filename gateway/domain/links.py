@@ -25,7 +25,7 @@ from gateway.domain.ids import namespaced
 if TYPE_CHECKING:
     from gateway.settings.models import ProviderSettings
 
-_HOST = re.compile(r"^[A-Za-z0-9.\-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$")
+_HOST = re.compile(r"^[A-Za-z0-9.\-]+(:\d{1,5})?\Z|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?\Z")
 
 # Control characters, spaces and backslashes: browsers strip or reinterpret them (`/\evil`).
 _UNSAFE = re.compile(r"[\x00-\x20\x7f\\]")
@@ -35,11 +35,13 @@ _NUMERIC_LABEL = re.compile(r"(0x[0-9a-f]*|[0-9]+)")
 
 # Provider paths with a gateway counterpart; `{id}` segments are provider ids to namespace.
 _ROUTES = [
-    re.compile(r"^(?P<plain>|conformance|products|orders|searches/opportunities)$"),
-    re.compile(r"^products/(?P<id>[^/]+)(?P<tail>|/conformance|/queryables|/order-parameters|/opportunities|/orders)$"),
-    re.compile(r"^products/(?P<id>[^/]+)/opportunities/(?P<sub>[^/]+)$"),
-    re.compile(r"^orders/(?P<id>[^/]+)(?P<tail>|/statuses)$"),
-    re.compile(r"^searches/opportunities/(?P<id>[^/]+)(?P<tail>|/statuses)$"),
+    re.compile(r"^(?P<plain>|conformance|products|orders|searches/opportunities)\Z"),
+    re.compile(
+        r"^products/(?P<id>[^/]+)(?P<tail>|/conformance|/queryables|/order-parameters|/opportunities|/orders)\Z"
+    ),
+    re.compile(r"^products/(?P<id>[^/]+)/opportunities/(?P<sub>[^/]+)\Z"),
+    re.compile(r"^orders/(?P<id>[^/]+)(?P<tail>|/statuses)\Z"),
+    re.compile(r"^searches/opportunities/(?P<id>[^/]+)(?P<tail>|/statuses)\Z"),
 ]
 
 

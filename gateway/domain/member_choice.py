@@ -27,7 +27,7 @@ DISCRIMINATOR = "federation:discriminator"
 DRAFT_2020_12 = "https://json-schema.org/draft/2020-12/schema"
 MEMBER_LOC = ["body", "order_parameters", MEMBER]
 # Member ids usable as `$defs` keys and in `#/$defs/...` fragments as they are.
-_PLAIN_KEY = re.compile(r"^[A-Za-z0-9._:-]{1,200}$")
+_PLAIN_KEY = re.compile(r"^[A-Za-z0-9._:-]{1,200}\Z")
 # Keywords whose values are data, not subschemas: a `$ref` inside them is not a reference.
 _DATA_KEYWORDS = frozenset({"const", "enum", "default", "examples"})
 

@@ -22,17 +22,17 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
 from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from gateway.domain.access import ANONYMOUS, Client
 from gateway.domain.ratelimit import TokenBucket
 from gateway.settings.fields import PositiveFloat
 
 ALL = "*"
-CLIENT_ID = re.compile(r"^[a-z][a-z0-9-]{0,63}$")
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+CLIENT_ID = re.compile(r"^[a-z][a-z0-9-]{0,63}\Z")
+_SHA256 = re.compile(r"^[0-9a-f]{64}\Z")
 
 
 def key_digest(key: str) -> str:
@@ -81,32 +81,11 @@ class ClientSettings(BaseModel):
         return self.key_sha256 or key_digest(self.key or "")
 
 
-@dataclass(frozen=True, slots=True)
-class Client:
-    """The caller of a request and what it may reach; `ANONYMOUS` when auth is off."""
-
-    id: str
-    providers: frozenset[str] | None  # None = every provider
-    products: frozenset[str] | None  # None = every federated product
-    operator: bool = False
-
-    def may_use_provider(self, provider_id: str) -> bool:
-        """Whether the client may reach this provider."""
-        return self.providers is None or provider_id in self.providers
-
-    def may_use_product(self, product_id: str) -> bool:
-        """Whether the client may use this federated product."""
-        return self.products is None or product_id in self.products
-
-    @classmethod
-    def of(cls, settings: ClientSettings) -> Client:
-        """The access of a configured client."""
-        providers = None if ALL in settings.providers else frozenset(settings.providers)
-        products = None if ALL in settings.products else frozenset(settings.products)
-        return cls(settings.id, providers, products, settings.operator)
-
-
-ANONYMOUS = Client("anonymous", None, None)
+def access_of(settings: ClientSettings) -> Client:
+    """The access of a configured client."""
+    providers = None if ALL in settings.providers else frozenset(settings.providers)
+    products = None if ALL in settings.products else frozenset(settings.products)
+    return Client(settings.id, providers, products, settings.operator)
 
 
 class Gatekeeper:
@@ -114,7 +93,7 @@ class Gatekeeper:
 
     def __init__(self, clients: dict[str, ClientSettings]) -> None:
         self.enabled = bool(clients)
-        self._by_digest = {c.digest: Client.of(c) for c in clients.values()}
+        self._by_digest = {c.digest: access_of(c) for c in clients.values()}
         self._rates = {
             c.id: TokenBucket(c.rate_per_s, c.burst or c.rate_per_s) for c in clients.values() if c.rate_per_s
         }

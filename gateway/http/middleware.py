@@ -16,6 +16,7 @@ from starlette.responses import Response
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.domain.access import ANONYMOUS
 from gateway.domain.errors import (
     GatewayError,
     PayloadTooLarge,
@@ -24,11 +25,10 @@ from gateway.domain.errors import (
     Unauthorized,
     UnsupportedMediaType,
 )
-from gateway.http.clients import ANONYMOUS
 from gateway.http.handlers import error_response
 from gateway.upstream.context import upstream_calls
 
-_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}\Z")
 
 access_log = structlog.get_logger("gateway.access")
 

@@ -19,11 +19,7 @@ import structlog
 from adapters.base import DeliberateError, NotFound
 from adapters.schemas import CheckedSchema
 from gateway.domain import ids
-
-# Member and Target moved to gateway/domain/federation.py; re-exported for importers of this module.
-from gateway.domain.federation import ASYNC_CLASSES, SYNC_CLASS
-from gateway.domain.federation import Member as Member
-from gateway.domain.federation import Target as Target
+from gateway.domain.federation import ASYNC_CLASSES, SYNC_CLASS, Member, Target
 from gateway.services.fanout import Deadline, call_one
 from gateway.settings.models import FederatedProduct, Settings
 from gateway.upstream.providers import Providers

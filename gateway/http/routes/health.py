@@ -13,31 +13,31 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gateway.domain.access import ANONYMOUS
 from gateway.domain.errors import Forbidden, StoreUnavailable, Unauthorized
-from gateway.http.clients import ANONYMOUS
 from gateway.http.responses import JSONResponse
-from gateway.http.routes.common import client, runtime
+from gateway.services.context import RequestContext
 
 log = structlog.get_logger("gateway.health")
 
 
-def operator_view(request: Request) -> bool:
+def operator_view(ctx: RequestContext) -> bool:
     """Whether the caller may see per-provider detail: everyone while authentication is off."""
-    return not runtime(request).gatekeeper.enabled or client(request).operator
+    return not ctx.runtime.gatekeeper.enabled or ctx.client.operator
 
 
-async def healthz(request: Request) -> Response:
+async def healthz(request: Request, ctx: RequestContext) -> Response:
     """`GET /healthz`: 200 while the process serves."""
     return JSONResponse({"status": "ok"})
 
 
-async def readyz(request: Request) -> Response:
+async def readyz(request: Request, ctx: RequestContext) -> Response:
     """`GET /readyz`: 200 when the store answers and at least one provider is healthy.
 
     Provider health comes from recent real calls (the circuit breakers), so a probe never
     calls a provider.
     """
-    rt = runtime(request)
+    rt = ctx.runtime
     try:
         await rt.store_guard.check()
         store_healthy = True
@@ -50,15 +50,15 @@ async def readyz(request: Request) -> Response:
     ready = store_healthy and healthy > 0
     store = {"healthy": store_healthy, **rt.store_guard.snapshot()}
     body: dict[str, object] = {"status": "ready" if ready else "not_ready", "store": store}
-    body["providers"] = providers if operator_view(request) else {"healthy": healthy, "total": len(providers)}
+    body["providers"] = providers if operator_view(ctx) else {"healthy": healthy, "total": len(providers)}
     return JSONResponse(body, status_code=200 if ready else 503)
 
 
-async def metrics(request: Request) -> Response:
+async def metrics(request: Request, ctx: RequestContext) -> Response:
     """`GET /metrics`: Prometheus text exposition (labels name providers: operators only, see above)."""
-    rt = runtime(request)
-    if not (operator_view(request) or rt.settings.gateway.public_metrics):
-        if client(request) is ANONYMOUS:
+    rt = ctx.runtime
+    if not (operator_view(ctx) or rt.settings.gateway.public_metrics):
+        if ctx.client is ANONYMOUS:
             raise Unauthorized(
                 "/metrics needs an operator's API key (Authorization: Bearer KEY or X-API-Key: KEY).",
                 headers={"WWW-Authenticate": 'Bearer realm="stapi-gateway"'},

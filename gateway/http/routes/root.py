@@ -5,9 +5,9 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.http.openapi import openapi_document
 from gateway.http.responses import JSONResponse
-from gateway.http.routes.common import gateway_base, link, runtime, visible_providers
+from gateway.services.context import RequestContext
+from gateway.services.listing import link
 
 STAPI_VERSION = "0.1.0"
 _BASE = f"https://stapi.example.com/v{STAPI_VERSION}"
@@ -22,11 +22,10 @@ CONFORMANCE = [
 ]
 
 
-async def landing_page(request: Request) -> Response:
+async def landing_page(request: Request, ctx: RequestContext) -> Response:
     """`GET /`: links, conformance and the configured providers."""
-    rt = runtime(request)
-    base = gateway_base(request)
-    gw = rt.settings.gateway
+    base = ctx.gateway_base
+    gw = ctx.runtime.settings.gateway
     body = {
         "id": "stapi-gateway",
         "title": gw.title,
@@ -43,18 +42,12 @@ async def landing_page(request: Request) -> Response:
             link(f"{base}/searches/opportunities", "opportunity-search-records"),
         ],
         "providers": [
-            {"id": p.id, "title": p.settings.display_title, "state": p.breaker.state}
-            for p in visible_providers(request)
+            {"id": p.id, "title": p.settings.display_title, "state": p.breaker.state} for p in ctx.visible_providers()
         ],
     }
     return JSONResponse(body)
 
 
-async def conformance(request: Request) -> Response:
+async def conformance(request: Request, ctx: RequestContext) -> Response:
     """`GET /conformance`."""
     return JSONResponse({"conformsTo": CONFORMANCE})
-
-
-async def service_description(request: Request) -> Response:
-    """`GET /api`: the gateway's OpenAPI 3.1 document."""
-    return JSONResponse(openapi_document(runtime(request).settings.gateway.title))

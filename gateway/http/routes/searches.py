@@ -2,84 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from starlette.requests import Request
 from starlette.responses import Response
 
-from adapters.base import NotFound
-from gateway.domain.errors import InvalidCursor
-from gateway.domain.records import SearchRecord, SearchState
 from gateway.http.responses import JSONResponse
-from gateway.http.routes.common import client, gateway_base, link, query_limit, runtime, sees
-
-CURSOR_KIND = "searches"
-
-
-def public_record(record: SearchRecord, base: str) -> dict[str, Any]:
-    """A stored record as STAPI's OpportunitySearchRecord, with per-member state."""
-    record_id = record.id
-    href = f"{base}/searches/opportunities/{record_id}"
-    links = [link(href, "self"), link(f"{href}/statuses", "monitor")]
-    body: dict[str, Any] = {
-        "id": record_id,
-        "product_id": record.product_id,
-        "opportunity_request": record.opportunity_request,
-        "status": record.statuses[-1].to_json(),
-        "links": links,
-        "federation:members": [
-            {"product_id": pid, "status": str(m.status), "reason_text": m.reason} for pid, m in record.members.items()
-        ],
-    }
-    if record.state is SearchState.COMPLETED:
-        collection = f"{base}/products/{record.product_id}/opportunities/{record_id}"
-        links.append(link(collection, "opportunities", "application/geo+json"))
-        missing = record.missing()
-        if missing:
-            body["federation:missing"] = missing
-    return body
+from gateway.http.routes.common import query_limit
+from gateway.services import searches
+from gateway.services.context import RequestContext
 
 
-async def _record(request: Request) -> SearchRecord:
-    rt = runtime(request)
-    record_id = request.path_params["record_id"]
-    record = await rt.searches.load(record_id)
-    if record is None or not sees(request, record.client):
-        raise NotFound(f"No opportunity search record '{record_id}' exists (records expire after a while).")
-    if not record.state.terminal:
-        # Refresh in the background; the client gets the stored state at once.
-        rt.runner.kick(record_id)
-    return record
-
-
-async def get_search_record(request: Request) -> Response:
+async def get_search_record(request: Request, ctx: RequestContext) -> Response:
     """`GET /searches/opportunities/{id}`."""
-    return JSONResponse(public_record(await _record(request), gateway_base(request)))
+    record = await searches.record(ctx, request.path_params["searchRecordId"])
+    return JSONResponse(searches.public_record(record, ctx.gateway_base))
 
 
-async def search_record_statuses(request: Request) -> Response:
+async def search_record_statuses(request: Request, ctx: RequestContext) -> Response:
     """`GET /searches/opportunities/{id}/statuses`: the history, oldest first, as a bare array."""
-    return JSONResponse([status.to_json() for status in (await _record(request)).statuses])
+    record = await searches.record(ctx, request.path_params["searchRecordId"])
+    return JSONResponse([status.to_json() for status in record.statuses])
 
 
-async def list_search_records(request: Request) -> Response:
+async def list_search_records(request: Request, ctx: RequestContext) -> Response:
     """`GET /searches/opportunities`: the gateway's records, newest first."""
-    rt = runtime(request)
-    limit = query_limit(request)
-    after = None
-    cursor = request.query_params.get("next")
-    if cursor:
-        state = rt.cursors.decode(CURSOR_KIND, cursor)
-        if not (isinstance(state, list) and len(state) == 2 and isinstance(state[1], str)):
-            raise InvalidCursor("The pagination cursor is malformed.")
-        after = (float(state[0]), state[1])
-    owner = client(request).id if rt.gatekeeper.enabled else None
-    entries = await rt.searches.page(limit=limit + 1, after=after, client=owner)
-    base = gateway_base(request)
-    links = [link(f"{base}/searches/opportunities", "self")]
-    if len(entries) > limit:
-        last_record, last_score = entries[limit - 1]
-        token = rt.cursors.encode(CURSOR_KIND, [last_score, last_record.id])
-        links.append(link(f"{base}/searches/opportunities?next={token}&limit={limit}", "next"))
-    records = [public_record(record, base) for record, _ in entries[:limit]]
-    return JSONResponse({"search_records": records, "links": links})
+    body = await searches.list_records(ctx, query_limit(request), request.query_params.get("next"))
+    return JSONResponse(body)

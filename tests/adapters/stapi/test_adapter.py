@@ -76,13 +76,16 @@ async def test_configured_headers_reach_the_provider(adapter: StapiAdapter, prov
 
 
 async def test_search_modes(adapter: StapiAdapter) -> None:
-    """`wait` gets a collection, `respond-async` a search record with its Location."""
+    """`wait` gets a collection with its next page's token, `respond-async` a search record with its Location."""
     payload = {"datetime": WINDOW, "geometry": POINT, "limit": 2}
     sync = await adapter.search_opportunities("sar", payload, SearchMode.SYNC)
     assert not sync.is_async
     assert len(sync.body["features"]) == 2
+    assert sync.next_token is not None
+    assert sync.next_token == next_token(sync.body["links"])
     pending = await adapter.search_opportunities("sar", payload, SearchMode.ASYNC)
     assert pending.is_async
+    assert pending.next_token is None
     assert pending.location
     assert pending.location.endswith(pending.body["id"])
     record = await adapter.get_search_record(pending.body["id"])

@@ -18,7 +18,7 @@ import jsonschema_rs
 import orjson
 import pytest
 from geojson_pydantic import Point
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 from stapi_pydantic import OpportunityCollection, Order, OrderParameters, OrderPayload
@@ -257,6 +257,8 @@ member_ids = st.lists(
 
 @settings(max_examples=40, deadline=None)
 @given(members=member_ids)
+# A trailing newline once passed for a plain `$defs` key (`$` matches before it); kept as a case.
+@example(members=["a:\n", "b:x"])
 def test_each_member_validates_with_its_own_parameters_whatever_its_id(members: list[str]) -> None:
     """Members with identical schemas and any ids (`/`, `~`, `%`, spaces): `{member} + parameters`
     is valid for each, its `$defs` apply, and only the listed ids are accepted."""
