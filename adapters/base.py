@@ -230,9 +230,9 @@ class ProviderAdapter(Protocol):
 
     async def get_opportunity_collection(
         self, product_id: str, collection_id: str, *, token: str | None = None, limit: int | None = None
-    ) -> JSONObject:
-        """The collection an async search produced, or the page of it at `token` (a paging provider
-        links the next page with `next`)."""
+    ) -> SearchResult:
+        """The collection an async search produced, or the page of it at `token`: a collection
+        `SearchResult` whose `next_token` is the next page's (None on the last page)."""
         ...
 
     async def get_search_record(self, record_id: str) -> JSONObject:

@@ -15,9 +15,9 @@ from adapters.base import DeliberateError
 from gateway.http import handlers
 from gateway.http.middleware import AuthMiddleware, BodyLimitMiddleware, RequestContextMiddleware, SlashRedirect
 from gateway.http.operations import routes
+from gateway.reload import Reloader
 from gateway.runtime import Runtime
 from gateway.settings.models import Settings
-from gateway.settings.reload import Reloader
 
 ROUTES = routes()
 

@@ -21,11 +21,11 @@ from gateway.domain.errors import StoreUnavailable
 from gateway.http.serving import guarded_protocol
 from gateway.obs.logging import configure_logging
 from gateway.services import operator
+from gateway.services.store_guard import durability_refusal
 from gateway.settings.client_limits import ClientLimits
 from gateway.settings.loader import load_settings
 from gateway.settings.models import ProviderSettings, Settings
 from gateway.settings.problems import ConfigError
-from gateway.store.guard import durability_refusal
 
 CONFIG_ENV = "STAPI_GATEWAY_CONFIG"
 log = structlog.get_logger("gateway.cli")

@@ -12,20 +12,21 @@ from dataclasses import dataclass, field, replace
 import httpx
 import structlog
 
+from gateway.domain.access import Gatekeeper
 from gateway.domain.cursor import CursorCodec
-from gateway.http.clients import Gatekeeper
 from gateway.obs.metrics import Metrics
 from gateway.services.catalogue import Catalogue
 from gateway.services.journal import OrderJournal, Retention
+from gateway.services.link_bases import learn_link_bases
 from gateway.services.order_lists import OrderLists
 from gateway.services.ordering import STALE_MARGIN_S, OrderDesk
 from gateway.services.reconcile import Reconciler, ReconcileSettings
 from gateway.services.search_records import SearchRecords
 from gateway.services.search_runner import SearchRunner
+from gateway.services.store_guard import StoreGuard, cursor_secret
 from gateway.settings.models import GatewaySettings, Settings
 from gateway.store import Store, open_store
-from gateway.store.guard import StoreGuard, cursor_secret
-from gateway.upstream.providers import Providers, build_providers, learn_link_bases
+from gateway.upstream.providers import Providers, build_providers
 
 log = structlog.get_logger("gateway.runtime")
 

@@ -30,9 +30,7 @@ from adapters.client import OPERATION_EXTENSION
 from adapters.schemas import CheckedSchema, check_schema
 from adapters.scrub import Scrubber
 from adapters.stapi.models import CONFORMANCE, OPPORTUNITY_COLLECTION, PRODUCT, PRODUCTS
-from adapters.stapi.wire import missing_of as missing_of  # re-exported: routes read upstream gateways' missing
-from adapters.stapi.wire import next_token as next_token  # re-exported: routes read page tokens with it
-from adapters.stapi.wire import segment, status_error, transport_error
+from adapters.stapi.wire import missing_of, next_token, segment, status_error, transport_error
 
 
 @functools.lru_cache(maxsize=4096)
@@ -219,15 +217,18 @@ class StapiAdapter:
 
     async def get_opportunity_collection(
         self, product_id: str, collection_id: str, *, token: str | None = None, limit: int | None = None
-    ) -> JSONObject:
+    ) -> SearchResult:
         """The collection an async search produced, or one page of it (`next`, `limit` as a paging
         provider's `next` link has them; stapi-fastapi 0.8.0 ignores both and sends it whole)."""
-        return await self._get(
+        body = await self._get(
             "get_opportunity_collection",
             OPPORTUNITY_COLLECTION,
             f"/products/{self._seg(product_id)}/opportunities/{self._seg(collection_id)}",
             next=token,
             limit=limit,
+        )
+        return SearchResult(
+            body, is_async=False, next_token=next_token(body.get("links") or []), missing=missing_of(body)
         )
 
     async def get_search_record(self, record_id: str) -> JSONObject:

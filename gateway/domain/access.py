@@ -1,8 +1,15 @@
-"""Who is asking and what it may reach: an inbound client's identity and scopes (no I/O, no HTTP)."""
+"""Who is asking and what it may reach: an inbound client's identity, scopes and request rate (no I/O, no HTTP).
+
+Authentication is on as soon as one client is configured (`clients:`, gateway/settings/clients.py).
+Keys are compared by their SHA-256, so the configuration never needs to hold a key in clear.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from gateway.domain.ratelimit import TokenBucket
+from gateway.settings.clients import ALL, ClientSettings, key_digest
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,3 +31,32 @@ class Client:
 
 
 ANONYMOUS = Client("anonymous", None, None)
+
+
+def access_of(settings: ClientSettings) -> Client:
+    """The access of a configured client."""
+    providers = None if ALL in settings.providers else frozenset(settings.providers)
+    products = None if ALL in settings.products else frozenset(settings.products)
+    return Client(settings.id, providers, products, settings.operator)
+
+
+class Gatekeeper:
+    """Identifies a request's client from its key and applies the client's request rate."""
+
+    def __init__(self, clients: dict[str, ClientSettings]) -> None:
+        self.enabled = bool(clients)
+        self._by_digest = {c.digest: access_of(c) for c in clients.values()}
+        self._rates = {
+            c.id: TokenBucket(c.rate_per_s, c.burst or c.rate_per_s) for c in clients.values() if c.rate_per_s
+        }
+
+    def identify(self, key: str | None) -> Client | None:
+        """The client a key belongs to; ANONYMOUS when auth is off; None for no or a wrong key."""
+        if not self.enabled:
+            return ANONYMOUS
+        return None if not key else self._by_digest.get(key_digest(key))
+
+    def wait_s(self, client: Client) -> float:
+        """0 when the client may send this request now, else seconds until it may."""
+        bucket = self._rates.get(client.id)
+        return 0.0 if bucket is None else bucket.take()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from pydantic import BaseModel, ValidationError
@@ -12,6 +12,9 @@ from pydantic import BaseModel, ValidationError
 from adapters.base import InvalidRequest, RequestValidationFailed
 from gateway.domain.cql2_filter import check_filter
 from gateway.domain.shapes import ShapeProblem, positions
+
+if TYPE_CHECKING:
+    from gateway.settings.models import GatewaySettings
 
 MAX_ERRORS = 20
 
@@ -27,6 +30,19 @@ class InputLimits:
     max_filter_depth: int = 10
     max_filter_nodes: int = 5_000
     max_json_values: int = 50_000
+
+
+def limits_of(gateway: GatewaySettings) -> InputLimits:
+    """The request-body bounds of the `gateway:` settings, as one value for the validators."""
+    return InputLimits(
+        gateway.max_json_depth,
+        gateway.max_geometry_vertices,
+        gateway.max_geometry_area_deg2,
+        gateway.max_interval_days,
+        max_filter_depth=gateway.max_filter_depth,
+        max_filter_nodes=gateway.max_filter_nodes,
+        max_json_values=gateway.max_json_values,
+    )
 
 
 def field_error(loc: list[Any], msg: str, kind: str) -> dict[str, Any]:

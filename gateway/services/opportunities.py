@@ -266,11 +266,12 @@ async def proxied_collection(ctx: RequestContext, target: Target, provider_id: s
     if member is None or target.federated is not None:
         raise NotFound(f"No opportunity collection '{provider_id}:{upstream_id}' exists for this product.")
     adapter = member.provider.adapter
-    collection = await ctx.ask(
+    page = await ctx.ask(
         member.provider,
         lambda: adapter.get_opportunity_collection(member.product_id, upstream_id),
         f"No opportunity collection '{provider_id}:{upstream_id}' exists.",
     )
+    collection = page.body
     links = ctx.rewriter(member.provider)
     return {
         **collection,

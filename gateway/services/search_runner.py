@@ -30,9 +30,9 @@ from adapters.base import (
     ProviderInvalidPayload,
     RequestValidationFailed,
     SearchMode,
+    SearchResult,
 )
 from adapters.scrub import printable
-from adapters.stapi.adapter import missing_of, next_token
 from gateway.domain import ids, merge
 from gateway.domain.errors import StoreUnavailable
 from gateway.domain.federation import Member
@@ -194,7 +194,7 @@ class SearchRunner:
                 pid, lambda: adapter.search_opportunities(member.product_id, payload, mode), deadline
             )
             if not result.is_async:
-                await self._collect(step, member, deadline, first=result.body)
+                await self._collect(step, member, deadline, first=result)
                 return
             step.state = replace(step.state, upstream_id=str(result.body["id"]))
             upstream = result.body
@@ -220,7 +220,9 @@ class SearchRunner:
     def _page_size(self, state: MemberState) -> int:
         return max(1, min(MAX_LIMIT, self._max_results - state.count))
 
-    async def _collect(self, step: _Step, member: Member, deadline: Deadline, first: JSONObject | None = None) -> None:
+    async def _collect(
+        self, step: _Step, member: Member, deadline: Deadline, first: SearchResult | None = None
+    ) -> None:
         """Keep the member's result pages until the last, the cap, or half the deadline is gone."""
         while True:
             page = first if first is not None else await self._fetch_page(step, member, deadline)
@@ -229,7 +231,7 @@ class SearchRunner:
             if step.state.status is SearchState.COMPLETED or deadline.remaining() < deadline.budget_s / 2:
                 return
 
-    async def _fetch_page(self, step: _Step, member: Member, deadline: Deadline) -> JSONObject:
+    async def _fetch_page(self, step: _Step, member: Member, deadline: Deadline) -> SearchResult:
         adapter, pid, size = member.provider.adapter, member.provider.id, self._page_size(step.state)
         collection_id, token = step.state.collection_id, step.state.page
         if collection_id is None:
@@ -239,16 +241,16 @@ class SearchRunner:
             )
             if result.is_async:
                 raise ProviderInvalidPayload(pid, "answered a later page of a synchronous search with a search record")
-            return result.body
+            return result
         return await call_one(
             pid,
             lambda: adapter.get_opportunity_collection(member.product_id, collection_id, token=token, limit=size),
             deadline,
         )
 
-    async def _keep_page(self, step: _Step, member: Member, page: JSONObject) -> None:
-        features = list(page.get("features") or [])
-        token = next_token(page.get("links") or [])
+    async def _keep_page(self, step: _Step, member: Member, page: SearchResult) -> None:
+        features = list(page.body.get("features") or [])
+        token = page.next_token
         state = step.state
         room = self._max_results - state.count
         kept = features[:room]
@@ -264,7 +266,7 @@ class SearchRunner:
             count=state.count + len(kept),
             page=token,
             status=SearchState.IN_PROGRESS,
-            missing=tuple(dict.fromkeys([*state.missing, *missing_of(page)])),
+            missing=tuple(dict.fromkeys([*state.missing, *page.missing])),
         )
         if state.count >= self._max_results:
             state = replace(state, status=SearchState.COMPLETED, truncated=len(features) > room or token is not None)

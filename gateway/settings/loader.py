@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from gateway.http.clients import ALL, ClientSettings
+from gateway.settings.clients import ALL, ClientSettings
 from gateway.settings.files import ProblemCollector
 from gateway.settings.models import (
     REFERENCES_CHECKED,

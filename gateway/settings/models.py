@@ -13,9 +13,8 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from gateway.domain.inputs import InputLimits
-from gateway.http.clients import ClientSettings
 from gateway.settings.client_limits import ClientLimits
+from gateway.settings.clients import ClientSettings
 from gateway.settings.fields import NonNegativeFloat, PositiveFloat, PositiveInt, RootUrl, by_id, counted, repeats
 from gateway.settings.problems import item_problems
 from gateway.settings.providers import OAuthSettings, ProviderSettings
@@ -101,19 +100,6 @@ class GatewaySettings(ClientLimits):
         if not value.startswith(STORE_SCHEMES):
             raise ValueError(f"must start with one of {', '.join(STORE_SCHEMES)}")
         return value
-
-    @property
-    def input_limits(self) -> InputLimits:
-        """The request-body bounds as one value for the validators."""
-        return InputLimits(
-            self.max_json_depth,
-            self.max_geometry_vertices,
-            self.max_geometry_area_deg2,
-            self.max_interval_days,
-            max_filter_depth=self.max_filter_depth,
-            max_filter_nodes=self.max_filter_nodes,
-            max_json_values=self.max_json_values,
-        )
 
     @property
     def public_base_url(self) -> str | None:

@@ -7,9 +7,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError, ValidationInfo, field_validator
 
+from adapters.registry import ADAPTERS
 from gateway.settings.fields import HttpHeaders, NonNegativeInt, PositiveFloat, PositiveInt, RootUrl
 from gateway.settings.problems import item_problems, validation_errors
-from gateway.upstream.registry import ADAPTERS
 
 # fullmatch, not `^...$`: `$` would accept a trailing newline.
 PROVIDER_ID = re.compile(r"[a-z][a-z0-9-]{0,31}")
@@ -38,7 +38,7 @@ class ProviderSettings(BaseModel):
 
     id: str
     url: RootUrl
-    # A name in gateway/upstream/registry.py; the adapter's own keys go under `options`.
+    # A name in adapters/registry.py; the adapter's own keys go under `options`.
     adapter: str = "stapi"
     options: BaseModel = Field(default_factory=dict, validate_default=True)
     title: str | None = None

@@ -7,6 +7,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.domain import ids
+from gateway.domain.inputs import limits_of
 from gateway.domain.opportunities import parse_prefer, validate_search
 from gateway.http.responses import GEOJSON, JSONResponse
 from gateway.http.routes.common import query_limit
@@ -17,7 +18,7 @@ from gateway.services.context import RequestContext
 async def search_opportunities(request: Request, ctx: RequestContext) -> Response:
     """`POST /products/{id}/opportunities`."""
     target = ctx.target(request.path_params["productId"])  # 404 and 403 before the body's 4xx
-    search = validate_search(await request.body(), ctx.runtime.settings.gateway.input_limits)
+    search = validate_search(await request.body(), limits_of(ctx.runtime.settings.gateway))
     answer = await opportunities.search(ctx, target, search, parse_prefer(request.headers.get("prefer")))
     headers = {"Preference-Applied": answer.preference_applied} if answer.preference_applied else {}
     if answer.is_record:

@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from adapters.base import InvalidRequest
+from gateway.domain.inputs import limits_of
 from gateway.domain.orders import validate_order
 from gateway.http.responses import GEOJSON, JSONResponse
 from gateway.http.routes.common import query_limit
@@ -27,7 +28,7 @@ def _idempotency_key(request: Request) -> str | None:
 async def create_order(request: Request, ctx: RequestContext) -> Response:
     """`POST /products/{id}/orders`: 201, Location and the order, at most once per Idempotency-Key."""
     target = ctx.target(request.path_params["productId"])  # 404 and 403 before the body's 4xx
-    order = validate_order(await request.body(), ctx.runtime.settings.gateway.input_limits)
+    order = validate_order(await request.body(), limits_of(ctx.runtime.settings.gateway))
     body = await orders.create_order(ctx, target, order, _idempotency_key(request))
     location = f"{ctx.gateway_base}/orders/{body['id']}"
     return JSONResponse(body, status_code=201, media_type=GEOJSON, headers={"Location": location})

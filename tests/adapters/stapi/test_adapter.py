@@ -20,7 +20,8 @@ from adapters.base import (
     SearchMode,
     UpstreamNotFound,
 )
-from adapters.stapi.adapter import StapiAdapter, next_token
+from adapters.stapi.adapter import StapiAdapter
+from adapters.stapi.wire import next_token
 from gateway.upstream.transport import build_client
 from tests.faults import RefusingTransport, ResettingTransport, StaticApp
 from tests.hostile import HeaderEchoApp

@@ -15,7 +15,7 @@ from gateway.app import create_app
 from gateway.settings.loader import load_settings
 from gateway.store import open_store
 from tests.gateway.http.routes.test_opportunities import POINT, WINDOW, settle
-from tests.gateway.settings.test_reload import until
+from tests.gateway.test_reload import until
 from tests.gateways import GATEWAY_URL, follow_get, gateway_client, lifespan
 from tests.upstreams import ProductSpec, backend_of, build_provider
 

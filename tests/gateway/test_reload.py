@@ -10,8 +10,8 @@ import httpx
 import structlog
 
 from gateway.app import create_app
+from gateway.reload import Reloader
 from gateway.settings.loader import load_settings
-from gateway.settings.reload import Reloader
 from tests.faults import SlowApp
 from tests.gateways import GATEWAY_URL, lifespan
 from tests.upstreams import ProductSpec, build_provider

@@ -1,4 +1,4 @@
-"""Inbound clients: API keys from YAML, what each may reach, and the request check.
+"""The `clients:` settings: inbound API keys from YAML and what each may reach.
 
 ```yaml
 clients:
@@ -26,8 +26,6 @@ from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from gateway.domain.access import ANONYMOUS, Client
-from gateway.domain.ratelimit import TokenBucket
 from gateway.settings.fields import PositiveFloat
 
 ALL = "*"
@@ -79,32 +77,3 @@ class ClientSettings(BaseModel):
     def digest(self) -> str:
         """The key's SHA-256, however it was configured."""
         return self.key_sha256 or key_digest(self.key or "")
-
-
-def access_of(settings: ClientSettings) -> Client:
-    """The access of a configured client."""
-    providers = None if ALL in settings.providers else frozenset(settings.providers)
-    products = None if ALL in settings.products else frozenset(settings.products)
-    return Client(settings.id, providers, products, settings.operator)
-
-
-class Gatekeeper:
-    """Identifies a request's client from its key and applies the client's request rate."""
-
-    def __init__(self, clients: dict[str, ClientSettings]) -> None:
-        self.enabled = bool(clients)
-        self._by_digest = {c.digest: access_of(c) for c in clients.values()}
-        self._rates = {
-            c.id: TokenBucket(c.rate_per_s, c.burst or c.rate_per_s) for c in clients.values() if c.rate_per_s
-        }
-
-    def identify(self, key: str | None) -> Client | None:
-        """The client a key belongs to; ANONYMOUS when auth is off; None for no or a wrong key."""
-        if not self.enabled:
-            return ANONYMOUS
-        return None if not key else self._by_digest.get(key_digest(key))
-
-    def wait_s(self, client: Client) -> float:
-        """0 when the client may send this request now, else seconds until it may."""
-        bucket = self._rates.get(client.id)
-        return 0.0 if bucket is None else bucket.take()
