@@ -199,6 +199,10 @@ class ProviderAdapter(Protocol):
 
     provider_id: str
     base_url: str
+    # True when the vendor keeps a client reference on an order (Umbra's `userOrderId`, Planet's
+    # `name`): `create_order` stores the gateway's attempt id there and `find_order` looks it up,
+    # so an order whose answer was lost is found exactly. False: the gateway scans `list_orders`.
+    finds_orders_by_reference: bool
 
     async def landing_page(self) -> JSONObject:
         """The provider's landing page (the gateway reads the root it names itself by)."""
@@ -239,8 +243,14 @@ class ProviderAdapter(Protocol):
         """One opportunity search record."""
         ...
 
-    async def create_order(self, product_id: str, payload: JSONObject) -> Created:
-        """Place an order. Never retried: the caller decides what an unknown outcome means."""
+    async def create_order(self, product_id: str, payload: JSONObject, *, reference: str) -> Created:
+        """Place an order, tagged with `reference` (the gateway's attempt id) where the vendor keeps
+        one. Never retried: the caller decides what an unknown outcome means."""
+        ...
+
+    async def find_order(self, reference: str) -> JSONObject | None:
+        """The order placed with `reference`, None when the vendor has none (called only when
+        `finds_orders_by_reference`)."""
         ...
 
     async def list_orders(self, *, token: str | None, limit: int) -> Page:

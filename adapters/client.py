@@ -33,6 +33,7 @@ READ_OPERATIONS = frozenset(
         "list_orders",
         "get_order",
         "order_statuses",
+        "find_order",
     }
 )
 # Operations that create something at the provider: never retried, paced by `order_rate_per_s`.

@@ -21,14 +21,34 @@ OptionsT = TypeVar("OptionsT", bound=BaseModel)
 
 
 @dataclass(frozen=True, slots=True)
+class SimulatedVendor:
+    """A vendor's simulated server, for `stapi-gateway simulate --vendor` and `demo`.
+
+    `app(latency_s)` is the ASGI app; `provider(url)` the YAML keys of a demo provider in front of
+    it served at `url` (besides `id` and `url`: e.g. `adapter`, `oauth`, `options`).
+    """
+
+    title: str
+    app: Callable[[float], Any]
+    provider: Callable[[str], dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
 class AdapterKind(Generic[OptionsT]):
     """An adapter as the gateway builds it: from the provider id, its pooled client, the client's
-    transport (for adapters that send directly) and the validated `options:`."""
+    transport (for adapters that send directly) and the validated `options:`; and, for a vendor
+    that does not speak STAPI, its simulated server."""
 
     build: Callable[[str, httpx.AsyncClient, httpx.AsyncBaseTransport, OptionsT], ProviderAdapter]
     options: type[OptionsT]
+    simulated: SimulatedVendor | None = None
 
 
 ADAPTERS: dict[str, AdapterKind[Any]] = {
     "stapi": AdapterKind(stapi_config.build, stapi_config.StapiOptions),
 }
+
+
+def simulated_vendors() -> dict[str, SimulatedVendor]:
+    """The adapters that come with a simulated vendor, by adapter name."""
+    return {name: kind.simulated for name, kind in ADAPTERS.items() if kind.simulated is not None}

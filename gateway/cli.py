@@ -15,6 +15,7 @@ import structlog
 import uvicorn
 import uvloop
 
+from adapters.registry import simulated_vendors
 from gateway.app import create_app
 from gateway.demo.simulator import simulator_app
 from gateway.domain.errors import StoreUnavailable
@@ -59,11 +60,11 @@ def _parser() -> argparse.ArgumentParser:
         "--vendor-port-base",
         type=int,
         default=0,
-        help="simulated vendors on this port and the next (default: free ports)",
+        help="simulated vendors on this port and the ones after it (default: free ports)",
     )
     demo.add_argument("--log-level", default="info")
     simulate = commands.add_parser("simulate", help="one simulated STAPI provider (for compose and benchmarks)")
-    simulate.add_argument("--vendor", choices=sorted(DEMO_VENDORS), required=True)
+    simulate.add_argument("--vendor", choices=sorted([*DEMO_VENDORS, *simulated_vendors()]), required=True)
     simulate.add_argument("--host", default="127.0.0.1")
     simulate.add_argument("--port", type=int, default=9001)
     simulate.add_argument("--latency-s", type=float, default=0.0, help="added to every answer")
@@ -209,6 +210,14 @@ async def _demo(host: str, port: int, log_level: str, vendor_port_base: int) -> 
         server = _QuietServer(_uvicorn_config(simulator_app(vendor), host, vendor_port, "warning"))
         vendors.append((vendor, server))
         providers.append(ProviderSettings(id=vendor, url=f"http://{host}:{vendor_port}", title=title))
+    # Vendors that do not speak STAPI, each behind its own adapter, side by side with the STAPI ones.
+    for i, (name, sim) in enumerate(simulated_vendors().items(), start=len(DEMO_VENDORS)):
+        vendor_port = vendor_port_base + i if vendor_port_base else _free_port(host)
+        url = f"http://{host}:{vendor_port}"
+        vendors.append((name, _QuietServer(_uvicorn_config(sim.app(0.0), host, vendor_port, "warning"))))
+        providers.append(
+            ProviderSettings.model_validate({"id": name, "url": url, "title": sim.title, **sim.provider(url)})
+        )
     settings = Settings.build(providers, products=DEMO_PRODUCTS, title="STAPI Gateway (demo)", store="memory://")
     tasks = [asyncio.create_task(server.serve()) for _, server in vendors]
     while not all(server.started for _, server in vendors):
@@ -226,8 +235,9 @@ async def _demo(host: str, port: int, log_level: str, vendor_port_base: int) -> 
 
 
 def cmd_demo(host: str, port: int, log_level: str, vendor_port_base: int = 0) -> int:
-    """The gateway in front of two simulated providers on loopback."""
-    wanted = [port] + [vendor_port_base + i for i in range(len(DEMO_VENDORS))] * bool(vendor_port_base)
+    """The gateway in front of the simulated providers on loopback."""
+    count = len(DEMO_VENDORS) + len(simulated_vendors())
+    wanted = [port] + [vendor_port_base + i for i in range(count)] * bool(vendor_port_base)
     taken = [p for p in wanted if _busy(host, p)]
     if taken:
         print(f"stapi-gateway demo: port {taken[0]} on {host} is in use; pick another with --port", file=sys.stderr)
@@ -241,7 +251,9 @@ def cmd_demo(host: str, port: int, log_level: str, vendor_port_base: int = 0) ->
 def cmd_simulate(vendor: str, host: str, port: int, latency_s: float, log_level: str) -> int:
     """Serve one simulated provider."""
     configure_logging(log_level)
-    uvicorn.Server(_uvicorn_config(simulator_app(vendor, latency_s=latency_s), host, port, log_level)).run()
+    sim = simulated_vendors().get(vendor)
+    app = sim.app(latency_s) if sim is not None else simulator_app(vendor, latency_s=latency_s)
+    uvicorn.Server(_uvicorn_config(app, host, port, log_level)).run()
     return 0
 
 

@@ -48,6 +48,8 @@ class StapiAdapter:
     `scrubber` defaults to one that knows the client's header values and its auth's secrets.
     """
 
+    finds_orders_by_reference = False
+
     def __init__(
         self,
         provider_id: str,
@@ -237,8 +239,9 @@ class StapiAdapter:
             "get_search_record", OpportunitySearchRecord, f"/searches/opportunities/{self._seg(record_id)}"
         )
 
-    async def create_order(self, product_id: str, payload: JSONObject) -> Created:
-        """Place an order once; the caller owns retries and unknown outcomes."""
+    async def create_order(self, product_id: str, payload: JSONObject, *, reference: str) -> Created:
+        """Place an order once; the caller owns retries and unknown outcomes. STAPI 0.1.0 has no
+        client reference on an order, so `reference` is not sent (reconciliation scans instead)."""
         response = await self._call(
             "create_order",
             "POST",
@@ -248,6 +251,10 @@ class StapiAdapter:
             client_payload=True,
         )
         return Created(body=self._validated(Order, response), location=self._header(response, "location"))
+
+    async def find_order(self, reference: str) -> JSONObject | None:
+        """Never called (`finds_orders_by_reference` is False): STAPI orders carry no reference."""
+        return None
 
     async def list_orders(self, *, token: str | None, limit: int) -> Page:
         """One page of orders."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import orjson
@@ -132,16 +133,37 @@ class OrderListScan:
         """The attempt this provider order belongs to, now placed with it; None if it is nobody's here."""
         for attempt in pending:
             member = _member(provider, attempt)
-            if not same_order(candidate, member.product_id, attempt.sent, attempt.created - SKEW_S):
-                continue
-            order_id = ids.namespaced(provider.id, str(candidate.get("id")))
-            if not await self.journal.claim(attempt, order_id):
-                return None  # another attempt (or a direct answer) already has this order
-            stored = await self.journal.transition(attempt.id, _placing(member, candidate))
-            if stored is not None and stored.order_id == order_id:
-                self.metrics.order_outcomes.labels("reconciled").inc()
-                log.info("order_reconciled", attempt=attempt.id, order=order_id)
-                return attempt
-            await self.journal.unclaim(attempt, order_id)
-            return None
+            if same_order(candidate, member.product_id, attempt.sent, attempt.created - SKEW_S):
+                return attempt if await self._place(provider, candidate, attempt) else None
         return None
+
+    async def look_up(self, provider: Provider, attempts: list[OrderAttempt]) -> set[str]:
+        """Ask a provider that keeps the gateway's reference for each attempt's order by it (its id):
+        exact, no listing, no guessing. The ids of attempts found."""
+        found: set[str] = set()
+        for attempt in attempts:
+            try:
+                lookup = partial(provider.adapter.find_order, attempt.id)
+                candidate = await call_one(provider.id, lookup, Deadline(self.deadline_s))
+            except DeliberateError as exc:
+                log.warning("order_reconcile_failed", provider=provider.id, code=exc.code)
+                return found
+            finally:
+                self.metrics.reconcile_calls.labels(provider.id).inc()
+            if candidate is not None and await self._place(provider, candidate, attempt):
+                found.add(attempt.id)
+        return found
+
+    async def _place(self, provider: Provider, candidate: dict[str, Any], attempt: OrderAttempt) -> bool:
+        """Claim the provider order for the attempt and journal it placed; False if another has it."""
+        member = _member(provider, attempt)
+        order_id = ids.namespaced(provider.id, str(candidate.get("id")))
+        if not await self.journal.claim(attempt, order_id):
+            return False  # another attempt (or a direct answer) already has this order
+        stored = await self.journal.transition(attempt.id, _placing(member, candidate))
+        if stored is not None and stored.order_id == order_id:
+            self.metrics.order_outcomes.labels("reconciled").inc()
+            log.info("order_reconciled", attempt=attempt.id, order=order_id)
+            return True
+        await self.journal.unclaim(attempt, order_id)
+        return False

@@ -78,7 +78,9 @@ class OrderDesk:
         adapter = member.provider.adapter
         try:
             created = await call_one(
-                member.provider.id, lambda: adapter.create_order(member.product_id, attempt.sent), deadline
+                member.provider.id,
+                lambda: adapter.create_order(member.product_id, attempt.sent, reference=attempt.id),
+                deadline,
             )
         except Exception as exc:
             found = await self._failed(attempt, member, exc)

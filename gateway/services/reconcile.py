@@ -155,10 +155,14 @@ class Reconciler:
         due = [a for a in live if a.next_check <= now]
         if not due or not provider.breaker.healthy:
             return  # nothing to do, or the circuit is open: wait until it may probe again
-        scan_lock = f"reconcile-scan:{pid}"
-        if not await self.journal.store.set_if_absent(scan_lock, b"1", self.settings.scan_interval_s):
-            return  # scanned moments ago, here or by another replica
-        found = await self._scanner.scan(provider, live, threshold)
+        if provider.adapter.finds_orders_by_reference:
+            # One exact lookup per due attempt (each backs off on its own): no scan, no scan budget.
+            found = await self._scanner.look_up(provider, [a for a in due if a.state is AttemptState.UNKNOWN])
+        else:
+            scan_lock = f"reconcile-scan:{pid}"
+            if not await self.journal.store.set_if_absent(scan_lock, b"1", self.settings.scan_interval_s):
+                return  # scanned moments ago, here or by another replica
+            found = await self._scanner.scan(provider, live, threshold)
         for attempt in due:
             if attempt.id not in found:
                 await self._back_off(attempt, now)

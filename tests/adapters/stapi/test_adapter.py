@@ -96,7 +96,7 @@ async def test_search_modes(adapter: StapiAdapter) -> None:
 async def test_orders(adapter: StapiAdapter) -> None:
     """An order is created once and then listed, fetched and its statuses read."""
     payload = {"datetime": WINDOW, "geometry": POINT, "order_parameters": {"delivery_format": "cog"}}
-    created = await adapter.create_order("eo", payload)
+    created = await adapter.create_order("eo", payload, reference="attempt-1")
     order_id = created.body["id"]
     assert created.location
     assert created.location.endswith(order_id)
@@ -109,7 +109,7 @@ async def test_client_mistakes_judged_by_the_provider_stay_client_errors(adapter
     """A provider's 422 on the client's order payload is a validation error with locations."""
     bad = {"datetime": WINDOW, "geometry": POINT, "order_parameters": {"bogus": 1}}
     with pytest.raises(RequestValidationFailed) as caught:
-        await adapter.create_order("eo", bad)
+        await adapter.create_order("eo", bad, reference="attempt-2")
     assert any("order_parameters" in err["loc"] for err in caught.value.errors)
 
 
@@ -194,7 +194,7 @@ SEARCH = {"datetime": WINDOW, "geometry": POINT}
         lambda a: a.get_order("e404"),
         lambda a: a.search_opportunities("e400", SEARCH, SearchMode.SYNC),
         lambda a: a.search_opportunities("e422", SEARCH, SearchMode.SYNC),
-        lambda a: a.create_order("e422", SEARCH),
+        lambda a: a.create_order("e422", SEARCH, reference="attempt-3"),
     ],
     ids=["404-detail", "404-order", "400-detail", "422-search", "422-order"],
 )

@@ -50,7 +50,7 @@ async def test_a_failure_behind_an_upstream_gateway_keeps_its_code_status_and_pr
     body = {"code": code, "detail": "provider 'bravo' failed", "provider": "bravo", "request_id": "r"}
     up = adapter(answering(status, body, {PROVIDER_FAILURE_HEADER: "bravo"}))
     with pytest.raises(ProviderFailedBehind) as caught:
-        await up.create_order("bravo:optical", {"order_parameters": {}})
+        await up.create_order("bravo:optical", {"order_parameters": {}}, reference="attempt-1")
     error = caught.value
     assert (error.code, status_for(error), error.provider_id) == (code, status, "g1:bravo")
     assert error.behind == ["g1:bravo"]
@@ -101,7 +101,7 @@ async def test_an_upstream_gateways_422_keeps_its_errors_scrubbed() -> None:
         answering(422, {"code": "validation_failed", "detail": "The order request is invalid.", "errors": errors})
     )
     with pytest.raises(RequestValidationFailed) as caught:
-        await up.create_order("fed", {"order_parameters": {}})
+        await up.create_order("fed", {"order_parameters": {}}, reference="attempt-2")
     assert caught.value.errors == [{"loc": ["body", "datetime"], "msg": "too long ([redacted])", "type": "value_error"}]
 
 
