@@ -218,10 +218,20 @@ def _optional_str(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
+# Looked up, not called: an enum's constructor costs a microsecond, and a record read (every poll
+# of a search record) decodes a dozen of them.
+_STATES = {state.value: state for state in SearchState}
+_MODES = {mode.value: mode for mode in MemberMode}
+
+
+def _state(value: Any) -> SearchState:
+    return _STATES.get(value) or SearchState(value)
+
+
 def _status(raw: JSONObject) -> SearchStatus:
     return SearchStatus(
         timestamp=str(raw["timestamp"]),
-        status_code=SearchState(raw["status_code"]),
+        status_code=_state(raw["status_code"]),
         reason_text=_optional_str(raw.get("reason_text")),
         reason_code=_optional_str(raw.get("reason_code")),
         links=tuple(raw.get("links") or ()),
@@ -233,8 +243,8 @@ def _member(raw: JSONObject, legacy_result: int | None = None) -> MemberState:
     mode = raw.get("mode")
     found = raw.get("legacy_result", legacy_result)
     return MemberState(
-        mode=None if mode is None else MemberMode(mode),
-        status=SearchState(raw.get("status", SearchState.RECEIVED)),
+        mode=None if mode is None else _MODES.get(mode) or MemberMode(mode),
+        status=_state(raw.get("status", SearchState.RECEIVED)),
         upstream_id=_optional_str(raw.get("upstream_id")),
         reason=_optional_str(raw.get("reason")),
         attempts=int(raw.get("attempts") or 0),
