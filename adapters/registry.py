@@ -15,6 +15,7 @@ import httpx
 from pydantic import BaseModel
 
 from adapters.base import ProviderAdapter
+from adapters.planet import config as planet_config
 from adapters.stapi import config as stapi_config
 
 OptionsT = TypeVar("OptionsT", bound=BaseModel)
@@ -46,6 +47,13 @@ class AdapterKind(Generic[OptionsT]):
 
 ADAPTERS: dict[str, AdapterKind[Any]] = {
     "stapi": AdapterKind(stapi_config.build, stapi_config.StapiOptions),
+    "planet": AdapterKind(
+        planet_config.build,
+        planet_config.PlanetOptions,
+        simulated=SimulatedVendor(
+            "Planet Tasking (simulated optical)", planet_config.simulated_app, planet_config.demo_provider
+        ),
+    ),
 }
 
 

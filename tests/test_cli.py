@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from adapters.registry import ADAPTERS, simulated_vendors
 from gateway.cli import main
 from tests.upstreams import ProductSpec, build_provider, serve
 
@@ -57,7 +58,7 @@ def test_check_config_names_an_unknown_adapter_and_the_known_ones(
     config.write_text("providers:\n  acme:\n    url: http://x\n    adapter: nosuch\n    options: {a: 1}\n")
     assert main(["check-config", str(config)]) == 1
     lines = capsys.readouterr().out.splitlines()
-    assert f"{config}: providers.acme.adapter: unknown adapter 'nosuch' (adapters: stapi)" in lines
+    assert f"{config}: providers.acme.adapter: unknown adapter 'nosuch' (adapters: {', '.join(ADAPTERS)})" in lines
     # The options of an unknown adapter cannot be judged: one mistake, one problem.
     assert not any("options" in line for line in lines)
 
@@ -167,7 +168,8 @@ async def test_demo_serves_products_of_two_providers() -> None:
         body = (await client.get("/products?limit=100")).json()
         found = await client.post("/products/vhr-50cm/opportunities", json=search)
     providers = {p["id"].split(":")[0] for p in body["products"] if ":" in p["id"]}
-    assert providers == {"acme", "orbit"}
+    # The STAPI demo vendors and every simulated non-STAPI vendor, side by side.
+    assert providers == {"acme", "orbit", *simulated_vendors()}
     assert "vhr-50cm" in [p["id"] for p in body["products"]]
     assert "federation:missing" not in body
     assert found.status_code == 200, found.text

@@ -113,17 +113,29 @@ def with_member_order_links(features: list[dict[str, Any]], href: str) -> list[d
 
     An order on a federated product goes to one member, so the collection as a whole has no
     order body that could be POSTed unchanged; each opportunity has one, naming its member in
-    `order_parameters.member` (what a standard STAPI OrderPayload can carry).
+    `order_parameters.member` (what a standard STAPI OrderPayload can carry), plus the order
+    parameters of the opportunity's own create-order link if it has one (a Planet imaging window).
     """
     out = []
     for feature in features:
         properties = feature.get("properties") or {}
+        own = _own_order_parameters(feature)
         body: dict[str, Any] = {
             "datetime": properties.get("datetime"),
             "geometry": feature.get("geometry"),
             "filter": None,
-            "order_parameters": {MEMBER: properties.get("product_id")},
+            "order_parameters": {**own, MEMBER: properties.get("product_id")},
         }
         order = {"href": href, "rel": "create-order", "type": "application/json", "method": "POST", "body": body}
         out.append({**feature, "links": [*(feature.get("links") or []), order]})
     return out
+
+
+def _own_order_parameters(feature: dict[str, Any]) -> dict[str, Any]:
+    """The order parameters of an opportunity's own create-order link (empty without one)."""
+    for link in feature.get("links") or []:
+        body = link.get("body") if isinstance(link, dict) and link.get("rel") == "create-order" else None
+        parameters = body.get("order_parameters") if isinstance(body, dict) else None
+        if isinstance(parameters, dict):
+            return parameters
+    return {}
