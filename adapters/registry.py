@@ -26,7 +26,7 @@ class SimulatedVendor:
     """A vendor's simulated server, for `stapi-gateway simulate --vendor` and `demo`.
 
     `app(latency_s)` is the ASGI app; `provider(url)` the YAML keys of a demo provider in front of
-    it served at `url` (besides `id` and `url`: e.g. `adapter`, `oauth`, `options`).
+    it served at `url` (besides `id`: e.g. `adapter`, `oauth`, `options`, or a `url` under the root).
     """
 
     title: str
