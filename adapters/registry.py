@@ -32,6 +32,8 @@ class SimulatedVendor:
     title: str
     app: Callable[[float], Any]
     provider: Callable[[str], dict[str, Any]]
+    # The product the demo's mixed federated product takes from this vendor (None: none).
+    featured: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +53,7 @@ ADAPTERS: dict[str, AdapterKind[Any]] = {
         planet_config.build,
         planet_config.PlanetOptions,
         simulated=SimulatedVendor(
-            "Planet Tasking (simulated optical)", planet_config.simulated_app, planet_config.demo_provider
+            "Planet Tasking (simulated optical)", planet_config.simulated_app, planet_config.demo_provider, "assured"
         ),
     ),
 }

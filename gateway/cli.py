@@ -218,7 +218,10 @@ async def _demo(host: str, port: int, log_level: str, vendor_port_base: int) -> 
         providers.append(
             ProviderSettings.model_validate({"id": name, "url": url, "title": sim.title, **sim.provider(url)})
         )
-    settings = Settings.build(providers, products=DEMO_PRODUCTS, title="STAPI Gateway (demo)", store="memory://")
+    # A federated product mixing a STAPI provider's product with the simulated vendors' ones.
+    mixed = ["acme:optical-50cm", *(f"{n}:{s.featured}" for n, s in simulated_vendors().items() if s.featured)]
+    products = [*DEMO_PRODUCTS, {"id": "any-vendor", "title": "Any vendor, STAPI or not", "members": mixed}]
+    settings = Settings.build(providers, products=products, title="STAPI Gateway (demo)", store="memory://")
     tasks = [asyncio.create_task(server.serve()) for _, server in vendors]
     while not all(server.started for _, server in vendors):
         if any(task.done() for task in tasks):
