@@ -16,6 +16,7 @@ from pydantic import BaseModel
 
 from adapters.base import ProviderAdapter
 from adapters.stapi import config as stapi_config
+from adapters.umbra import config as umbra_config
 
 OptionsT = TypeVar("OptionsT", bound=BaseModel)
 
@@ -46,6 +47,11 @@ class AdapterKind(Generic[OptionsT]):
 
 ADAPTERS: dict[str, AdapterKind[Any]] = {
     "stapi": AdapterKind(stapi_config.build, stapi_config.StapiOptions),
+    "umbra": AdapterKind(
+        umbra_config.build,
+        umbra_config.UmbraOptions,
+        simulated=SimulatedVendor("Umbra Canopy (simulated SAR)", umbra_config.simulator, umbra_config.demo_provider),
+    ),
 }
 
 

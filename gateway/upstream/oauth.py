@@ -75,6 +75,7 @@ class ClientCredentials(httpx.Auth):
         *,
         scope: str | None = None,
         audience: str | None = None,
+        json_body: bool = False,
         token_client: httpx.AsyncClient,
         refresh_margin_s: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
@@ -102,6 +103,8 @@ class ClientCredentials(httpx.Auth):
             self._form["scope"] = scope
         if audience is not None:
             self._form["audience"] = audience
+        # A JSON body carries the credentials itself (Auth0's form, which Umbra documents).
+        self._json = {**self._form, "client_id": client_id, "client_secret": client_secret} if json_body else None
         self._token_client = token_client
         self._refresh_margin_s = refresh_margin_s
         self._clock = clock
@@ -171,11 +174,16 @@ class ClientCredentials(httpx.Auth):
         """Fetch a token; TokenError, without the secret, the token or any header, if none."""
         started = self._clock()
         try:
-            response = await self._token_client.post(
-                self._token_url,
-                data=self._form,
-                headers={"Authorization": self._basic, "Accept": "application/json"},
-            )
+            if self._json is not None:
+                response = await self._token_client.post(
+                    self._token_url, json=self._json, headers={"Accept": "application/json"}
+                )
+            else:
+                response = await self._token_client.post(
+                    self._token_url,
+                    data=self._form,
+                    headers={"Authorization": self._basic, "Accept": "application/json"},
+                )
         except httpx.HTTPError as exc:
             # The cause is dropped: its request carries the Basic header.
             raise self._error(f"could not be reached ({exc.__class__.__name__})") from None

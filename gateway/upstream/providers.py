@@ -107,6 +107,7 @@ def build_providers(
                 ps.oauth.client_secret,
                 scope=ps.oauth.scope,
                 audience=ps.oauth.audience,
+                json_body=ps.oauth.token_request == "json",
                 token_client=token_client,
             )
         client = build_client(

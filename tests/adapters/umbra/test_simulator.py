@@ -116,3 +116,17 @@ async def test_tasks_walk_the_documented_lifecycle_and_search_pages() -> None:
         body = (await client.post("/tasking/tasks/search", json=page, headers=auth)).json()
         assert body["context"] == {"limit": 2, "matched": 3, "returned": 1}
         assert body["features"][0]["properties"]["taskName"] == "t0"
+
+
+def test_the_umbra_adapter_offers_exactly_the_protocol() -> None:
+    """The Umbra adapter's public operations are the protocol's: none missing, none the gateway never calls."""
+    import inspect
+
+    from adapters.base import ProviderAdapter
+    from adapters.umbra.adapter import UmbraAdapter
+
+    def operations(cls: type) -> set[str]:
+        found = {n for n, m in inspect.getmembers(cls) if inspect.iscoroutinefunction(m) and not n.startswith("_")}
+        return found - {"aclose"}
+
+    assert operations(UmbraAdapter) == operations(ProviderAdapter)

@@ -546,7 +546,7 @@ def test_models_are_frozen_and_strict() -> None:
         ("timeout_s", 0, "greater than 0"),
         ("timeout_s", float("inf"), "finite number"),
         ("max_connections", 0, "greater than 0"),
-        ("adapter", "grpc", r"unknown adapter 'grpc' \(adapters: stapi\)"),
+        ("adapter", "grpc", r"unknown adapter 'grpc' \(adapters: stapi, "),
         ("headers", {"Bad Name": "x"}, "not a valid HTTP header name"),
         ("headers", {"X-A": "a\r\nX-Injected: 1"}, "contains a line break"),
         ("headers", {"X-A": "1", "x-a": "2"}, "given twice"),
