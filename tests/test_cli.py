@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from adapters.registry import ADAPTERS
 from gateway.cli import main
 from tests.upstreams import ProductSpec, build_provider, serve
 
@@ -57,7 +58,8 @@ def test_check_config_names_an_unknown_adapter_and_the_known_ones(
     config.write_text("providers:\n  acme:\n    url: http://x\n    adapter: nosuch\n    options: {a: 1}\n")
     assert main(["check-config", str(config)]) == 1
     lines = capsys.readouterr().out.splitlines()
-    assert f"{config}: providers.acme.adapter: unknown adapter 'nosuch' (adapters: stapi)" in lines
+    known = ", ".join(ADAPTERS)
+    assert f"{config}: providers.acme.adapter: unknown adapter 'nosuch' (adapters: {known})" in lines
     # The options of an unknown adapter cannot be judged: one mistake, one problem.
     assert not any("options" in line for line in lines)
 
