@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from adapters.base import ProviderAdapter
 from adapters.planet import config as planet_config
 from adapters.stapi import config as stapi_config
+from adapters.umbra import config as umbra_config
 
 OptionsT = TypeVar("OptionsT", bound=BaseModel)
 
@@ -54,6 +55,13 @@ ADAPTERS: dict[str, AdapterKind[Any]] = {
         planet_config.PlanetOptions,
         simulated=SimulatedVendor(
             "Planet Tasking (simulated optical)", planet_config.simulated_app, planet_config.demo_provider, "assured"
+        ),
+    ),
+    "umbra": AdapterKind(
+        umbra_config.build,
+        umbra_config.UmbraOptions,
+        simulated=SimulatedVendor(
+            "Umbra Canopy (simulated SAR)", umbra_config.simulator, umbra_config.demo_provider, "spotlight"
         ),
     ),
 }

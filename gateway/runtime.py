@@ -24,6 +24,7 @@ from gateway.services.reconcile import Reconciler, ReconcileSettings
 from gateway.services.search_records import SearchRecords
 from gateway.services.search_runner import SearchRunner
 from gateway.services.store_guard import StoreGuard, cursor_secret
+from gateway.services.token_cache import StoreTokens
 from gateway.settings.models import GatewaySettings, Settings
 from gateway.store import Store, open_store
 from gateway.upstream.providers import Providers, build_providers
@@ -82,7 +83,7 @@ class Runtime:
         except BaseException:
             await store.aclose()
             raise
-        providers = build_providers(settings, metrics, transports)
+        providers = build_providers(settings, metrics, transports, StoreTokens(store))
         catalogue = Catalogue(settings, providers)
         gw = settings.gateway
         searches = SearchRecords(store, gw.search_ttl_s)
@@ -130,7 +131,7 @@ class Runtime:
             self.settings.gateway.store_prefix,
         ):
             log.warning("config_reload_store_unchanged", detail="a new store takes effect only after a restart")
-        providers = build_providers(settings, self.metrics, self.transports)
+        providers = build_providers(settings, self.metrics, self.transports, StoreTokens(self.store))
         catalogue = Catalogue(settings, providers)
         self.runner.catalogue = catalogue
         self.reconciler.catalogue = catalogue

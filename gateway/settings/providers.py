@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError, ValidationInfo, field_validator
 
@@ -29,6 +29,9 @@ class OAuthSettings(BaseModel):
     client_secret: str = Field(min_length=1, repr=False)
     scope: str | None = None
     audience: str | None = None
+    # How the token request is sent: RFC 6749's form with HTTP Basic, or the JSON body with the
+    # credentials in it that Auth0 tenants such as Umbra's document.
+    token_request: Literal["form", "json"] = "form"
 
 
 class ProviderSettings(BaseModel):

@@ -16,15 +16,19 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import json
 import math
 import time
 from collections import deque
 from collections.abc import AsyncGenerator, Callable, Generator, Iterator
 from dataclasses import dataclass, field
+from typing import Protocol
 from urllib.parse import quote
 
 import httpx
+
+from gateway.upstream.token_share import TokenShare
 
 # Used when the token response has no `expires_in` (it is only RECOMMENDED by RFC 6749 §5.1).
 DEFAULT_EXPIRES_IN_S = 3600.0
@@ -34,6 +38,31 @@ _VISIBLE_ASCII = frozenset(chr(c) for c in range(0x21, 0x7F))
 # Tokens remembered for scrubbing after they were replaced: a provider may echo a request that
 # was sent with the previous one.
 _RECENT_TOKENS = 4
+
+
+class SharedTokens(Protocol):
+    """Token entries shared by every replica, with a short lock so that only one of them mints
+    (implemented over the store in gateway/services/token_cache.py)."""
+
+    async def get(self, key: str) -> bytes | None:
+        """The shared entry, None when there is none."""
+        ...
+
+    async def put(self, key: str, value: bytes, ttl_s: float) -> None:
+        """Share an entry for `ttl_s` seconds."""
+        ...
+
+    async def discard(self, key: str, value: bytes) -> None:
+        """Remove the entry only if it still is `value`."""
+        ...
+
+    async def lock(self, key: str, ttl_s: float) -> str | None:
+        """The right to mint for `ttl_s` seconds (a holder token), None if another replica has it."""
+        ...
+
+    async def unlock(self, key: str, holder: str) -> None:
+        """Give the right to mint back (only if `holder` still has it)."""
+        ...
 
 
 class TokenError(httpx.ConnectError):
@@ -55,6 +84,9 @@ class _Token:
 
     value: str = field(repr=False)
     refresh_at: float
+    # Its entry as shared with the other replicas, and whether one of them minted it.
+    stored: bytes | None = field(default=None, repr=False)
+    adopted: bool = False
 
 
 class ClientCredentials(httpx.Auth):
@@ -75,9 +107,11 @@ class ClientCredentials(httpx.Auth):
         *,
         scope: str | None = None,
         audience: str | None = None,
+        json_body: bool = False,
         token_client: httpx.AsyncClient,
         refresh_margin_s: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
+        shared: SharedTokens | None = None,
     ) -> None:
         url = httpx.URL(token_url)
         # The URL itself is left out of the message: its userinfo or query could hold credentials.
@@ -102,7 +136,13 @@ class ClientCredentials(httpx.Auth):
             self._form["scope"] = scope
         if audience is not None:
             self._form["audience"] = audience
+        # A JSON body carries the credentials itself (Auth0's form, which Umbra documents).
+        self._json = {**self._form, "client_id": client_id, "client_secret": client_secret} if json_body else None
         self._token_client = token_client
+        # Replicas of the same client (never keyed by the secret) share one token.
+        who = "\n".join([str(url), client_id, audience or "", scope or ""]).encode()
+        key = hashlib.sha256(who).hexdigest()[:32]
+        self._share = TokenShare(shared, key, clock=clock) if shared is not None else None
         self._refresh_margin_s = refresh_margin_s
         self._clock = clock
         self._token: _Token | None = None
@@ -134,6 +174,8 @@ class ClientCredentials(httpx.Auth):
         if response.status_code != 401 or not cached:
             return
         self._invalidate(token)
+        if self._share is not None and token.stored is not None:
+            await self._share.discard(token.stored)
         token, _ = await self._token_for(request)
         request.headers["Authorization"] = f"Bearer {token.value}"
         yield request
@@ -151,14 +193,29 @@ class ClientCredentials(httpx.Auth):
         if self._minting is None:
             # One mint at a time, shared by every request that needs a token while it runs. It is
             # a task so that a cancelled request does not cancel the mint the others wait for.
-            self._minting = asyncio.get_running_loop().create_task(self._mint())
+            self._minting = asyncio.get_running_loop().create_task(self._obtain())
             self._minting.add_done_callback(self._minted)
         try:
             token = await asyncio.shield(self._minting)
         except TokenError as exc:
             # The mint's error is shared; each waiter raises its own, naming its own request.
             raise TokenError(str(exc), request=request) from None
-        return token, False
+        # Another replica's token may be as stale as a cached one; one minted here is not.
+        return token, token.adopted
+
+    async def _obtain(self) -> _Token:
+        """The replicas' shared token, or one minted here (by the replica holding the mint lock)."""
+        if self._share is None:
+            return await self._mint()
+        entry = await self._share.obtain(self._mint_for_share)
+        self._token = token = _Token(entry.value, self._clock() + entry.left_s, entry.stored, entry.adopted)
+        if entry.adopted:
+            self._recent.append(entry.value)
+        return token
+
+    async def _mint_for_share(self) -> tuple[str, float]:
+        token = await self._mint()
+        return token.value, token.refresh_at - self._clock()
 
     def _minted(self, task: asyncio.Task[_Token]) -> None:
         if self._minting is task:
@@ -171,11 +228,16 @@ class ClientCredentials(httpx.Auth):
         """Fetch a token; TokenError, without the secret, the token or any header, if none."""
         started = self._clock()
         try:
-            response = await self._token_client.post(
-                self._token_url,
-                data=self._form,
-                headers={"Authorization": self._basic, "Accept": "application/json"},
-            )
+            if self._json is not None:
+                response = await self._token_client.post(
+                    self._token_url, json=self._json, headers={"Accept": "application/json"}
+                )
+            else:
+                response = await self._token_client.post(
+                    self._token_url,
+                    data=self._form,
+                    headers={"Authorization": self._basic, "Accept": "application/json"},
+                )
         except httpx.HTTPError as exc:
             # The cause is dropped: its request carries the Basic header.
             raise self._error(f"could not be reached ({exc.__class__.__name__})") from None

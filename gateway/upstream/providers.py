@@ -15,7 +15,7 @@ from gateway.domain.links import LinkRewriter
 from gateway.obs.metrics import Metrics
 from gateway.settings.models import ProviderSettings, Settings
 from gateway.upstream.breaker import CircuitBreaker
-from gateway.upstream.oauth import ClientCredentials
+from gateway.upstream.oauth import ClientCredentials, SharedTokens
 from gateway.upstream.policy import GuardedTransport
 from gateway.upstream.transport import AiohttpTransport, build_client
 
@@ -88,9 +88,13 @@ class Providers:
 
 
 def build_providers(
-    settings: Settings, metrics: Metrics, transports: Mapping[str, httpx.AsyncBaseTransport] | None = None
+    settings: Settings,
+    metrics: Metrics,
+    transports: Mapping[str, httpx.AsyncBaseTransport] | None = None,
+    shared_tokens: SharedTokens | None = None,
 ) -> Providers:
-    """An adapter per configured provider, each on its own pooled, guarded client."""
+    """An adapter per configured provider, each on its own pooled, guarded client; OAuth tokens
+    shared with the other replicas through `shared_tokens` when given."""
     transports = transports or {}
     out = []
     for ps in settings.providers.values():
@@ -107,7 +111,9 @@ def build_providers(
                 ps.oauth.client_secret,
                 scope=ps.oauth.scope,
                 audience=ps.oauth.audience,
+                json_body=ps.oauth.token_request == "json",
                 token_client=token_client,
+                shared=shared_tokens,
             )
         client = build_client(
             ps.base_url, timeout_s=ps.timeout_s, headers=dict(ps.headers), transport=guarded, auth=auth
