@@ -114,7 +114,8 @@ def with_member_order_links(features: list[dict[str, Any]], href: str) -> list[d
     An order on a federated product goes to one member, so the collection as a whole has no
     order body that could be POSTed unchanged; each opportunity has one, naming its member in
     `order_parameters.member` (what a standard STAPI OrderPayload can carry), plus the order
-    parameters of the opportunity's own create-order link if it has one (a Planet imaging window).
+    parameters of the opportunity's own create-order link if it has one (a Planet imaging window),
+    which it replaces.
     """
     out = []
     for feature in features:
@@ -127,8 +128,14 @@ def with_member_order_links(features: list[dict[str, Any]], href: str) -> list[d
             "order_parameters": {**own, MEMBER: properties.get("product_id")},
         }
         order = {"href": href, "rel": "create-order", "type": "application/json", "method": "POST", "body": body}
-        out.append({**feature, "links": [*(feature.get("links") or []), order]})
+        # It replaces the member's own create-order link: one way to order each opportunity here.
+        kept = [link for link in feature.get("links") or [] if not _is_create_order(link)]
+        out.append({**feature, "links": [*kept, order]})
     return out
+
+
+def _is_create_order(link: Any) -> bool:
+    return isinstance(link, dict) and link.get("rel") == "create-order"
 
 
 def _own_order_parameters(feature: dict[str, Any]) -> dict[str, Any]:
