@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from adapters.documents import product_document
+
 _V = "https://stapi.example.com/v0.1.0"
 _GEOJSON = "https://geojson.org/schema"
 SEARCH_CLASSES = [f"{_V}/opportunities", f"{_V}/opportunities-async"]
@@ -38,29 +40,18 @@ class PlanetProduct:
 
     def document(self, base_url: str) -> dict[str, Any]:
         """The STAPI product document, links under the provider's url (the gateway rewrites them)."""
-        href = f"{base_url}/products/{self.id}"
-        links = [
-            {"href": href, "rel": "self", "type": "application/json"},
-            {"href": f"{href}/queryables", "rel": "queryables", "type": "application/json"},
-            {"href": f"{href}/order-parameters", "rel": "order-parameters", "type": "application/json"},
-            {"href": f"{href}/orders", "rel": "create-order", "type": "application/json", "method": "POST"},
-        ]
-        if self.searchable:
-            links.append({"href": f"{href}/opportunities", "rel": "opportunities", "type": "application/geo+json"})
-        return {
-            "type": "Collection",
-            "stapi_type": "Product",
-            "stapi_version": "0.1.0",
-            "id": self.id,
-            "title": self.title,
-            "description": self.description,
-            "license": "proprietary",
-            "keywords": ["optical", "planet", "skysat", "pelican", "tasking"],
-            "providers": [{"name": "Planet", "roles": ["producer", "processor"], "url": "https://www.planet.com"}],
-            "conformsTo": self.conformance(),
-            "links": links,
-            "planet:product": self.planet_name,
-        }
+        return product_document(
+            base_url,
+            self.id,
+            title=self.title,
+            description=self.description,
+            keywords=["optical", "planet", "skysat", "pelican", "tasking"],
+            provider={"name": "Planet", "roles": ["producer", "processor"], "url": "https://www.planet.com"},
+            conformance=self.conformance(),
+            searchable=self.searchable,
+            schema_type="application/json",
+            **{"planet:product": self.planet_name},
+        )
 
 
 # Planet's imaging-window search takes no filter, so there is nothing to filter on: a client's

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from adapters.base import JSONObject
+from adapters.documents import product_document
 
 _STAPI = "https://stapi.example.com/v0.1.0/"
 SYNC_CLASS = _STAPI + "opportunities"
@@ -86,26 +87,15 @@ class UmbraProduct:
 
     def document(self, base: str) -> JSONObject:
         """The STAPI product, linked under the provider's base (the gateway rewrites the links)."""
-        href = f"{base}/products/{self.id}"
-        return {
-            "type": "Collection",
-            "stapi_type": "Product",
-            "stapi_version": "0.1.0",
-            "id": self.id,
-            "title": self.title,
-            "description": self.description,
-            "keywords": ["SAR", "X-band", "Umbra", self.imaging_mode.lower()],
-            "license": "proprietary",
-            "providers": [{"name": "Umbra", "roles": ["producer", "processor"], "url": "https://umbra.space"}],
-            "conformsTo": self.conformance(),
-            "links": [
-                {"href": href, "rel": "self", "type": "application/json"},
-                {"href": f"{href}/queryables", "rel": "queryables", "type": "application/schema+json"},
-                {"href": f"{href}/order-parameters", "rel": "order-parameters", "type": "application/schema+json"},
-                {"href": f"{href}/opportunities", "rel": "opportunities", "type": "application/geo+json"},
-                {"href": f"{href}/orders", "rel": "create-order", "type": "application/json", "method": "POST"},
-            ],
-        }
+        return product_document(
+            base,
+            self.id,
+            title=self.title,
+            description=self.description,
+            keywords=["SAR", "X-band", "Umbra", self.imaging_mode.lower()],
+            provider={"name": "Umbra", "roles": ["producer", "processor"], "url": "https://umbra.space"},
+            conformance=self.conformance(),
+        )
 
     def conformance(self) -> list[str]:
         """Both search modes (feasibilities are asynchronous; a sync search polls one) and the geometry."""
