@@ -104,14 +104,20 @@ def build_app(config: SimConfig | None = None, state: SimState | None = None) ->
             return _json({"error": "too_many_requests", "error_description": "Too many token exchanges"}, 429)
         return _json({"access_token": minted, "expires_in": cfg.token_lifetime_s, "token_type": "Bearer"})
 
+    def _empty_window(parsed: FeasibilityRequest | TaskRequest) -> Response | None:
+        """Umbra's 422 for a window that ends before it starts (feasibilities and tasks alike)."""
+        if parsed.windowEndAt > parsed.windowStartAt:
+            return None
+        error = {"type": "value_error", "loc": ["body", "windowEndAt"], "msg": "windowEndAt must be after start"}
+        return _invalid([error])
+
     async def create_feasibility(request: Request) -> Response:
         parsed = await _body(request, FeasibilityRequest)
         if isinstance(parsed, Response):
             return parsed
         assert isinstance(parsed, FeasibilityRequest)
-        if parsed.windowEndAt <= parsed.windowStartAt:
-            error = {"type": "value_error", "loc": ["body", "windowEndAt"], "msg": "windowEndAt must be after start"}
-            return _invalid([error])
+        if (refused := _empty_window(parsed)) is not None:
+            return refused
         return _json(sim.feasibility_body(sim.add_feasibility(parsed)), 201)
 
     async def get_feasibility(request: Request) -> Response:
@@ -128,9 +134,8 @@ def build_app(config: SimConfig | None = None, state: SimState | None = None) ->
         if isinstance(parsed, Response):
             return parsed
         assert isinstance(parsed, TaskRequest)
-        if parsed.windowEndAt <= parsed.windowStartAt:
-            error = {"type": "value_error", "loc": ["body", "windowEndAt"], "msg": "windowEndAt must be after start"}
-            return _invalid([error])
+        if (refused := _empty_window(parsed)) is not None:
+            return refused
         return _json(sim.task_body(sim.add_task(parsed)), 201)
 
     async def get_task(request: Request) -> Response:
