@@ -141,6 +141,19 @@ class ProviderFailedBehind(ProviderError):
         self.behind = behind
 
 
+class OrderNotCancellable(DeliberateError):
+    """The provider refused to cancel an order in its present state (`vendor_state`, the vendor's own
+    status, shown as `provider:status`); `order` is the order as the vendor showed it then, if read."""
+
+    code = "order_not_cancellable"
+
+    def __init__(self, provider_id: str, detail: str, vendor_state: str, order: JSONObject | None = None) -> None:
+        super().__init__(detail, extra={"provider": provider_id, "provider:status": vendor_state})
+        self.provider_id = provider_id
+        self.vendor_state = vendor_state
+        self.order = order
+
+
 # --- what an adapter returns -------------------------------------------------------------
 
 
@@ -194,7 +207,7 @@ class ProviderAdapter(Protocol):
     """A provider as the gateway sees it: one coroutine per operation the gateway calls, and no more.
 
     Each operation's name is what the adapter sends in `OPERATION_EXTENSION`, and is listed in
-    `READ_OPERATIONS` or `CREATE_OPERATIONS` (adapters/client.py).
+    `READ_OPERATIONS`, `CREATE_OPERATIONS` or `WRITE_OPERATIONS` (adapters/client.py).
     """
 
     provider_id: str
@@ -203,6 +216,8 @@ class ProviderAdapter(Protocol):
     # `name`): `create_order` stores the gateway's attempt id there and `find_order` looks it up,
     # so an order whose answer was lost is found exactly. False: the gateway scans `list_orders`.
     finds_orders_by_reference: bool
+    # True when the vendor can call an order off (`cancel_order`); False: the gateway answers 405.
+    cancels_orders: bool
 
     async def landing_page(self) -> JSONObject:
         """The provider's landing page (the gateway reads the root it names itself by)."""
@@ -263,6 +278,11 @@ class ProviderAdapter(Protocol):
 
     async def order_statuses(self, order_id: str, *, token: str | None, limit: int) -> Page:
         """One page of an order's status history."""
+        ...
+
+    async def cancel_order(self, order_id: str) -> JSONObject:
+        """Ask the vendor to cancel an order: the order once the vendor accepted. A refusal raises
+        OrderNotCancellable with the vendor's state. Never retried (a write)."""
         ...
 
     async def aclose(self) -> None:

@@ -38,6 +38,8 @@ READ_OPERATIONS = frozenset(
 )
 # Operations that create something at the provider: never retried, paced by `order_rate_per_s`.
 CREATE_OPERATIONS = frozenset({"create_order"})
+# Operations that change something at the provider without creating it: never retried either.
+WRITE_OPERATIONS = frozenset({"cancel_order"})
 # Set by a gateway on a 5xx that is the failure of providers behind it (their ids, comma-separated):
 # a gateway in front of it does not hold such an answer against it (circuit, retries), since the
 # upstream gateway answered, and applied its own policy towards those providers.

@@ -27,6 +27,7 @@ from adapters.base import (
     UpstreamNotFound,
 )
 from adapters.client import OPERATION_EXTENSION
+from adapters.planet import wire
 from adapters.planet.checks import MAX_AHEAD, geometry_for, invalid, span, stamp
 from adapters.planet.products import API_CONFORMANCE, PRODUCTS, QUERYABLES, PlanetProduct
 from adapters.planet.wire import history_statuses, opportunity, search_record, stapi_order, status_error
@@ -42,6 +43,7 @@ class PlanetAdapter:
     """Talks to Planet's Tasking API through the provider's pooled httpx client."""
 
     finds_orders_by_reference = True
+    cancels_orders = True  # DELETE /orders/{id}/
 
     def __init__(
         self, provider_id: str, client: httpx.AsyncClient, options: PlanetOptions, *, scrubber: Scrubber | None = None
@@ -72,14 +74,10 @@ class PlanetAdapter:
         content = orjson.dumps(json) if json is not None else None
         headers = {"Content-Type": "application/json"} if json is not None else None
         target = url if url.startswith(("http://", "https://")) else self.base_url + url
+        named = {OPERATION_EXTENSION: operation}
         try:
             response = await self.client.request(
-                method,
-                target,
-                params=params,
-                content=content,
-                headers=headers,
-                extensions={OPERATION_EXTENSION: operation},
+                method, target, params=params, content=content, headers=headers, extensions=named
             )
         except httpx.TransportError as exc:
             raise transport_error(pid, exc) from None
@@ -169,13 +167,9 @@ class PlanetAdapter:
             request["start_time"] = stamp(max(start, now))
         if end is not None:
             request["end_time"] = stamp(end)
+        searches = "/imaging-windows/search/"
         response = await self._call(
-            "search_opportunities",
-            "POST",
-            "/imaging-windows/search/",
-            expected=(201,),
-            json=request,
-            client_payload=True,
+            "search_opportunities", "POST", searches, expected=(201,), json=request, client_payload=True
         )
         search = self._json(response, "id")
         if mode is SearchMode.ASYNC:
@@ -290,6 +284,12 @@ class PlanetAdapter:
         items = history_statuses(events)
         after = offset + len(page["results"])
         return Page(items, next_token=str(after) if page.get("next") else None, number_matched=page.get("count"))
+
+    async def cancel_order(self, order_id: str) -> JSONObject:
+        """`DELETE /orders/{id}/`, then the order as Planet shows it; a refusal names Planet's status."""
+        path = f"/orders/{segment(self.provider_id, order_id)}/"
+        answer = await self._call("cancel_order", "DELETE", path, expected=wire.CANCEL_ANSWERS)
+        return wire.cancel_outcome(self.provider_id, answer.status_code, await self.get_order(order_id))
 
     async def aclose(self) -> None:
         """Close the provider's connection pool."""

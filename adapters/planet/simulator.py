@@ -3,7 +3,7 @@
 Serves, under `root` (default `/tasking/v2`, so a provider url is `http://host:port/tasking/v2`),
 with trailing slashes as in every example of Planet's docs (a path without one is a 404):
 `POST /imaging-windows/search/` (201, `Location` a path from the host root),
-`GET /imaging-windows/search/{id}/`, `POST /orders/`, `GET /orders/{id}/`,
+`GET /imaging-windows/search/{id}/`, `POST /orders/`, `GET /orders/{id}/`, `DELETE /orders/{id}/`,
 `GET /orders/?limit&offset&ordering&name&name__icontains&status` and
 `GET /order-history/?order_id&limit&offset&ordering`. Auth: `Authorization: api-key <KEY>` or HTTP
 Basic with the key as the user name (401 otherwise). Each endpoint has its own per-second limit,
@@ -79,6 +79,7 @@ class PlanetSimulator:
             Route(f"{root}/orders/", self._guard("order_create", self.order_create), methods=["POST"]),
             Route(f"{root}/orders/", self._guard("order_list", self.order_list), methods=["GET"]),
             Route(f"{root}/orders/{{id}}/", self._guard("order_get", self.order_get), methods=["GET"]),
+            Route(f"{root}/orders/{{id}}/", self._guard("order_cancel", self.order_cancel), methods=["DELETE"]),
             Route(f"{root}/order-history/", self._guard("order_history", self.order_history), methods=["GET"]),
         ]
         self.app = Starlette(routes=routes, exception_handlers={404: self._not_found, 405: self._not_allowed})
@@ -202,6 +203,16 @@ class PlanetSimulator:
         """One order."""
         order = self.world.orders.get(request.path_params["id"])
         return _detail(404, "Not found.") if order is None else _json(self._shown(order))
+
+    async def order_cancel(self, request: Request) -> Response:
+        """Cancel an order: 204, or 400 in Django's `detail` shape when its status forbids it."""
+        order = self.world.orders.get(request.path_params["id"])
+        if order is None:
+            return _detail(404, "Not found.")
+        now, step = self.world.clock(), self.config.order_step_s
+        if not order.cancel(now, step):
+            return _detail(400, f"Order cannot be cancelled in status {order.status(now, step)}.")
+        return Response(status_code=204)
 
     def _paging(self, request: Request) -> tuple[int, int] | Response:
         try:

@@ -19,6 +19,8 @@ from typing import Any
 
 # The order walk of a tasking order that succeeds (docs: flexible_tasking's state diagram).
 ORDER_WALK = ("RECEIVED", "PENDING", "IN_PROGRESS", "FULFILLED")
+# "Cancel: allowed in PENDING, IN_PROGRESS, RECEIVED, REQUESTED" (Planet's tasking docs).
+CANCELLABLE = frozenset({"PENDING", "IN_PROGRESS", "RECEIVED", "REQUESTED"})
 # The docs name DONE and FAILED only; PENDING and IN_PROGRESS before them are this simulator's choice.
 SEARCH_WALK = ("PENDING", "IN_PROGRESS")
 # Order-history event types (the docs show ORDER_CREATED and ORDER_FULFILLED; the rest are chosen).
@@ -101,20 +103,33 @@ class SimOrder:
     id: str
     fields: dict[str, Any]
     created: float
+    cancelled: float | None = None  # when `DELETE /orders/{id}/` stopped its walk
 
     def status_index(self, now: float, step_s: float) -> int:
-        """How far along ORDER_WALK the order is."""
-        return _step(self.created, now, step_s, len(ORDER_WALK) - 1)
+        """How far along ORDER_WALK the order is (or was, when it was cancelled)."""
+        at = now if self.cancelled is None else min(now, self.cancelled)
+        return _step(self.created, at, step_s, len(ORDER_WALK) - 1)
+
+    def status(self, now: float, step_s: float) -> str:
+        """The order's status now."""
+        return "CANCELLED" if self.cancelled is not None else ORDER_WALK[self.status_index(now, step_s)]
+
+    def cancel(self, now: float, step_s: float) -> bool:
+        """Cancel an order in a cancellable status; False when it is past that (or already cancelled)."""
+        if self.status(now, step_s) not in CANCELLABLE:
+            return False
+        self.cancelled = now
+        return True
 
     def body(self, now: float, step_s: float) -> dict[str, Any]:
         """The order as `GET /orders/{id}/` shows it."""
         index = self.status_index(now, step_s)
         updated = self.created + index * step_s if step_s > 0 else self.created
-        fulfilled = ORDER_WALK[index] == "FULFILLED"
+        fulfilled = self.status(now, step_s) == "FULFILLED"
         return {
             "id": self.id,
             **self.fields,
-            "status": ORDER_WALK[index],
+            "status": self.status(now, step_s),
             "created_time": iso(self.created),
             "updated_time": iso(updated),
             "capture_status_published_count": 1 if fulfilled else 0,
@@ -128,6 +143,9 @@ class SimOrder:
             at = self.created + i * step_s if step_s > 0 else self.created
             event = EVENT_OF_STATUS[ORDER_WALK[i]]
             events.append({"id": f"{self.id}-{i}", "order_id": self.id, "event_type": event, "created_time": iso(at)})
+        if self.cancelled is not None:
+            when, event = iso(self.cancelled), "ORDER_CANCELLED"
+            events.append({"id": f"{self.id}-c", "order_id": self.id, "event_type": event, "created_time": when})
         return events
 
 

@@ -12,7 +12,13 @@ from typing import Any
 
 import httpx
 
-from adapters.base import DeliberateError, ProviderBadStatus, RequestValidationFailed, UpstreamNotFound
+from adapters.base import (
+    DeliberateError,
+    OrderNotCancellable,
+    ProviderBadStatus,
+    RequestValidationFailed,
+    UpstreamNotFound,
+)
 from adapters.planet.products import BY_PLANET_NAME, PlanetProduct
 from adapters.planet.statuses import event_status, order_status, search_status
 from adapters.scrub import Scrubber
@@ -28,6 +34,10 @@ FIELD_LOC: dict[str, list[str]] = {
     "sat_elevation_angle_max": ["body", "order_parameters", "sat_elevation_angle_max"],
 }
 _MAX_ERRORS = 20
+# How Planet refuses `DELETE /orders/{id}/` for an order past cancelling (the docs name the
+# cancellable states, not the refusal: 400 and 409 are both read as one).
+CANCEL_REFUSED = (400, 409)
+CANCEL_ANSWERS = (200, 202, 204, *CANCEL_REFUSED)
 
 
 def drf_errors(body: Any, scrubber: Scrubber) -> list[dict[str, Any]]:
@@ -176,3 +186,11 @@ def opportunity(window: dict[str, Any], geometry: Any, product_id: str, base_url
         },
         "links": [link],
     }
+
+
+def cancel_outcome(pid: str, status: int, order: dict[str, Any]) -> dict[str, Any]:
+    """The STAPI order after `DELETE /orders/{id}/` answered `status`; a refusal names Planet's status."""
+    if status not in CANCEL_REFUSED:
+        return order
+    state = str(order["status"].get("provider:status", ""))
+    raise OrderNotCancellable(pid, f"provider '{pid}' cannot cancel an order that is {state}", state, order)

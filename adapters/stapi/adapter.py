@@ -25,7 +25,15 @@ from stapi_pydantic import (
     RootResponse,
 )
 
-from adapters.base import Created, JSONObject, Page, ProviderInvalidPayload, SearchMode, SearchResult
+from adapters.base import (
+    Created,
+    JSONObject,
+    OrderNotCancellable,
+    Page,
+    ProviderInvalidPayload,
+    SearchMode,
+    SearchResult,
+)
 from adapters.client import OPERATION_EXTENSION
 from adapters.schemas import CheckedSchema, check_schema
 from adapters.scrub import Scrubber
@@ -49,6 +57,7 @@ class StapiAdapter:
     """
 
     finds_orders_by_reference = False
+    cancels_orders = False  # STAPI 0.1 has no cancel
 
     def __init__(
         self,
@@ -272,6 +281,10 @@ class StapiAdapter:
             "order_statuses", OrderStatuses, f"/orders/{self._seg(order_id)}/statuses", next=token, limit=limit
         )
         return self._page(body, "statuses")
+
+    async def cancel_order(self, order_id: str) -> JSONObject:
+        """Never called (`cancels_orders` is False): STAPI 0.1 has no cancel, so every order refuses."""
+        raise OrderNotCancellable(self.provider_id, f"provider '{self.provider_id}' has no cancel (STAPI 0.1)", "")
 
     async def aclose(self) -> None:
         """Close the provider's connection pool."""

@@ -18,6 +18,7 @@ import orjson
 from adapters.base import (
     Created,
     JSONObject,
+    OrderNotCancellable,
     Page,
     ProviderBadStatus,
     ProviderError,
@@ -45,6 +46,7 @@ class UmbraAdapter:
 
     # Umbra keeps `userOrderId` on a task: the gateway's attempt id goes there.
     finds_orders_by_reference = True
+    cancels_orders = True  # PATCH /tasking/tasks/{id}/cancel
 
     def __init__(
         self, provider_id: str, client: httpx.AsyncClient, options: UmbraOptions, *, scrubber: Scrubber | None = None
@@ -75,6 +77,8 @@ class UmbraAdapter:
             raise transport_error(pid, exc) from None
         if not 200 <= response.status_code < 300:
             raise self._status_error(response, order)
+        if response.status_code == 204:
+            return None
         try:
             return self.scrubber.document(response.content, orjson.loads(response.content))
         except orjson.JSONDecodeError:
@@ -243,6 +247,21 @@ class UmbraAdapter:
         start = _offset(token)
         end = start + max(1, limit)
         return Page(entries[start:end], next_token=str(end) if end < len(entries) else None)
+
+    async def cancel_order(self, order_id: str) -> JSONObject:
+        """`PATCH /tasking/tasks/{id}/cancel` (204), then the task; Umbra's 422 (a task past
+        SCHEDULED, or already cancelled) is a refusal naming the task's status."""
+        path = f"/tasking/tasks/{self._uuid(order_id, 'order')}/cancel"
+        try:
+            await self._call("cancel_order", "PATCH", path)
+        except ProviderBadStatus as exc:
+            if exc.status != 422:
+                raise
+            task = await self._get_task("get_order", order_id)
+            state, pid = str(task["properties"].get("status")), self.provider_id
+            detail = f"provider '{pid}' cannot cancel a {state} task"
+            raise OrderNotCancellable(pid, detail, state, wire.order(self.base_url, task)) from None
+        return await self.get_order(order_id)
 
     async def aclose(self) -> None:
         """Close the provider's connection pool."""

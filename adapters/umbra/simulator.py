@@ -2,11 +2,12 @@
 
 Serves what the Umbra adapter uses, as Umbra documents it: `POST /oauth/token` (JSON body,
 `expires_in` 86400, exchanges counted and capped per day), `POST /tasking/feasibilities`,
-`GET /tasking/feasibilities/{id}`, `POST /tasking/tasks`, `GET /tasking/tasks/{id}` and
-`POST /tasking/tasks/search`. Bodies are validated strictly (simulator_models.py) and refused with
-FastAPI's 422 shape; every tasking call needs a live bearer token (401 otherwise); creating tasks
-and feasibilities answers 429 past the configured per-second limits. Where Umbra's documents are
-silent (the 401 and 404 bodies, the default sort, a 429's body) the choices are the README's.
+`GET /tasking/feasibilities/{id}`, `POST /tasking/tasks`, `GET /tasking/tasks/{id}`,
+`POST /tasking/tasks/search` and `PATCH /tasking/tasks/{id}/cancel`. Bodies are validated strictly
+(simulator_models.py) and refused with FastAPI's 422 shape; every tasking call needs a live bearer
+token (401 otherwise); creating tasks and feasibilities answers 429 past the configured per-second
+limits. Where Umbra's documents are silent (the 401 and 404 bodies, the default sort, a 429's body)
+the choices are the README's.
 """
 
 from __future__ import annotations
@@ -147,6 +148,18 @@ def build_app(config: SimConfig | None = None, state: SimState | None = None) ->
             return _json({"detail": "Not Found"}, 404)
         return _json(sim.task_body(task))
 
+    async def cancel_task(request: Request) -> Response:
+        task_id = _path_id(request)
+        if isinstance(task_id, Response):
+            return task_id
+        task = sim.tasks.get(task_id)
+        if task is None:
+            return _json({"detail": "Not Found"}, 404)
+        if not sim.cancel(task):
+            status = sim.task_body(task)["properties"]["status"]
+            return _json({"detail": f"Task in status {status} cannot be canceled"}, 422)
+        return Response(status_code=204)
+
     async def search_tasks(request: Request) -> Response:
         parsed = await _body(request, TaskSearch)
         if isinstance(parsed, Response):
@@ -175,6 +188,7 @@ def build_app(config: SimConfig | None = None, state: SimState | None = None) ->
         Route("/tasking/tasks", guarded(create_task, ("create_task", cfg.create_task_per_s)), methods=["POST"]),
         Route("/tasking/tasks/search", guarded(search_tasks), methods=["POST"]),
         Route("/tasking/tasks/{id}", guarded(get_task), methods=["GET"]),
+        Route("/tasking/tasks/{id}/cancel", guarded(cancel_task), methods=["PATCH"]),
     ]
     app = Starlette(routes=routes)
     app.state.sim = sim

@@ -29,6 +29,8 @@ WALK = (
     "RECEIVED", "SUBMITTED", "ACCEPTED", "ACTIVE", "SCHEDULED", "TASKED", "TRANSMITTED",
     "PROCESSING", "PROCESSED", "DELIVERING", "DELIVERED",
 )  # fmt: skip
+# "Cancel a task: only from SCHEDULED, SUBMITTED, ACCEPTED, ACTIVE" (Umbra's task docs).
+CANCELLABLE = frozenset({"SCHEDULED", "SUBMITTED", "ACCEPTED", "ACTIVE"})
 SORTABLE = frozenset({"createdAt", "updatedAt", "windowStartAt", "windowEndAt", "taskName", "status"})
 ORGANIZATION = "org-simulated"
 USER = "client-credentials|simulated"
@@ -211,6 +213,14 @@ class SimState:
         task = Task(str(uuid.uuid4()), request, self.clock())
         self.tasks[task.id] = task
         return task
+
+    def cancel(self, task: Task) -> bool:
+        """Cancel a task in a cancellable status (its walk stops at CANCELED); False: Umbra's 422."""
+        reached = [entry["status"] for entry in self.history(task)]
+        if reached[-1] not in CANCELLABLE:
+            return False
+        task.forced = [*reached, "CANCELED"]
+        return True
 
     def history(self, task: Task) -> list[dict[str, Any]]:
         """The statuses a task has reached so far, oldest first."""

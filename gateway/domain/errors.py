@@ -82,6 +82,12 @@ class UnknownProvider(NotFound):
     code = "unknown_provider"
 
 
+class CancelNotSupported(GatewayError):
+    """The order's provider has no way to cancel orders (a STAPI 0.1 server)."""
+
+    code = "cancel_not_supported"
+
+
 # --- the providers' failures, as one request sees them --------------------------------
 
 

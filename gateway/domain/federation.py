@@ -18,6 +18,8 @@ SYNC_CLASS = _PREFIX + "opportunities"
 ASYNC_CLASSES = frozenset({_PREFIX + "opportunities-async", _PREFIX + "async-opportunities"})
 ASYNC_CLASS = _PREFIX + "opportunities-async"
 OPPORTUNITY_CLASSES = [SYNC_CLASS, ASYNC_CLASS]
+# The gateway's own extension (not STAPI's, so not under its namespace): `POST /orders/{id}/cancel`.
+CANCEL_CLASS = "https://stapi-gateway.dev/conformance/order-cancel"
 
 
 class ProviderRef(Protocol):
@@ -77,16 +79,17 @@ def product_can_search(product: dict[str, Any]) -> bool:
     )
 
 
-def gateway_conformance(classes: list[str], searchable: bool | None = None) -> list[str]:
+def gateway_conformance(classes: list[str], searchable: bool | None = None, *, cancels: bool = False) -> list[str]:
     """A product's classes as served through the gateway: both search modes if it can search at
-    all (the gateway emulates the mode it lacks), neither for an order-only product.
+    all (the gateway emulates the mode it lacks), neither for an order-only product; the cancel
+    class when its orders can be cancelled (`cancels`: its adapter can).
 
     `searchable` overrides what the classes say (a product document's declared list is unreliable).
     """
-    rest = [c for c in classes if c != SYNC_CLASS and c not in ASYNC_CLASSES]
+    rest = [c for c in classes if c != SYNC_CLASS and c not in ASYNC_CLASSES and c != CANCEL_CLASS]
     if searchable is None:
         searchable = can_search(classes)
-    return rest + OPPORTUNITY_CLASSES if searchable else rest
+    return (rest + OPPORTUNITY_CLASSES if searchable else rest) + ([CANCEL_CLASS] if cancels else [])
 
 
 def product_links(base: str, product_id: str, searchable: bool = True) -> list[dict[str, Any]]:
@@ -120,13 +123,15 @@ def federated_document(
     base: str,
     *,
     complete: bool = True,
+    cancels: bool = False,
 ) -> dict[str, Any]:
     """A federated product over the members `member_ids` (those the client may use, whose
     documents are `members`): their providers united, the conformance they all share.
 
     It can search when any member can (a search asks those members only). Only when every
     member's document is known (`complete`) and none can search is it shown as order-only, so
-    a provider being down does not make the product look different.
+    a provider being down does not make the product look different. `cancels`: every member's
+    adapter can cancel orders.
     """
     searchable = any(product_can_search(m) for m in members) or not complete
     providers: dict[str, Any] = {}
@@ -144,7 +149,9 @@ def federated_document(
         "keywords": keywords,
         "license": "various",
         "providers": list(providers.values()),
-        "conformsTo": gateway_conformance(shared([list(m.get("conformsTo") or []) for m in members]), searchable),
+        "conformsTo": gateway_conformance(
+            shared([list(m.get("conformsTo") or []) for m in members]), searchable, cancels=cancels
+        ),
         "links": product_links(base, product.id, searchable),
         "federation:members": member_ids,
     }

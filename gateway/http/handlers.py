@@ -11,6 +11,7 @@ from adapters.base import (
     DeliberateError,
     InvalidRequest,
     NotFound,
+    OrderNotCancellable,
     ProviderBadStatus,
     ProviderError,
     ProviderFailedBehind,
@@ -23,6 +24,7 @@ from adapters.base import (
 from adapters.client import PROVIDER_FAILURE_HEADER
 from gateway.domain.errors import (
     AllProvidersFailed,
+    CancelNotSupported,
     Forbidden,
     GatewayError,
     IdempotencyKeyInProgress,
@@ -53,6 +55,8 @@ STATUS_BY_ERROR: dict[type[DeliberateError], int] = {
     RequestValidationFailed: 422,
     IdempotencyKeyReused: 422,
     IdempotencyKeyInProgress: 409,
+    OrderNotCancellable: 409,
+    CancelNotSupported: 405,
     OrderOutcomeUnknown: 504,
     ProviderTimeout: 504,
     ProviderUnreachable: 502,

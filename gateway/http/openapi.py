@@ -21,7 +21,9 @@ ERRORS: dict[int, tuple[str, str]] = {
     401: ("Unauthorized", "No valid API key (clients are configured); /metrics: no operator's key."),
     403: ("Forbidden", "The API key does not cover this provider or product; /metrics: not an operator's key."),
     404: ("NotFound", "No such product, collection, order or search record."),
-    409: ("Conflict", "Another request with this Idempotency-Key is still in progress."),
+    405: ("MethodNotAllowed", "The order's provider cannot cancel orders (`cancel_not_supported`)."),
+    409: ("Conflict", "Another request with this Idempotency-Key is still in progress, or the provider refuses "
+          "to cancel the order in its state (`order_not_cancellable`, its own status as `provider:status`)."),
     413: ("PayloadTooLarge", "The request body exceeds `gateway.max_body_bytes`."),
     415: ("UnsupportedMediaType", "The request body is declared as something other than JSON."),
     422: ("ValidationFailed", "The request fails validation (`errors` lists each location), or the "

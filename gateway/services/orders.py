@@ -9,9 +9,9 @@ from typing import Any
 
 import orjson
 
-from adapters.base import JSONObject, NotFound, Page
+from adapters.base import JSONObject, NotFound, OrderNotCancellable, Page
 from gateway.domain import ids, merge
-from gateway.domain.errors import InvalidCursor
+from gateway.domain.errors import CancelNotSupported, InvalidCursor
 from gateway.domain.federation import Target
 from gateway.domain.orders import namespace_order
 from gateway.services import fanout
@@ -94,6 +94,23 @@ async def order(ctx: RequestContext, ref: OrderRef) -> JSONObject:
     adapter, upstream_id = ref.provider.adapter, ref.upstream_id
     absent = f"No order '{ref.order_id}' exists."
     found = await ctx.ask(ref.provider, lambda: adapter.get_order(upstream_id), absent)
+    return namespace_order(found, ctx.rewriter(ref.provider))
+
+
+async def cancel(ctx: RequestContext, ref: OrderRef) -> JSONObject:
+    """Cancel an order the client may see: the order once the vendor accepted. Never retried (the
+    adapter's `cancel_order` is a write); an order already cancelled is returned as it stands."""
+    adapter, upstream_id = ref.provider.adapter, ref.upstream_id
+    if not adapter.cancels_orders:
+        raise CancelNotSupported(f"Provider '{ref.provider.id}' cannot cancel orders.")
+    absent = f"No order '{ref.order_id}' exists."
+    try:
+        found = await ctx.ask(ref.provider, lambda: adapter.cancel_order(upstream_id), absent)
+    except OrderNotCancellable as refused:
+        # Vendors refuse to cancel twice; for the client the order is cancelled all the same.
+        if refused.order is None or (refused.order.get("status") or {}).get("status_code") != "cancelled":
+            raise
+        found = refused.order
     return namespace_order(found, ctx.rewriter(ref.provider))
 
 

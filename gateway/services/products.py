@@ -34,9 +34,10 @@ FEDERATED = ":federated"
 _PAGING_RELS = frozenset({"next", "prev", "first", "last"})
 
 
-def namespace_product(product: JSONObject, links: LinkRewriter) -> JSONObject:
+def namespace_product(product: JSONObject, links: LinkRewriter, *, cancels: bool = False) -> JSONObject:
     """A provider's product as the gateway shows it: namespaced id, gateway links, and both search
-    modes if it can search at all (an order-only product gets neither, nor an `opportunities` link)."""
+    modes if it can search at all (an order-only product gets neither, nor an `opportunities` link);
+    the cancel class when the provider's adapter `cancels` orders."""
     product_id = ids.namespaced(links.provider_id, str(product["id"]))
     searchable = product_can_search(product)
     rewritten = links.links(product.get("links") or [], drop_rels=_PAGING_RELS)
@@ -45,7 +46,7 @@ def namespace_product(product: JSONObject, links: LinkRewriter) -> JSONObject:
     shown = {
         **product,
         "id": product_id,
-        "conformsTo": gateway_conformance(list(product.get("conformsTo") or []), searchable),
+        "conformsTo": gateway_conformance(list(product.get("conformsTo") or []), searchable, cancels=cancels),
         "links": rewritten,
     }
     members = product.get("federation:members")
@@ -67,7 +68,9 @@ async def _federated_doc(ctx: RequestContext, target: Target, limit: Deadline | 
     gathered = await fanout.gather({m.gateway_id: fetch(m) for m in target.members}, limit)
     member_ids = [m.gateway_id for m in target.members]
     docs = list(gathered.results.values())
-    return federated_document(target.federated, member_ids, docs, ctx.gateway_base, complete=not gathered.failures)
+    cancels = all(m.provider.adapter.cancels_orders for m in target.members)
+    complete = not gathered.failures
+    return federated_document(target.federated, member_ids, docs, ctx.gateway_base, complete=complete, cancels=cancels)
 
 
 def _federated_products(ctx: RequestContext) -> list[Target]:
@@ -109,9 +112,17 @@ async def list_products(ctx: RequestContext, limit: int, cursor: str | None) -> 
     links = [link(f"{base}/products", "self")]
     if token := ctx.next_cursor(CURSOR_KIND, after):
         links.append(link(f"{base}/products?next={token}&limit={limit}", "next"))
-    products = [item if source == FEDERATED else namespace_product(item, rewriters[source]) for source, item in merged]
+    products = [
+        item if source == FEDERATED else namespace_product(item, rewriters[source], cancels=_cancels(ctx, source))
+        for source, item in merged
+    ]
     body = {"type": "ProductCollection", "products": products, "links": links}
     return with_missing(body, [pid for pid in pages_missing(gathered) if pid != FEDERATED])
+
+
+def _cancels(ctx: RequestContext, provider_id: str) -> bool:
+    """Whether a provider's orders can be cancelled through the gateway."""
+    return ctx.runtime.providers.get(provider_id).adapter.cancels_orders
 
 
 async def _member_call(ctx: RequestContext, target: Target, call: MemberCall[T]) -> T:
@@ -146,8 +157,9 @@ async def product(ctx: RequestContext, product_id: str) -> JSONObject:
     target = ctx.target(product_id)
     if target.federated is not None:
         return await _federated_doc(ctx, target)
-    links = ctx.rewriter(target.members[0].provider)
-    return namespace_product(await _member_call(ctx, target, lambda a, pid: a.get_product(pid)), links)
+    provider = target.members[0].provider
+    product = await _member_call(ctx, target, lambda a, pid: a.get_product(pid))
+    return namespace_product(product, ctx.rewriter(provider), cancels=provider.adapter.cancels_orders)
 
 
 async def product_conformance(ctx: RequestContext, product_id: str) -> JSONObject:
@@ -156,7 +168,7 @@ async def product_conformance(ctx: RequestContext, product_id: str) -> JSONObjec
     if target.federated is not None:
         return {"conformsTo": (await _federated_doc(ctx, target))["conformsTo"]}
     declared = await _member_call(ctx, target, lambda a, pid: a.product_conformance(pid))
-    return {"conformsTo": gateway_conformance(declared)}
+    return {"conformsTo": gateway_conformance(declared, cancels=target.members[0].provider.adapter.cancels_orders)}
 
 
 async def queryables(ctx: RequestContext, product_id: str) -> JSONObject:

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from adapters.base import ProviderAdapter
-from adapters.client import CREATE_OPERATIONS, READ_OPERATIONS
+from adapters.client import CREATE_OPERATIONS, READ_OPERATIONS, WRITE_OPERATIONS
 from adapters.stapi.adapter import StapiAdapter
 
 
@@ -26,9 +26,10 @@ def _operations(cls: type) -> set[str]:
 
 
 def test_every_operation_is_classed_as_a_read_or_a_create() -> None:
-    """Each protocol operation is a read (retryable) or a create (never retried), and nothing else is listed."""
-    assert not READ_OPERATIONS & CREATE_OPERATIONS
-    assert _operations(ProviderAdapter) == READ_OPERATIONS | CREATE_OPERATIONS
+    """Each protocol operation is a read (retryable), a create or a write (never retried), and nothing else."""
+    assert not READ_OPERATIONS & (CREATE_OPERATIONS | WRITE_OPERATIONS)
+    assert not CREATE_OPERATIONS & WRITE_OPERATIONS
+    assert _operations(ProviderAdapter) == READ_OPERATIONS | CREATE_OPERATIONS | WRITE_OPERATIONS
 
 
 def test_the_stapi_adapter_offers_exactly_the_protocol() -> None:

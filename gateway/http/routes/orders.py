@@ -46,6 +46,12 @@ async def get_order(request: Request, ctx: RequestContext) -> Response:
     return JSONResponse(await orders.order(ctx, ref), media_type=GEOJSON)
 
 
+async def cancel_order(request: Request, ctx: RequestContext) -> Response:
+    """`POST /orders/{provider}:{order}/cancel`: 202 and the order once the vendor accepted."""
+    ref = await orders.locate(ctx, request.path_params["orderId"])
+    return JSONResponse(await orders.cancel(ctx, ref), status_code=202, media_type=GEOJSON)
+
+
 async def order_statuses(request: Request, ctx: RequestContext) -> Response:
     """`GET /orders/{provider}:{order}/statuses`, paged with the gateway's cursor."""
     ref = await orders.locate(ctx, request.path_params["orderId"])  # 404 before a bad `limit`'s 422

@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gateway.domain.federation import CANCEL_CLASS
 from gateway.http.responses import JSONResponse
 from gateway.services.context import RequestContext
 from gateway.services.listing import link
@@ -19,6 +20,7 @@ CONFORMANCE = [
     f"{_BASE}/order-statuses",
     f"{_BASE}/searches-opportunity",
     f"{_BASE}/searches-opportunity-statuses",
+    CANCEL_CLASS,  # the gateway's route; each product says whether its orders can be cancelled
 ]
 
 

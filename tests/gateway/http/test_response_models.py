@@ -102,6 +102,8 @@ CASES = {
     "orders": Case(OrderCollection[OrderStatus], "/orders"),
     "order": Case(Order[OrderStatus], "/orders/{order}"),
     "order-statuses": Case(OrderStatuses[OrderStatus], "/orders/{order}/statuses"),
+    # A STAPI 0.1 provider has no cancel: the route answers the contract's error body.
+    "cancel-not-supported": Case(ErrorBody, "/orders/{order}/cancel", "POST", 405),
     "unknown-product": Case(ErrorBody, "/products/acme:nope", status=404),
     "unknown-order": Case(ErrorBody, "/orders/acme:nope", status=404),
     "unknown-record": Case(ErrorBody, "/searches/opportunities/nope", status=404),
@@ -150,7 +152,7 @@ def test_every_stapi_route_of_the_gateway_has_a_case() -> None:
     ids = {"order": "acme:o", "record": "r", "fed_record": "f"}
     ids |= {"collection": "/products/acme:eo/opportunities/c", "fed_collection": "/products/fed/opportunities/c"}
     fixed = {"products", "orders", "searches", "opportunities", "conformance", "queryables", "order-parameters"}
-    fixed.add("statuses")
+    fixed |= {"statuses", "cancel"}
     requested = set()
     for case in CASES.values():
         parts = case.path.format(**ids).split("/")
