@@ -192,5 +192,5 @@ def cancel_outcome(pid: str, status: int, order: dict[str, Any]) -> dict[str, An
     """The STAPI order after `DELETE /orders/{id}/` answered `status`; a refusal names Planet's status."""
     if status not in CANCEL_REFUSED:
         return order
-    state = str(order["status"].get("provider:status", ""))
+    state = str(order["properties"]["status"].get("provider:status", ""))
     raise OrderNotCancellable(pid, f"provider '{pid}' cannot cancel an order that is {state}", state, order)

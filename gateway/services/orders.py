@@ -108,10 +108,17 @@ async def cancel(ctx: RequestContext, ref: OrderRef) -> JSONObject:
         found = await ctx.ask(ref.provider, lambda: adapter.cancel_order(upstream_id), absent)
     except OrderNotCancellable as refused:
         # Vendors refuse to cancel twice; for the client the order is cancelled all the same.
-        if refused.order is None or (refused.order.get("status") or {}).get("status_code") != "cancelled":
+        if refused.order is None or _status_code(refused.order) != "cancelled":
             raise
         found = refused.order
     return namespace_order(found, ctx.rewriter(ref.provider))
+
+
+def _status_code(order: JSONObject) -> object:
+    """A STAPI order's current status code (None when the order has none)."""
+    properties = order.get("properties")
+    status = properties.get("status") if isinstance(properties, dict) else None
+    return status.get("status_code") if isinstance(status, dict) else None
 
 
 async def order_statuses(ctx: RequestContext, ref: OrderRef, limit: int, cursor: str | None) -> JSONObject:
