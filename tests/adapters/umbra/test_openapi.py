@@ -35,6 +35,7 @@ USED = {
     ("post", "/tasks"),
     ("get", "/tasks/{id}"),
     ("post", "/tasks/search"),
+    ("patch", "/tasks/{id}/cancel"),
 }
 
 
@@ -44,7 +45,7 @@ def props(name: str) -> set[str]:
 
 
 def test_every_path_the_adapter_calls_is_in_the_document() -> None:
-    """Feasibilities, tasks, task search: paths and methods as published, served by the simulator."""
+    """Feasibilities, tasks, task search, task cancel: paths and methods as published, served by the simulator."""
     for method, path in USED:
         assert method in DOC["paths"][path], (method, path)
     routes = [r for r in build_app().routes if isinstance(r, Route)]

@@ -10,7 +10,8 @@ import httpx
 import pytest
 from stapi_pydantic import OpportunityCollection, Order, OrderStatus, Product
 
-from gateway.upstream.policy import retry_after
+from adapters.client import OPERATION_EXTENSION
+from gateway.upstream.policy import may_retry, retry_after
 from tests.faults import ThrottlingApp
 from tests.gateways import gateway_client
 from tests.upstreams import ProductSpec, build_provider
@@ -122,3 +123,11 @@ async def test_the_order_rate_paces_order_creation_only() -> None:
     Order[OrderStatus].model_validate(first.json())
     assert [s.status_code for s in searches] == [200, 200, 200]
     assert second.status_code == 504
+
+
+@pytest.mark.parametrize("operation", ["create_order", "cancel_order"])
+def test_writes_are_never_retried(operation: str) -> None:
+    """Order creation and cancel are writes: the policy never sends them twice, whatever their method."""
+    for method in ("POST", "PATCH", "DELETE", "GET"):
+        request = httpx.Request(method, "http://p.test/x", extensions={OPERATION_EXTENSION: operation})
+        assert not may_retry(request)
