@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
 
 import orjson
 from pydantic import BaseModel, ValidationError
@@ -58,6 +58,18 @@ async def _body(request: Request, model: type[BaseModel]) -> BaseModel | Respons
         return model.model_validate(data)
     except ValidationError as exc:
         return _invalid(_errors(exc, "body"))
+
+
+T = TypeVar("T")
+
+
+def _found(request: Request, table: Mapping[str, T]) -> T | Response:
+    """The entry the `{id}` path names, else Umbra's 422 (not a UUID) or 404."""
+    found_id = _path_id(request)
+    if isinstance(found_id, Response):
+        return found_id
+    found = table.get(found_id)
+    return _json({"detail": "Not Found"}, 404) if found is None else found
 
 
 def _path_id(request: Request) -> str | Response:
@@ -122,13 +134,8 @@ def build_app(config: SimConfig | None = None, state: SimState | None = None) ->
         return _json(sim.feasibility_body(sim.add_feasibility(parsed)), 201)
 
     async def get_feasibility(request: Request) -> Response:
-        found_id = _path_id(request)
-        if isinstance(found_id, Response):
-            return found_id
-        found = sim.feasibilities.get(found_id)
-        if found is None:
-            return _json({"detail": "Not Found"}, 404)
-        return _json(sim.feasibility_body(found))
+        found = _found(request, sim.feasibilities)
+        return found if isinstance(found, Response) else _json(sim.feasibility_body(found))
 
     async def create_task(request: Request) -> Response:
         parsed = await _body(request, TaskRequest)
@@ -140,21 +147,13 @@ def build_app(config: SimConfig | None = None, state: SimState | None = None) ->
         return _json(sim.task_body(sim.add_task(parsed)), 201)
 
     async def get_task(request: Request) -> Response:
-        task_id = _path_id(request)
-        if isinstance(task_id, Response):
-            return task_id
-        task = sim.tasks.get(task_id)
-        if task is None:
-            return _json({"detail": "Not Found"}, 404)
-        return _json(sim.task_body(task))
+        task = _found(request, sim.tasks)
+        return task if isinstance(task, Response) else _json(sim.task_body(task))
 
     async def cancel_task(request: Request) -> Response:
-        task_id = _path_id(request)
-        if isinstance(task_id, Response):
-            return task_id
-        task = sim.tasks.get(task_id)
-        if task is None:
-            return _json({"detail": "Not Found"}, 404)
+        task = _found(request, sim.tasks)
+        if isinstance(task, Response):
+            return task
         if not sim.cancel(task):
             status = sim.task_body(task)["properties"]["status"]
             return _json({"detail": f"Task in status {status} cannot be canceled"}, 422)
