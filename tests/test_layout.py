@@ -25,8 +25,17 @@ MAY_IMPORT: dict[str, set[str]] = {
     "gateway/upstream": BASE | {"gateway/settings", "gateway/domain", "gateway/obs"},
     "gateway/services": BASE
     | {"gateway/settings", "gateway/domain", "gateway/obs", "gateway/store", "gateway/upstream", "gateway.runtime"},
+    "gateway/notify": BASE | {"gateway/settings", "gateway/domain", "gateway/obs", "gateway/store"},
     "gateway/http": BASE
-    | {"gateway/settings", "gateway/domain", "gateway/obs", "gateway/upstream", "gateway/services", "gateway.runtime"},
+    | {
+        "gateway/settings",
+        "gateway/domain",
+        "gateway/obs",
+        "gateway/upstream",
+        "gateway/services",
+        "gateway/notify",
+        "gateway.runtime",
+    },
     "gateway/demo": set(),
 }
 # Third-party packages a folder must not reach for: the domain does no I/O, only http/ (and the
@@ -36,6 +45,7 @@ MUST_NOT_USE: dict[str, set[str]] = {
     "gateway/settings": {"starlette", "httpx", "aiohttp", "redis"},
     "gateway/store": {"starlette", "httpx", "aiohttp"},
     "gateway/services": {"starlette", "aiohttp"},
+    "gateway/notify": {"starlette", "aiohttp"},
     "gateway/upstream": {"starlette", "redis"},
     "adapters": {"starlette", "redis", "aiohttp"},
 }

@@ -52,6 +52,26 @@ def _member(value: str) -> str:
 Member = Annotated[str, AfterValidator(_member)]
 
 
+class WebhookSettings(BaseModel):
+    """How the gateway delivers notifications: the `gateway.webhooks:` section."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Exponential backoff with jitter between attempts, from retry_initial_s up to retry_max_s,
+    # for retry_for_s after the event; then the delivery is marked failed.
+    retry_initial_s: PositiveFloat = 5.0
+    retry_max_s: PositiveFloat = 3600.0
+    retry_for_s: PositiveFloat = 86_400.0
+    # Deliver to loopback, link-local and private addresses (tests and the demo need it).
+    allow_private: bool = False
+    # One attempt's whole budget (connect, send, read): a slow receiver can't hold a worker longer.
+    timeout_s: PositiveFloat = 10.0
+    # Deliveries in flight per replica.
+    concurrency: PositiveInt = 16
+    # Subscriptions one client may hold.
+    max_subscriptions: PositiveInt = 20
+
+
 class GatewaySettings(ClientLimits):
     """The gateway's own settings: the `gateway:` section of the main file (see also `ClientLimits`)."""
 
@@ -93,6 +113,7 @@ class GatewaySettings(ClientLimits):
     reconcile_max_pages: PositiveInt = 10
     # A store that can lose acknowledged keys (no AOF fsync always, eviction): warn, or refuse to start.
     store_durability: Literal["warn", "require"] = "warn"
+    webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
 
     @field_validator("store")
     @classmethod

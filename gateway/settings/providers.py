@@ -46,6 +46,9 @@ class ProviderSettings(BaseModel):
     options: BaseModel = Field(default_factory=dict, validate_default=True)
     title: str | None = None
     timeout_s: PositiveFloat = 5.0
+    # How often the status tracker asks for each open order's statuses; None takes the adapter's
+    # default (60 s for STAPI providers, chosen from the vendor's rate limits for the others).
+    status_poll_s: PositiveFloat | None = None
     # Usually carries credentials, so it stays out of repr.
     headers: HttpHeaders = Field(default_factory=dict, repr=False)
     oauth: OAuthSettings | None = None

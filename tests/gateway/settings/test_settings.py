@@ -484,8 +484,8 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
         "at most 31 lowercase letters, digits or '-'",
         f"{main}: include[1]: pattern 'missing/*.yaml' matches no file",
         f"{include}: max_connections: Input should be greater than 0",
-        f"{include}: x: unknown key (expected one of: id, url, adapter, options, title, timeout_s, headers, oauth, "
-        "max_connections, retries, retry_backoff_s, circuit_failures, circuit_open_s, max_concurrent, "
+        f"{include}: x: unknown key (expected one of: id, url, adapter, options, title, timeout_s, status_poll_s, "
+        "headers, oauth, max_connections, retries, retry_backoff_s, circuit_failures, circuit_open_s, max_concurrent, "
         "rate_per_s, order_rate_per_s, link_bases, allow_private_links)",
     }
     assert len(found) == len(set(found))
