@@ -91,6 +91,12 @@ class CancelNotSupported(GatewayError):
 # --- the providers' failures, as one request sees them --------------------------------
 
 
+class SubscriptionLimitReached(GatewayError):
+    """A client asked for one more webhook subscription than it may hold."""
+
+    code = "subscription_limit_reached"
+
+
 class AllProvidersFailed(GatewayError):
     """Every provider a request needed failed; `timed_out` tells whether all of them timed out."""
 

@@ -14,12 +14,12 @@ client send something (a method other than GET, or a body) is dropped too.
 from __future__ import annotations
 
 import functools
-import ipaddress
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
+from gateway.domain.addresses import non_public_host
 from gateway.domain.ids import namespaced
 
 if TYPE_CHECKING:
@@ -29,9 +29,6 @@ _HOST = re.compile(r"^[A-Za-z0-9.\-]+(:\d{1,5})?\Z|^\[[0-9A-Fa-f:.]+\](:\d{1,5})
 
 # Control characters, spaces and backslashes: browsers strip or reinterpret them (`/\evil`).
 _UNSAFE = re.compile(r"[\x00-\x20\x7f\\]")
-_INTERNAL_SUFFIXES = (".localhost", ".local", ".internal", ".intranet", ".lan", ".localdomain", ".home.arpa")
-# A numeric or hex last label makes browsers read the host as an IPv4 address (`127.1`, `0x7f.1`).
-_NUMERIC_LABEL = re.compile(r"(0x[0-9a-f]*|[0-9]+)")
 
 # Provider paths with a gateway counterpart; `{id}` segments are provider ids to namespace.
 _ROUTES = [
@@ -75,24 +72,6 @@ def _authority(rest: str) -> tuple[str, str]:
     """`host[:port]` (lowercased: hosts are case-insensitive) and the rest of a URL after `scheme://`."""
     end = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest))
     return rest[:end].lower(), rest[end:]
-
-
-def _non_public(host: str) -> bool:
-    """Whether a host is loopback, link-local, private or otherwise not a public name or address."""
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        name = host.rstrip(".")
-        last = name.rsplit(".", 1)[-1]
-        return (
-            name == "localhost"
-            or "." not in name
-            or name.endswith(_INTERNAL_SUFFIXES)
-            or bool(_NUMERIC_LABEL.fullmatch(last))
-        )
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return not address.is_global or address.is_multicast
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +141,7 @@ class LinkRewriter:
             netloc += "" if port is None else f":{port}"
             return self._rewrite(urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment)))
         own_hosts = {(urlsplit(b).hostname or "").rstrip(".") for b in (self.provider_base, *self.other_bases)}
-        if host.rstrip(".") in own_hosts or (not self.allow_private and _non_public(host)):
+        if host.rstrip(".") in own_hosts or (not self.allow_private and non_public_host(host)):
             return None
         return href, False
 

@@ -35,6 +35,7 @@ from gateway.domain.errors import (
     RequestTimeout,
     StoreNotDurable,
     StoreUnavailable,
+    SubscriptionLimitReached,
     Unauthorized,
     UnsupportedMediaType,
 )
@@ -57,6 +58,7 @@ STATUS_BY_ERROR: dict[type[DeliberateError], int] = {
     IdempotencyKeyInProgress: 409,
     OrderNotCancellable: 409,
     CancelNotSupported: 405,
+    SubscriptionLimitReached: 409,
     OrderOutcomeUnknown: 504,
     ProviderTimeout: 504,
     ProviderUnreachable: 502,
