@@ -14,6 +14,7 @@ import structlog
 
 from gateway.domain.access import Gatekeeper
 from gateway.domain.cursor import CursorCodec
+from gateway.notify.subscriptions import Subscriptions
 from gateway.obs.metrics import Metrics
 from gateway.services.catalogue import Catalogue
 from gateway.services.journal import OrderJournal, Retention
@@ -61,6 +62,8 @@ class Runtime:
     gatekeeper: Gatekeeper
     # Start-up check of federated members; a failed check is logged, never fatal.
     member_check: asyncio.Task[list[str]]
+    # Clients' webhook subscriptions.
+    subscriptions: Subscriptions
     transports: Mapping[str, httpx.AsyncBaseTransport] | None = None
     # Start-up look at each provider's landing page for a link base to learn.
     base_check: asyncio.Task[None] | None = None
@@ -116,6 +119,7 @@ class Runtime:
             guard,
             Gatekeeper(settings.clients),
             checks,
+            Subscriptions(store, gw.webhooks),
             transports,
             asyncio.create_task(learn_link_bases(providers, gw.deadline_s)),
         )
@@ -144,6 +148,7 @@ class Runtime:
             catalogue=catalogue,
             orders=orders,
             gatekeeper=Gatekeeper(settings.clients),
+            subscriptions=Subscriptions(self.store, settings.gateway.webhooks),
             member_check=asyncio.create_task(catalogue.verify_members(settings.gateway.deadline_s)),
             base_check=asyncio.create_task(learn_link_bases(providers, settings.gateway.deadline_s)),
         )

@@ -20,10 +20,11 @@ ERRORS: dict[int, tuple[str, str]] = {
     400: ("BadRequest", "Malformed request: not JSON, a bad header value, or a foreign or tampered cursor."),
     401: ("Unauthorized", "No valid API key (clients are configured); /metrics: no operator's key."),
     403: ("Forbidden", "The API key does not cover this provider or product; /metrics: not an operator's key."),
-    404: ("NotFound", "No such product, collection, order or search record."),
+    404: ("NotFound", "No such product, collection, order, search record or subscription."),
     405: ("MethodNotAllowed", "The order's provider cannot cancel orders (`cancel_not_supported`)."),
-    409: ("Conflict", "Another request with this Idempotency-Key is still in progress, or the provider refuses "
-          "to cancel the order in its state (`order_not_cancellable`, its own status as `provider:status`)."),
+    409: ("Conflict", "Another request with this Idempotency-Key is still in progress, the provider refuses "
+          "to cancel the order in its state (`order_not_cancellable`, its own status as `provider:status`), "
+          "or the client holds as many subscriptions as it may (`subscription_limit_reached`)."),
     413: ("PayloadTooLarge", "The request body exceeds `gateway.max_body_bytes`."),
     415: ("UnsupportedMediaType", "The request body is declared as something other than JSON."),
     422: ("ValidationFailed", "The request fails validation (`errors` lists each location), or the "
@@ -42,6 +43,8 @@ PARAMETERS: dict[str, Schema] = {
     "orderId": {"in": "path", "required": True, "schema": ID, "description": "An order as `provider:order`."},
     "searchRecordId": {"in": "path", "required": True, "schema": ID,
                        "description": "An asynchronous search record's id."},
+    "subscriptionId": {"in": "path", "required": True, "schema": ID,
+                       "description": "A webhook subscription's id."},
     "limit": {"in": "query", "description": "Page size; values above 100 are clamped to 100.",
               "schema": {"type": "integer", "minimum": 1, "default": 10}},
     "next": {"in": "query", "description": "The opaque cursor of a `next` link.", "schema": {"type": "string"}},
@@ -63,11 +66,10 @@ HEADERS: dict[str, Schema] = {
 
 def _response(reply: Reply) -> Schema:
     headers = {name: ref("headers", name) for name in ("X-Request-ID", *reply.headers)}
-    return {
-        "description": reply.description,
-        "headers": headers,
-        "content": {reply.media: {"schema": ref("schemas", reply.schema)}},
-    }
+    out: Schema = {"description": reply.description, "headers": headers}
+    if reply.schema:
+        out["content"] = {reply.media: {"schema": ref("schemas", reply.schema)}}
+    return out
 
 
 def _operation(op: Operation) -> Schema:

@@ -10,6 +10,8 @@ from typing import Any
 
 from stapi_pydantic import OpportunityPayload, OrderParameters, OrderPayload
 
+from gateway.domain.events import SUBSCRIBABLE
+
 Schema = dict[str, Any]
 OBJ = {"type": "object", "additionalProperties": True}
 
@@ -33,6 +35,7 @@ LINKS = _array(ref("schemas", "Link"))
 MISSING = {**STRINGS, "description": "Providers whose answer is missing from this merged or failed response."}
 STATUS = {"timestamp": {"type": "string", "format": "date-time"}, "status_code": {"type": "string"}}
 SEARCH_STATES = ["received", "in_progress", "completed", "failed", "cancelled"]
+EVENT_TYPES = {"type": "string", "enum": sorted(e.value for e in SUBSCRIBABLE)}
 
 RESPONSE_SCHEMAS: dict[str, Schema] = {
     "Error": _object(["code", "detail", "request_id"], {
@@ -82,6 +85,17 @@ RESPONSE_SCHEMAS: dict[str, Schema] = {
     "OrderStatus": _object(["timestamp", "status_code"], STATUS),
     "OrderStatuses": _object(["statuses", "links"], {"statuses": _array(ref("schemas", "OrderStatus")),
                                                      "links": LINKS}),
+    "Subscription": _object(["id", "url", "events", "created", "links"], {
+        "id": {"type": "string"}, "url": {"type": "string", "format": "uri"}, "events": _array(EVENT_TYPES),
+        "created": {"type": "string", "format": "date-time"}, "links": LINKS}),
+    "NewSubscription": {"allOf": [ref("schemas", "Subscription"), _object(["secret"], {
+        "secret": {"type": "string", "pattern": "^whsec_", "description": "The Standard Webhooks signing secret; "
+                   "shown only in this answer."}})]},
+    "Subscriptions": _object(["subscriptions", "links"], {
+        "subscriptions": _array(ref("schemas", "Subscription")), "links": LINKS}),
+    "SubscriptionRequest": {"type": "object", "required": ["url", "events"], "additionalProperties": False,
+                            "properties": {"url": {"type": "string", "format": "uri", "maxLength": 2048},
+                                           "events": {**_array(EVENT_TYPES), "minItems": 1}}},
     "Health": _object(["status"], {"status": {"const": "ok"}}),
     "Readiness": _object(["status", "store", "providers"], {
         "status": {"enum": ["ready", "not_ready"]}, "store": _object(["healthy"], {"healthy": {"type": "boolean"}}),

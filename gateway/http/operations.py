@@ -18,7 +18,7 @@ from starlette.routing import Route
 from gateway.http.context import request_context
 from gateway.http.openapi import GEOJSON, JSON, SCHEMA_JSON, TEXT, openapi_document
 from gateway.http.responses import JSONResponse
-from gateway.http.routes import health, opportunities, orders, products, root, searches
+from gateway.http.routes import health, opportunities, orders, products, root, searches, subscriptions
 from gateway.services.context import RequestContext
 
 # A route handler: parses the request, calls a service with the request's context, renders.
@@ -27,7 +27,7 @@ Handler = Callable[[Request, RequestContext], Awaitable[Response]]
 
 @dataclass(frozen=True, slots=True)
 class Reply:
-    """A success response: description, component schema name, media type, response header names."""
+    """A success response: description, component schema name ("" for no body), media type, header names."""
 
     description: str
     schema: str
@@ -134,6 +134,20 @@ OPERATIONS = [
        "listOpportunitySearchRecordStatuses", "Searches",
        "An asynchronous search's status history",
        {200: Reply("Every status, oldest first, as a bare array.", "OpportunitySearchStatuses")}, (404, 503)),
+    Op("POST", "/subscriptions", subscriptions.create_subscription,
+       "createSubscription", "Notifications", "Subscribe a URL to signed webhooks (Standard Webhooks)",
+       {201: Reply("The subscription, with its signing `secret` (shown only in this answer).",
+                   "NewSubscription", headers=("Location",))},
+       (*BODY, 409, 503), (), "SubscriptionRequest"),
+    Op("GET", "/subscriptions", subscriptions.list_subscriptions,
+       "listSubscriptions", "Notifications", "The client's subscriptions",
+       {200: Reply("Every subscription of the client, oldest first.", "Subscriptions")}, (503,)),
+    Op("GET", "/subscriptions/{subscriptionId}", subscriptions.get_subscription,
+       "getSubscription", "Notifications", "One subscription",
+       {200: Reply("The subscription (never its secret).", "Subscription")}, (404, 503)),
+    Op("DELETE", "/subscriptions/{subscriptionId}", subscriptions.delete_subscription,
+       "deleteSubscription", "Notifications", "Delete a subscription",
+       {204: Reply("Deleted: nothing more is delivered to it.", "")}, (404, 503)),
     Op("GET", "/healthz", health.healthz,
        "getHealth", "Operations", "Liveness: the process answers",
        {200: Reply("The gateway is alive.", "Health")}),
