@@ -22,6 +22,7 @@ from gateway.domain.matching import create_outcome
 from gateway.domain.member_choice import to_upstream
 from gateway.domain.orders import check_order_parameters, fingerprint, member_for, placed_order, upstream_order
 from gateway.obs.metrics import Metrics
+from gateway.services.cancel_journal import CancelJournal
 from gateway.services.catalogue import Catalogue
 from gateway.services.fanout import Deadline, call_one
 from gateway.services.journal import OrderJournal, attempt_age_s, new_attempt_id
@@ -41,6 +42,7 @@ class OrderDesk:
         self, journal: OrderJournal, catalogue: Catalogue, reconciler: Reconciler, metrics: Metrics, deadline_s: float
     ) -> None:
         self.journal = journal
+        self.cancels = CancelJournal(journal.store, journal.retention)
         self.catalogue = catalogue
         self.reconciler = reconciler
         self.metrics = metrics

@@ -3,14 +3,16 @@ across providers."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from adapters.base import JSONObject, NotFound, OrderNotCancellable, Page
+from adapters.base import DeliberateError, JSONObject, NotFound, OrderNotCancellable, Page, ProviderError
 from gateway.domain import ids, merge
+from gateway.domain.cancels import CancelState
 from gateway.domain.errors import CancelNotSupported, InvalidCursor
 from gateway.domain.federation import Target
 from gateway.domain.orders import namespace_order
@@ -98,19 +100,30 @@ async def order(ctx: RequestContext, ref: OrderRef) -> JSONObject:
 
 
 async def cancel(ctx: RequestContext, ref: OrderRef) -> JSONObject:
-    """Cancel an order the client may see: the order once the vendor accepted. Never retried (the
-    adapter's `cancel_order` is a write); an order already cancelled is returned as it stands."""
+    """Cancel an order the client may see: the order once the vendor accepted. Journaled before the
+    call and never retried (the adapter's `cancel_order` is a write); an order already cancelled is
+    returned as it stands."""
     adapter, upstream_id = ref.provider.adapter, ref.upstream_id
     if not adapter.cancels_orders:
         raise CancelNotSupported(f"Provider '{ref.provider.id}' cannot cancel orders.")
+    cancels = ctx.runtime.orders.cancels
+    attempt = await cancels.begin(ref.order_id, ctx.client.id)
     absent = f"No order '{ref.order_id}' exists."
     try:
         found = await ctx.ask(ref.provider, lambda: adapter.cancel_order(upstream_id), absent)
     except OrderNotCancellable as refused:
         # Vendors refuse to cancel twice; for the client the order is cancelled all the same.
         if refused.order is None or _status_code(refused.order) != "cancelled":
+            await cancels.end(attempt.ended(CancelState.REFUSED, time.time(), error_code=refused.code,
+                                            vendor_state=refused.vendor_state))  # fmt: skip
             raise
         found = refused.order
+    except DeliberateError as failed:
+        lost = isinstance(failed, ProviderError) and failed.maybe_received
+        state = CancelState.UNKNOWN if lost else CancelState.REFUSED
+        await cancels.end(attempt.ended(state, time.time(), error_code=failed.code))
+        raise
+    await cancels.end(attempt.ended(CancelState.ACCEPTED, time.time()))
     return namespace_order(found, ctx.rewriter(ref.provider))
 
 

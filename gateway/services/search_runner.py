@@ -35,6 +35,7 @@ from adapters.base import (
 from adapters.scrub import printable
 from gateway.domain import ids, merge
 from gateway.domain.errors import StoreUnavailable
+from gateway.domain.events import EventSink, NoEvents, search_event
 from gateway.domain.federation import Member
 from gateway.domain.opportunities import MAX_LIMIT, namespace_opportunity, upstream_request
 from gateway.domain.records import BASE_PLACEHOLDER, MemberMode, MemberState, SearchRecord, SearchState
@@ -82,8 +83,10 @@ class SearchRunner:
         refresh_s: float,
         deadline_s: float,
         max_results: int = 1000,
+        events: EventSink | None = None,
     ) -> None:
         self.records = records
+        self.events: EventSink = events or NoEvents()
         self.metrics = metrics
         self.catalogue = catalogue
         self._slots = asyncio.Semaphore(concurrency)
@@ -159,6 +162,10 @@ class SearchRunner:
                 self.metrics.search_records.labels(code).inc()
             if code is SearchState.COMPLETED:
                 await self._finish(record)
+            if changed and code.terminal and record.client is not None:
+                # Stored in the outbox before the record: a crash between them republishes the same id.
+                status = {**record.statuses[-1].to_json(), "links": []}
+                await self.events.publish([search_event(record.client, record.id, record.product_id, status)])
             await self.records.save(record, due=None if code.terminal else time.time() + self._refresh_s)
         finally:
             await self.records.unlock(record_id, token)
