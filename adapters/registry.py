@@ -26,12 +26,13 @@ OptionsT = TypeVar("OptionsT", bound=BaseModel)
 class SimulatedVendor:
     """A vendor's simulated server, for `stapi-gateway simulate --vendor` and `demo`.
 
-    `app(latency_s)` is the ASGI app; `provider(url)` the YAML keys of a demo provider in front of
-    it served at `url` (besides `id`: e.g. `adapter`, `oauth`, `options`, or a `url` under the root).
+    `app(latency_s, status_step_s)` is the ASGI app (status_step_s None: the simulator's own pace
+    of status steps); `provider(url)` the YAML keys of a demo provider in front of it served at `url`
+    (besides `id`: e.g. `adapter`, `oauth`, `options`, or a `url` under the root).
     """
 
     title: str
-    app: Callable[[float], Any]
+    app: Callable[[float, float | None], Any]
     provider: Callable[[str], dict[str, Any]]
     # The product the demo's mixed federated product takes from this vendor (None: none).
     featured: str | None = None

@@ -68,6 +68,9 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--host", default="127.0.0.1")
     simulate.add_argument("--port", type=int, default=9001)
     simulate.add_argument("--latency-s", type=float, default=0.0, help="added to every answer")
+    simulate.add_argument(
+        "--status-step-s", type=float, default=None, help="Umbra and Planet: seconds per step of an order's status walk"
+    )
     simulate.add_argument("--log-level", default="info")
     return parser
 
@@ -214,7 +217,7 @@ async def _demo(host: str, port: int, log_level: str, vendor_port_base: int) -> 
     for i, (name, sim) in enumerate(simulated_vendors().items(), start=len(DEMO_VENDORS)):
         vendor_port = vendor_port_base + i if vendor_port_base else _free_port(host)
         url = f"http://{host}:{vendor_port}"
-        vendors.append((name, _QuietServer(_uvicorn_config(sim.app(0.0), host, vendor_port, "warning"))))
+        vendors.append((name, _QuietServer(_uvicorn_config(sim.app(0.0, None), host, vendor_port, "warning"))))
         providers.append(
             ProviderSettings.model_validate({"id": name, "url": url, "title": sim.title, **sim.provider(url)})
         )
@@ -251,11 +254,13 @@ def cmd_demo(host: str, port: int, log_level: str, vendor_port_base: int = 0) ->
     return 0
 
 
-def cmd_simulate(vendor: str, host: str, port: int, latency_s: float, log_level: str) -> int:
+def cmd_simulate(
+    vendor: str, host: str, port: int, latency_s: float, log_level: str, status_step_s: float | None = None
+) -> int:
     """Serve one simulated provider."""
     configure_logging(log_level)
     sim = simulated_vendors().get(vendor)
-    app = sim.app(latency_s) if sim is not None else simulator_app(vendor, latency_s=latency_s)
+    app = sim.app(latency_s, status_step_s) if sim is not None else simulator_app(vendor, latency_s=latency_s)
     uvicorn.Server(_uvicorn_config(app, host, port, log_level)).run()
     return 0
 
@@ -270,7 +275,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "unknown-orders":
         return cmd_unknown_orders(args.config, args.json)
     if args.command == "simulate":
-        return cmd_simulate(args.vendor, args.host, args.port, args.latency_s, args.log_level)
+        return cmd_simulate(args.vendor, args.host, args.port, args.latency_s, args.log_level, args.status_step_s)
     return cmd_demo(args.host, args.port, args.log_level, args.vendor_port_base)
 
 

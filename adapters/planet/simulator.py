@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -271,6 +272,9 @@ class PlanetSimulator:
         return self._page(request, events, *paging)
 
 
-def simulated_app(latency_s: float = 0.0) -> Any:
-    """The ASGI app of `stapi-gateway simulate --vendor planet` and the demo."""
-    return PlanetSimulator(PlanetSimConfig(latency_s=latency_s)).app
+def simulated_app(latency_s: float = 0.0, status_step_s: float | None = None) -> Any:
+    """The ASGI app of `stapi-gateway simulate --vendor planet` and the demo (`status_step_s`: an order's walk)."""
+    config = PlanetSimConfig(latency_s=latency_s)
+    if status_step_s is not None:
+        config = dataclasses.replace(config, order_step_s=status_step_s)
+    return PlanetSimulator(config).app

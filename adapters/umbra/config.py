@@ -38,11 +38,11 @@ def build(
     return UmbraAdapter(provider_id, client, options)
 
 
-def simulator(latency_s: float) -> Any:
-    """The simulated Canopy the demo and `simulate --vendor umbra` serve."""
+def simulator(latency_s: float, status_step_s: float | None = None) -> Any:
+    """The simulated Canopy the demo and `simulate --vendor umbra` serve (`status_step_s`: a task's walk)."""
     from adapters.umbra.simulator import app
 
-    return app(latency_s)
+    return app(latency_s, status_step_s)
 
 
 def demo_provider(url: str) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import orjson
@@ -194,6 +195,7 @@ def build_app(config: SimConfig | None = None, state: SimState | None = None) ->
     return app
 
 
-def app(latency_s: float = 0.0) -> Starlette:
+def app(latency_s: float = 0.0, status_step_s: float | None = None) -> Starlette:
     """The simulated vendor as `stapi-gateway simulate --vendor umbra` and the demo serve it."""
-    return build_app(SimConfig(latency_s=latency_s))
+    config = SimConfig(latency_s=latency_s)
+    return build_app(config if status_step_s is None else replace(config, status_step_s=status_step_s))
