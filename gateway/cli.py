@@ -224,7 +224,14 @@ async def _demo(host: str, port: int, log_level: str, vendor_port_base: int) -> 
     # A federated product mixing a STAPI provider's product with the simulated vendors' ones.
     mixed = ["acme:optical-50cm", *(f"{n}:{s.featured}" for n, s in simulated_vendors().items() if s.featured)]
     products = [*DEMO_PRODUCTS, {"id": "any-vendor", "title": "Any vendor, STAPI or not", "members": mixed}]
-    settings = Settings.build(providers, products=products, title="STAPI Gateway (demo)", store="memory://")
+    # Webhooks to loopback receivers: the demo's subscribers run on this machine.
+    settings = Settings.build(
+        providers,
+        products=products,
+        title="STAPI Gateway (demo)",
+        store="memory://",
+        webhooks={"allow_private": True},
+    )
     tasks = [asyncio.create_task(server.serve()) for _, server in vendors]
     while not all(server.started for _, server in vendors):
         if any(task.done() for task in tasks):
