@@ -19,6 +19,10 @@ import orjson
 JSONObject = dict[str, Any]
 
 
+# The gateway's own conformance class for subscriptions and signed webhooks (not STAPI's namespace).
+WEBHOOKS_CLASS = "https://stapi-gateway.dev/conformance/webhooks"
+
+
 class EventType(StrEnum):
     """The kinds of event a subscription can ask for."""
 

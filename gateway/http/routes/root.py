@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gateway.domain.events import WEBHOOKS_CLASS
 from gateway.domain.federation import CANCEL_CLASS
 from gateway.http.responses import JSONResponse
 from gateway.services.context import RequestContext
@@ -21,6 +22,7 @@ CONFORMANCE = [
     f"{_BASE}/searches-opportunity",
     f"{_BASE}/searches-opportunity-statuses",
     CANCEL_CLASS,  # the gateway's route; each product says whether its orders can be cancelled
+    WEBHOOKS_CLASS,  # /subscriptions and signed deliveries of order and search events
 ]
 
 
@@ -42,6 +44,7 @@ async def landing_page(request: Request, ctx: RequestContext) -> Response:
             link(f"{base}/products", "products"),
             link(f"{base}/orders", "orders", "application/geo+json"),
             link(f"{base}/searches/opportunities", "opportunity-search-records"),
+            link(f"{base}/subscriptions", "subscriptions"),
         ],
         "providers": [
             {"id": p.id, "title": p.settings.display_title, "state": p.breaker.state} for p in ctx.visible_providers()

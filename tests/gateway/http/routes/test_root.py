@@ -34,6 +34,7 @@ async def test_conformance_is_the_gateways_own() -> None:
             "https://stapi.example.com/v0.1.0/searches-opportunity",
             "https://stapi.example.com/v0.1.0/searches-opportunity-statuses",
             "https://stapi-gateway.dev/conformance/order-cancel",
+            "https://stapi-gateway.dev/conformance/webhooks",
         ]
     }
 
