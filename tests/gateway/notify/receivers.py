@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
-Scope = dict[str, Any]
-Receive = Callable[[], Any]
-Send = Callable[[dict[str, Any]], Any]
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 
 @dataclass
@@ -85,10 +85,17 @@ class Receiver:
         return order
 
 
-async def until(condition: Callable[[], bool], *, within_s: float = 20.0, step_s: float = 0.02) -> None:
-    """Wait for `condition`; fail the test if it does not hold within `within_s` (a hang guard, not a timing check)."""
+async def until(
+    condition: Callable[[], bool | Awaitable[bool]], *, within_s: float = 20.0, step_s: float = 0.02
+) -> None:
+    """Wait for `condition` (sync or async); fail if it does not hold within `within_s` (a hang guard only)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within_s
-    while not condition():
+    while True:
+        held = condition()
+        if not isinstance(held, bool):
+            held = await held
+        if held:
+            return
         assert loop.time() < deadline, "condition not reached"
         await asyncio.sleep(step_s)

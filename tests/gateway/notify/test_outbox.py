@@ -45,7 +45,8 @@ async def test_each_delivery_names_the_one_before_it_in_its_lane(store: Store) -
     await outbox.publish(mixed)
     by_event = {d.event.id: d for d in (await deliveries_of(store, sub.id, limit=10)).deliveries}
     first_o1, first_o2, second_o1, second_o2 = (by_event[e.id] for e in mixed)
-    assert first_o1.previous is None and first_o2.previous is None
+    assert first_o1.previous is None
+    assert first_o2.previous is None
     assert second_o1.previous == first_o1.id
     assert second_o2.previous == first_o2.id
 
