@@ -167,3 +167,17 @@ async def test_two_workers_and_one_stopped_midway_lose_nothing_and_never_overlap
     assert receiver.first_deliveries_by_subject() == {
         o: [e.id for e in events if e.subject == o] for o in ("o1", "o2", "o3")
     }
+
+
+async def test_entries_a_dead_consumer_read_are_claimed_and_delivered(store: Store) -> None:
+    """Entries read by a consumer that died before acknowledging them (a SIGKILLed replica) are delivered by another."""
+    receiver = Receiver()
+    await _subscribe(store)
+    events = [status_event("o1", n) for n in range(3)]
+    publisher = Notifier(store, SETTINGS, Metrics(), transport=httpx.ASGITransport(app=receiver), timing=FAST)
+    await publisher.outbox.publish(events)
+    await publisher.aclose()
+    assert len(await store.stream_read(QUEUE_STREAM, QUEUE_GROUP, "killed", count=10)) == 3
+    async with running(store, receiver):
+        await until(lambda: len(receiver.delivered()) == 3)
+    assert [r.event_id for r in receiver.delivered()] == [e.id for e in events]
