@@ -5,6 +5,8 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+# From an event to its delivery: well under a second when all is well, up to a day of retries.
+LAG_BUCKETS = (0.1, 0.5, 1, 2.5, 5, 15, 60, 300, 900, 3600, 4 * 3600, 24 * 3600)
 
 
 class Metrics:
@@ -77,6 +79,18 @@ class Metrics:
         self.store_resets = Counter(
             "stapi_gateway_store_resets",
             "Times the store was found reset (its marker key gone) under this process",
+            registry=r,
+        )
+        self.webhook_deliveries = Counter(
+            "stapi_gateway_webhook_deliveries",
+            "Webhook delivery attempts by outcome: delivered, retry, failed (given up), refused (address not allowed)",
+            ["outcome"],
+            registry=r,
+        )
+        self.webhook_lag_seconds = Histogram(
+            "stapi_gateway_webhook_delivery_lag_seconds",
+            "Time from an event to its delivery",
+            buckets=LAG_BUCKETS,
             registry=r,
         )
 

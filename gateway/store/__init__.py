@@ -7,11 +7,20 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from gateway.store.base import DEFAULT_PREFIX, IndexPosition, Store
+from gateway.store.base import DEFAULT_PREFIX, STREAM_START, IndexPosition, Store, StreamEntry
 from gateway.store.memory import MemoryStore
 from gateway.store.redis import RedisStore, redact_url
 
-__all__ = ["DEFAULT_PREFIX", "IndexPosition", "MemoryStore", "RedisStore", "Store", "open_store"]
+__all__ = [
+    "DEFAULT_PREFIX",
+    "STREAM_START",
+    "IndexPosition",
+    "MemoryStore",
+    "RedisStore",
+    "Store",
+    "StreamEntry",
+    "open_store",
+]
 
 _REDIS_SCHEMES = frozenset({"redis", "rediss", "unix"})
 

@@ -10,12 +10,23 @@ Every failure to reach or use the backing service is raised as `gateway.domain.e
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Protocol
 
 DEFAULT_PREFIX = "stapi-gw:"
 
 #: A position in an index: (score, member). Pages resume strictly after one.
 IndexPosition = tuple[float, str]
+#: Where a scan of a stream's pending entries starts; also what a finished scan answers.
+STREAM_START = "0-0"
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEntry:
+    """One entry of a stream: its id (`<ms>-<seq>`, increasing) and its fields."""
+
+    id: str
+    fields: dict[str, str]
 
 
 class Store(Protocol):
@@ -67,6 +78,34 @@ class Store(Protocol):
 
     async def aclose(self) -> None:
         """Release connections; the store must not be used afterwards."""
+
+    # --- streams with consumer groups (Redis Streams semantics) ---------------------------
+
+    async def stream_add(self, stream: str, fields: dict[str, str]) -> str:
+        """Append an entry to `stream` (created if missing); its id."""
+
+    async def stream_read(
+        self, stream: str, group: str, consumer: str, *, count: int, block_s: float = 0.0
+    ) -> list[StreamEntry]:
+        """Up to `count` entries no consumer of `group` was given yet, now pending for `consumer`.
+
+        The group is created (reading from the stream's start) if it does not exist. With
+        `block_s` > 0 and nothing new, waits up to that long for an entry to arrive.
+        """
+
+    async def stream_claim(
+        self, stream: str, group: str, consumer: str, *, min_idle_s: float, count: int, start: str = STREAM_START
+    ) -> tuple[str, list[StreamEntry]]:
+        """Take over up to `count` pending entries of `group` idle for `min_idle_s` or more.
+
+        Scans the pending entries from id `start`; answers where the next scan should start
+        (`STREAM_START` when this one reached the end) and the entries claimed, now pending for
+        `consumer` with their idle time reset. Never-acknowledged entries of a dead consumer
+        are how another one finds its work.
+        """
+
+    async def stream_ack(self, stream: str, group: str, entry_id: str) -> bool:
+        """Acknowledge an entry and delete it from the stream; True if it was pending."""
 
 
 def check_ttl(ttl_s: float | None) -> None:

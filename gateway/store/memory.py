@@ -14,7 +14,16 @@ import time
 from bisect import bisect_left, bisect_right, insort
 from dataclasses import dataclass, field
 
-from gateway.store.base import DEFAULT_PREFIX, IndexPosition, check_page, check_score, check_ttl
+from gateway.store.base import (
+    DEFAULT_PREFIX,
+    STREAM_START,
+    IndexPosition,
+    StreamEntry,
+    check_page,
+    check_score,
+    check_ttl,
+)
+from gateway.store.memory_streams import MemoryStreams
 
 # Sweeping costs O(keys); doing it once per this many writes keeps it amortised O(1).
 _SWEEP_EVERY = 1024
@@ -47,6 +56,7 @@ class MemoryStore:
         self._values: dict[str, tuple[bytes, float | None]] = {}
         self._indexes: dict[str, _Index] = {}
         self._writes = 0
+        self._streams = MemoryStreams()
 
     # --- plain keys ----------------------------------------------------------------------
 
@@ -146,6 +156,7 @@ class MemoryStore:
     async def aclose(self) -> None:
         self._values.clear()
         self._indexes.clear()
+        self._streams.clear()
 
     # --- expiry --------------------------------------------------------------------------
 
@@ -168,3 +179,21 @@ class MemoryStore:
         if self._writes % _SWEEP_EVERY == 0:
             self._values = {k: v for k, v in self._values.items() if _alive(v[1])}
             self._indexes = {k: v for k, v in self._indexes.items() if _alive(v.deadline)}
+
+    # --- streams with consumer groups ----------------------------------------------------
+
+    async def stream_add(self, stream: str, fields: dict[str, str]) -> str:
+        return self._streams.add(stream, fields)
+
+    async def stream_read(
+        self, stream: str, group: str, consumer: str, *, count: int, block_s: float = 0.0
+    ) -> list[StreamEntry]:
+        return await self._streams.read(stream, group, consumer, count, block_s)
+
+    async def stream_claim(
+        self, stream: str, group: str, consumer: str, *, min_idle_s: float, count: int, start: str = STREAM_START
+    ) -> tuple[str, list[StreamEntry]]:
+        return self._streams.claim(stream, group, consumer, min_idle_s, count, start)
+
+    async def stream_ack(self, stream: str, group: str, entry_id: str) -> bool:
+        return self._streams.ack(stream, group, entry_id)

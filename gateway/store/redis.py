@@ -19,7 +19,16 @@ from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import RedisError, ResponseError
 
 from gateway.domain.errors import StoreUnavailable
-from gateway.store.base import DEFAULT_PREFIX, IndexPosition, check_page, check_score, check_ttl
+from gateway.store import redis_streams
+from gateway.store.base import (
+    DEFAULT_PREFIX,
+    STREAM_START,
+    IndexPosition,
+    StreamEntry,
+    check_page,
+    check_score,
+    check_ttl,
+)
 
 # A lock must only be released by its owner: GET and DEL have to happen as one step.
 _DELETE_IF_EQUALS = """
@@ -215,3 +224,26 @@ class RedisStore:
     async def aclose(self) -> None:
         with self._translated("aclose"):
             await self._redis.aclose()
+
+    # --- streams with consumer groups: keys `<prefix>st:<stream>` ----------------------------
+
+    async def stream_add(self, stream: str, fields: dict[str, str]) -> str:
+        with self._translated("stream_add"):
+            return await redis_streams.add(self._redis, f"{self.prefix}st:{stream}", fields)
+
+    async def stream_read(
+        self, stream: str, group: str, consumer: str, *, count: int, block_s: float = 0.0
+    ) -> list[StreamEntry]:
+        with self._translated("stream_read"):
+            return await redis_streams.read(self._redis, f"{self.prefix}st:{stream}", group, consumer, count, block_s)
+
+    async def stream_claim(
+        self, stream: str, group: str, consumer: str, *, min_idle_s: float, count: int, start: str = STREAM_START
+    ) -> tuple[str, list[StreamEntry]]:
+        name = f"{self.prefix}st:{stream}"
+        with self._translated("stream_claim"):
+            return await redis_streams.claim(self._redis, name, group, consumer, min_idle_s, count, start)
+
+    async def stream_ack(self, stream: str, group: str, entry_id: str) -> bool:
+        with self._translated("stream_ack"):
+            return await redis_streams.ack(self._redis, f"{self.prefix}st:{stream}", group, entry_id)

@@ -1,0 +1,235 @@
+"""The delivery worker every replica runs: takes deliveries off the queue and sends them.
+
+Entries come from the queue stream through one consumer group shared by every replica: new
+ones by reading, and ones another consumer read and never acknowledged (it died, or left them
+for later) by claiming them once idle. An entry is acknowledged only when its delivery is final
+(or gone); one not due yet, or waiting for the delivery before it in its lane, stays pending
+and is claimed again later. A short lock per delivery keeps two replicas from sending one
+delivery at once; the record is re-read under it, so a delivery already made is not made again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import structlog
+
+from gateway.domain.errors import StoreUnavailable
+from gateway.notify.model import DELIVERY_KEY, QUEUE_GROUP, QUEUE_STREAM, Delivery, DeliveryAttempt, DeliveryState
+from gateway.notify.schedule import after_attempt, record_ttl_s
+from gateway.notify.sender import Sender, SendResult
+from gateway.notify.subscriptions import Subscriptions
+from gateway.notify.tasks import stop_task
+from gateway.obs.metrics import Metrics
+from gateway.settings.models import WebhookSettings
+from gateway.store import STREAM_START, Store, StreamEntry
+
+log = structlog.get_logger("gateway.webhooks")
+
+SENDING_KEY = "webhook-sending:{id}"
+# After a store failure, a loop waits this long before trying again.
+_STORE_PAUSE_S = 1.0
+# Waiting entries remembered for a prompt retry; beyond this they wait for the next claim.
+_MAX_WAITING = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerTiming:
+    """How often the worker looks for left-over entries, and how long one must idle to be taken."""
+
+    claim_every_s: float = 1.0
+    min_idle_s: float = 2.0
+    block_s: float = 1.0
+
+
+DEFAULT_TIMING = WorkerTiming()
+
+
+class DeliveryWorker:
+    """Sends queued deliveries, at most `concurrency` at once in this process."""
+
+    def __init__(
+        self,
+        store: Store,
+        subscriptions: Subscriptions,
+        sender: Sender,
+        settings: WebhookSettings,
+        metrics: Metrics,
+        *,
+        consumer: str,
+        timing: WorkerTiming = DEFAULT_TIMING,
+        draw: Callable[[], float] = random.random,
+    ) -> None:
+        self.store = store
+        self.subscriptions = subscriptions
+        self.sender = sender
+        self.settings = settings
+        self.metrics = metrics
+        self.consumer = consumer
+        self.timing = timing
+        self._draw = draw
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        # Entries left waiting for a delivery this process is making: retried as soon as it is final.
+        self._waiting: dict[str, StreamEntry] = {}
+        self._loops: list[asyncio.Task[None]] = []
+        self._room = asyncio.Event()
+
+    def start(self) -> None:
+        """Start reading and claiming."""
+        self._loops = [asyncio.create_task(self._read_loop()), asyncio.create_task(self._claim_loop())]
+
+    async def stop(self) -> None:
+        """Stop, cancelling attempts in flight: their entries stay pending and another consumer claims them."""
+        for loop in self._loops:
+            await stop_task(loop)
+        for task in list(self._tasks.values()):
+            await stop_task(task)
+
+    def _free(self) -> int:
+        return self.settings.concurrency - len(self._tasks)
+
+    def _spawn(self, entry: StreamEntry) -> None:
+        if entry.id in self._tasks:
+            return
+        task = asyncio.create_task(self._guarded(entry))
+        self._tasks[entry.id] = task
+
+    async def _guarded(self, entry: StreamEntry) -> None:
+        try:
+            await self.handle(entry)
+        except StoreUnavailable as exc:
+            log.warning("webhook.store_unavailable", entry=entry.id, error=str(exc))
+        except Exception:
+            # A bug must not stop the worker; the entry stays pending and is tried again later.
+            log.exception("webhook.worker_error", entry=entry.id)
+        finally:
+            self._tasks.pop(entry.id, None)
+            self._room.set()
+
+    async def _read_loop(self) -> None:
+        while True:
+            if self._free() <= 0:
+                self._room.clear()
+                await self._room.wait()
+                continue
+            try:
+                entries = await self.store.stream_read(
+                    QUEUE_STREAM, QUEUE_GROUP, self.consumer, count=self._free(), block_s=self.timing.block_s
+                )
+            except StoreUnavailable as exc:
+                log.warning("webhook.store_unavailable", loop="read", error=str(exc))
+                await asyncio.sleep(_STORE_PAUSE_S)
+                continue
+            for entry in entries:
+                self._spawn(entry)
+
+    async def _claim_loop(self) -> None:
+        start = STREAM_START
+        while True:
+            await asyncio.sleep(self.timing.claim_every_s)
+            if self._free() <= 0:
+                continue
+            try:
+                start, entries = await self.store.stream_claim(
+                    QUEUE_STREAM,
+                    QUEUE_GROUP,
+                    self.consumer,
+                    min_idle_s=self.timing.min_idle_s,
+                    count=self._free(),
+                    start=start,
+                )
+            except StoreUnavailable as exc:
+                log.warning("webhook.store_unavailable", loop="claim", error=str(exc))
+                continue
+            for entry in entries:
+                self._spawn(entry)
+
+    async def handle(self, entry: StreamEntry) -> bool:
+        """Work on one queue entry; True if it was acknowledged (its delivery is final or gone)."""
+        did = entry.fields.get("delivery", "")
+        raw = await self.store.get(DELIVERY_KEY.format(id=did))
+        delivery = None if raw is None else Delivery.from_json(raw)
+        if delivery is None or delivery.state.final:
+            return await self._ack(entry)
+        if await self.subscriptions.load(delivery.subscription_id) is None:
+            return await self._ack(entry)
+        if delivery.next_attempt_at > time.time():
+            return False
+        if delivery.previous is not None and not await self._is_final(delivery.previous):
+            if len(self._waiting) < _MAX_WAITING:
+                self._waiting[delivery.previous] = entry
+            return False
+        lock = SENDING_KEY.format(id=did)
+        token = secrets.token_hex(8).encode()
+        if not await self.store.set_if_absent(lock, token, ttl_s=self.settings.timeout_s * 2 + 30):
+            return False
+        try:
+            final = await self._attempt(did)
+        finally:
+            await self.store.delete_if_equals(lock, token)
+        if final is None:
+            return False
+        waiting = self._waiting.pop(did, None)
+        if waiting is not None:
+            self._spawn(waiting)
+        return await self._ack(entry)
+
+    async def _attempt(self, did: str) -> Delivery | None:
+        """Send once under the lock; the delivery if that made it final, else None."""
+        key = DELIVERY_KEY.format(id=did)
+        raw = await self.store.get(key)
+        # Re-read under the lock: another consumer may have sent it since the first read.
+        delivery = None if raw is None else Delivery.from_json(raw)
+        if raw is None or delivery is None:
+            return None
+        if delivery.state.final:
+            return delivery
+        subscription = await self.subscriptions.load(delivery.subscription_id)
+        if subscription is None or delivery.next_attempt_at > time.time():
+            return None
+        result = await self.sender.send(subscription, delivery.event)
+        now = time.time()
+        attempt = DeliveryAttempt(at=now, status=result.status, error=result.error, duration_ms=result.duration_ms)
+        updated = after_attempt(delivery, attempt, self.settings, now=now, draw=self._draw())
+        ttl = record_ttl_s(updated, self.settings, now)
+        if not await self.store.set_if_equals(key, raw, updated.to_json(), ttl):
+            log.warning("webhook.delivery_changed", delivery_id=did)
+            return None
+        self._observe(updated, result, now)
+        return updated if updated.state.final else None
+
+    async def _is_final(self, did: str) -> bool:
+        raw = await self.store.get(DELIVERY_KEY.format(id=did))
+        # A predecessor whose record expired was final long ago.
+        return raw is None or Delivery.from_json(raw).state.final
+
+    async def _ack(self, entry: StreamEntry) -> bool:
+        await self.store.stream_ack(QUEUE_STREAM, QUEUE_GROUP, entry.id)
+        return True
+
+    def _observe(self, delivery: Delivery, result: SendResult, now: float) -> None:
+        if delivery.state is DeliveryState.DELIVERED:
+            outcome = "delivered"
+            self.metrics.webhook_lag_seconds.observe(max(0.0, now - delivery.event.occurred))
+        elif delivery.state is DeliveryState.FAILED:
+            outcome = "failed"
+        else:
+            outcome = "refused" if result.refused else "retry"
+        self.metrics.webhook_deliveries.labels(outcome=outcome).inc()
+        log.info(
+            "webhook.attempt",
+            event_id=delivery.event.id,
+            event_type=delivery.event.type.value,
+            subscription_id=delivery.subscription_id,
+            delivery_id=delivery.id,
+            attempt=delivery.attempt_count,
+            status=result.status,
+            outcome=outcome,
+            error=result.error,
+            duration_ms=result.duration_ms,
+        )
