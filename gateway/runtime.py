@@ -14,7 +14,7 @@ import structlog
 
 from gateway.domain.access import Gatekeeper
 from gateway.domain.cursor import CursorCodec
-from gateway.notify.subscriptions import Subscriptions
+from gateway.notify.notifier import Notifier
 from gateway.obs.metrics import Metrics
 from gateway.services.catalogue import Catalogue
 from gateway.services.journal import OrderJournal, Retention
@@ -62,8 +62,8 @@ class Runtime:
     gatekeeper: Gatekeeper
     # Start-up check of federated members; a failed check is logged, never fatal.
     member_check: asyncio.Task[list[str]]
-    # Clients' webhook subscriptions.
-    subscriptions: Subscriptions
+    # Clients' webhook subscriptions, the outbox of events and this replica's delivery worker.
+    notifier: Notifier
     transports: Mapping[str, httpx.AsyncBaseTransport] | None = None
     # Start-up look at each provider's landing page for a link base to learn.
     base_check: asyncio.Task[None] | None = None
@@ -90,6 +90,8 @@ class Runtime:
         catalogue = Catalogue(settings, providers)
         gw = settings.gateway
         searches = SearchRecords(store, gw.search_ttl_s)
+        notifier = Notifier(store, gw.webhooks, metrics)
+        notifier.start()
         runner = SearchRunner(
             searches,
             catalogue,
@@ -98,6 +100,7 @@ class Runtime:
             refresh_s=gw.search_refresh_s,
             deadline_s=gw.deadline_s,
             max_results=gw.max_search_results,
+            events=notifier.outbox,
         )
         runner.start()
         journal = OrderJournal(store, Retention(gw.idempotency_ttl_s, gw.order_retention_s))
@@ -119,7 +122,7 @@ class Runtime:
             guard,
             Gatekeeper(settings.clients),
             checks,
-            Subscriptions(store, gw.webhooks),
+            notifier,
             transports,
             asyncio.create_task(learn_link_bases(providers, gw.deadline_s)),
         )
@@ -148,7 +151,6 @@ class Runtime:
             catalogue=catalogue,
             orders=orders,
             gatekeeper=Gatekeeper(settings.clients),
-            subscriptions=Subscriptions(self.store, settings.gateway.webhooks),
             member_check=asyncio.create_task(catalogue.verify_members(settings.gateway.deadline_s)),
             base_check=asyncio.create_task(learn_link_bases(providers, settings.gateway.deadline_s)),
         )
@@ -175,6 +177,7 @@ class Runtime:
             task.cancel()
         await asyncio.gather(*self.retiring, return_exceptions=True)
         await self.reconciler.stop()
+        await self.notifier.aclose()
         await self.store_guard.stop()
         await self.providers.aclose()
         await self.store.aclose()

@@ -96,6 +96,16 @@ RESPONSE_SCHEMAS: dict[str, Schema] = {
     "SubscriptionRequest": {"type": "object", "required": ["url", "events"], "additionalProperties": False,
                             "properties": {"url": {"type": "string", "format": "uri", "maxLength": 2048},
                                            "events": {**_array(EVENT_TYPES), "minItems": 1}}},
+    "Delivery": _object(["id", "event_id", "event_type", "subject", "state", "created", "attempt_count", "attempts"], {
+        "id": {"type": "string"}, "event_id": {"type": "string"}, "event_type": {"type": "string"},
+        "subject": {"type": "string"}, "state": {"enum": ["pending", "delivered", "failed"]},
+        "created": {"type": "string", "format": "date-time"},
+        "next_attempt_at": {"type": ["string", "null"], "format": "date-time"},
+        "attempt_count": {"type": "integer"},
+        "attempts": _array(_object(["at", "status", "error", "duration_ms"], {
+            "at": {"type": "string", "format": "date-time"}, "status": {"type": ["integer", "null"]},
+            "error": {"type": ["string", "null"]}, "duration_ms": {"type": "number"}}))}),
+    "Deliveries": _object(["deliveries", "links"], {"deliveries": _array(ref("schemas", "Delivery")), "links": LINKS}),
     "Health": _object(["status"], {"status": {"const": "ok"}}),
     "Readiness": _object(["status", "store", "providers"], {
         "status": {"enum": ["ready", "not_ready"]}, "store": _object(["healthy"], {"healthy": {"type": "boolean"}}),

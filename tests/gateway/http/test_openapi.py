@@ -222,6 +222,10 @@ async def test_live_responses_match_the_document(document: dict[str, Any]) -> No
         await check("POST", subs, subs, 422, json={**hook, "url": "http://127.0.0.1/hook"})
         await check("GET", subs, subs, 200)
         await check("GET", one, f"{subs}/{made['id']}", 200)
+        await check("POST", f"{one}/test", f"{subs}/{made['id']}/test", 202)
+        await check("GET", f"{one}/deliveries", f"{subs}/{made['id']}/deliveries", 200)
+        await check("GET", f"{one}/deliveries", f"{subs}/{made['id']}/deliveries?next=forged", 400)
+        await check("POST", f"{one}/test", f"{subs}/nobody/test", 404)
         await check("DELETE", one, f"{subs}/{made['id']}", 204)
         await check("GET", one, f"{subs}/{made['id']}", 404)
     async with gateway_client({"acme": acme()}, max_body_bytes=64) as client:

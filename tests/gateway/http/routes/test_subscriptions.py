@@ -6,9 +6,11 @@ import hashlib
 from typing import Any
 
 import pytest
+from standardwebhooks.webhooks import Webhook
 
+from tests.gateway.notify.receivers import Receiver, until
 from tests.gateways import GATEWAY_URL, gateway_client
-from tests.upstreams import ProductSpec, build_provider
+from tests.upstreams import ProductSpec, build_provider, serve
 
 KEY_A = "key-of-client-a-0123456789"
 KEY_B = "key-of-client-b-0123456789"
@@ -155,3 +157,43 @@ async def test_unknown_ids_are_404_without_echoing_a_long_id() -> None:
         response = await client.get("/subscriptions/" + "x" * 5000)
     assert response.status_code == 404
     assert len(response.json()["detail"]) < 200
+
+
+async def test_a_test_event_is_delivered_signed_and_listed(redis_url: str, redis_prefix: str) -> None:
+    """`POST .../test` is a 202; a real receiver on loopback gets it signed; `deliveries` shows it delivered."""
+    receiver = Receiver()
+    settings: dict[str, Any] = {"store": redis_url, "store_prefix": redis_prefix, "webhooks": {"allow_private": True}}
+    async with serve(receiver) as receiver_url, gateway_client(upstreams(), **settings) as client:
+        sub = (await client.post("/subscriptions", json={**HOOK, "url": f"{receiver_url}/hooks"})).json()
+        queued = await client.post(f"/subscriptions/{sub['id']}/test")
+        await until(lambda: bool(receiver.delivered()))
+        listed = await client.get(f"/subscriptions/{sub['id']}/deliveries")
+    assert queued.status_code == 202, queued.text
+    got = receiver.delivered()[0]
+    event = Webhook(sub["secret"]).verify(got.body, got.headers)
+    assert event["type"] == "subscription.test"
+    assert event["data"] == {"subscription_id": sub["id"]}
+    assert got.event_id == queued.json()["event_id"]
+    [delivery] = listed.json()["deliveries"]
+    assert delivery["state"] == "delivered"
+    assert delivery["event_id"] == got.event_id
+    assert [a["status"] for a in delivery["attempts"]] == [204]
+
+
+async def test_deliveries_are_paged_newest_first_and_only_the_owners() -> None:
+    """Three test events: pages of two then one, newest first, under a signed cursor; B sees A's as absent."""
+    async with gateway_client(upstreams(), clients=CLIENTS) as client:
+        sub = (await client.post("/subscriptions", json=HOOK, headers=AS_A)).json()
+        sent = [(await client.post(f"/subscriptions/{sub['id']}/test", headers=AS_A)).json() for _ in range(3)]
+        first = (await client.get(f"/subscriptions/{sub['id']}/deliveries?limit=2", headers=AS_A)).json()
+        after = next(link["href"] for link in first["links"] if link["rel"] == "next")
+        second = (await client.get(after.removeprefix(GATEWAY_URL), headers=AS_A)).json()
+        forged = await client.get(f"/subscriptions/{sub['id']}/deliveries?next=abc.def", headers=AS_A)
+        theirs = await client.get(f"/subscriptions/{sub['id']}/deliveries", headers=AS_B)
+        test_theirs = await client.post(f"/subscriptions/{sub['id']}/test", headers=AS_B)
+    shown = [d["id"] for d in first["deliveries"] + second["deliveries"]]
+    assert shown == [d["id"] for d in reversed(sent)]
+    assert not any(link["rel"] == "next" for link in second["links"])
+    assert forged.status_code == 400
+    assert theirs.status_code == 404
+    assert test_theirs.status_code == 404
