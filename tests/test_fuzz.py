@@ -299,7 +299,7 @@ async def test_schemathesis_finds_no_500_and_only_contract_errors(tmp_path: Path
     for (operation, status), count in sorted(findings.by_operation.items()):
         print(f"  {operation:60} {status} x{count}")
     report = "\n\n".join(f"[{op} -> {status}] {kind}\n{ex}" for (op, status, kind), ex in findings.violations.items())
-    assert len(findings.per_operation) == 21, sorted(findings.per_operation)
+    assert len(findings.per_operation) == 27, sorted(findings.per_operation)
     assert findings.examples >= 20 * 10
     assert not findings.violations, f"{len(findings.violations)} contract violations:\n\n{report}"
 

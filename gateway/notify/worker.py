@@ -103,10 +103,11 @@ class DeliveryWorker:
         try:
             await self.handle(entry)
         except StoreUnavailable as exc:
-            log.warning("webhook.store_unavailable", entry=entry.id, error=str(exc))
+            self.metrics.store_errors.labels("webhook_delivery").inc()
+            log.warning("webhook_store_unavailable", entry=entry.id, error=str(exc))
         except Exception:
             # A bug must not stop the worker; the entry stays pending and is tried again later.
-            log.exception("webhook.worker_error", entry=entry.id)
+            log.exception("webhook_worker_error", entry=entry.id)
         finally:
             self._tasks.pop(entry.id, None)
             self._room.set()
@@ -122,7 +123,8 @@ class DeliveryWorker:
                     QUEUE_STREAM, QUEUE_GROUP, self.consumer, count=self._free(), block_s=self.timing.block_s
                 )
             except StoreUnavailable as exc:
-                log.warning("webhook.store_unavailable", loop="read", error=str(exc))
+                self.metrics.store_errors.labels("webhook_read").inc()
+                log.warning("webhook_store_unavailable", loop="read", error=str(exc))
                 await asyncio.sleep(_STORE_PAUSE_S)
                 continue
             for entry in entries:
@@ -144,7 +146,8 @@ class DeliveryWorker:
                     start=start,
                 )
             except StoreUnavailable as exc:
-                log.warning("webhook.store_unavailable", loop="claim", error=str(exc))
+                self.metrics.store_errors.labels("webhook_claim").inc()
+                log.warning("webhook_store_unavailable", loop="claim", error=str(exc))
                 continue
             for entry in entries:
                 self._spawn(entry)
@@ -198,7 +201,7 @@ class DeliveryWorker:
         updated = after_attempt(delivery, attempt, self.settings, now=now, draw=self._draw())
         ttl = record_ttl_s(updated, self.settings, now)
         if not await self.store.set_if_equals(key, raw, updated.to_json(), ttl):
-            log.warning("webhook.delivery_changed", delivery_id=did)
+            log.warning("webhook_delivery_changed", delivery_id=did)
             return None
         self._observe(updated, result, now)
         return updated if updated.state.final else None
@@ -222,7 +225,7 @@ class DeliveryWorker:
             outcome = "refused" if result.refused else "retry"
         self.metrics.webhook_deliveries.labels(outcome=outcome).inc()
         log.info(
-            "webhook.attempt",
+            "webhook_attempt",
             event_id=delivery.event.id,
             event_type=delivery.event.type.value,
             subscription_id=delivery.subscription_id,
