@@ -14,17 +14,20 @@ import structlog
 
 from gateway.domain.access import Gatekeeper
 from gateway.domain.cursor import CursorCodec
+from gateway.domain.events import EventSink, NoEvents
 from gateway.obs.metrics import Metrics
 from gateway.services.catalogue import Catalogue
 from gateway.services.journal import OrderJournal, Retention
 from gateway.services.link_bases import learn_link_bases
 from gateway.services.order_lists import OrderLists
+from gateway.services.order_tracker import OrderTracker, TrackerSettings
 from gateway.services.ordering import STALE_MARGIN_S, OrderDesk
 from gateway.services.reconcile import Reconciler, ReconcileSettings
 from gateway.services.search_records import SearchRecords
 from gateway.services.search_runner import SearchRunner
 from gateway.services.store_guard import StoreGuard, cursor_secret
 from gateway.services.token_cache import StoreTokens
+from gateway.services.tracked_orders import TrackedOrders
 from gateway.settings.models import GatewaySettings, Settings
 from gateway.store import Store, open_store
 from gateway.upstream.providers import Providers, build_providers
@@ -43,6 +46,11 @@ def reconcile_settings(gw: GatewaySettings) -> ReconcileSettings:
     )
 
 
+def tracker_settings(gw: GatewaySettings) -> TrackerSettings:
+    """The status tracker's deadline and horizon from the gateway settings."""
+    return TrackerSettings(deadline_s=gw.deadline_s, max_age_s=gw.order_retention_s)
+
+
 @dataclass(frozen=True, slots=True)
 class Runtime:
     """Everything a request handler needs, built once at start-up."""
@@ -57,6 +65,8 @@ class Runtime:
     runner: SearchRunner
     orders: OrderDesk
     reconciler: Reconciler
+    # Follows the status of every order placed here and publishes new entries as events.
+    tracker: OrderTracker
     store_guard: StoreGuard
     gatekeeper: Gatekeeper
     # Start-up check of federated members; a failed check is logged, never fatal.
@@ -71,9 +81,12 @@ class Runtime:
 
     @classmethod
     async def open(
-        cls, settings: Settings, transports: Mapping[str, httpx.AsyncBaseTransport] | None = None
+        cls,
+        settings: Settings,
+        transports: Mapping[str, httpx.AsyncBaseTransport] | None = None,
+        events: EventSink | None = None,
     ) -> Runtime:
-        """Open the store and the provider clients."""
+        """Open the store and the provider clients; `events` receives order status events (none by default)."""
         store = open_store(settings.gateway.store, prefix=settings.gateway.store_prefix)
         metrics = Metrics()
         try:
@@ -97,9 +110,12 @@ class Runtime:
             max_results=gw.max_search_results,
         )
         runner.start()
-        journal = OrderJournal(store, Retention(gw.idempotency_ttl_s, gw.order_retention_s))
+        tracked = TrackedOrders(store, gw.order_retention_s)
+        journal = OrderJournal(store, Retention(gw.idempotency_ttl_s, gw.order_retention_s), tracked)
         reconciler = Reconciler(journal, catalogue, metrics, reconcile_settings(gw))
         reconciler.start()
+        tracker = OrderTracker(tracked, catalogue, events or NoEvents(), metrics, tracker_settings(gw))
+        tracker.start()
         orders = OrderDesk(journal, catalogue, reconciler, metrics, gw.deadline_s)
         checks = asyncio.create_task(catalogue.verify_members(gw.deadline_s))
         return cls(
@@ -113,6 +129,7 @@ class Runtime:
             runner,
             orders,
             reconciler,
+            tracker,
             guard,
             Gatekeeper(settings.clients),
             checks,
@@ -135,6 +152,7 @@ class Runtime:
         catalogue = Catalogue(settings, providers)
         self.runner.catalogue = catalogue
         self.reconciler.catalogue = catalogue
+        self.tracker.catalogue = catalogue
         orders = OrderDesk(self.orders.journal, catalogue, self.reconciler, self.metrics, settings.gateway.deadline_s)
         self._retire(self.providers, self.settings.gateway.deadline_s + 5)
         return replace(
@@ -170,6 +188,7 @@ class Runtime:
             task.cancel()
         await asyncio.gather(*self.retiring, return_exceptions=True)
         await self.reconciler.stop()
+        await self.tracker.stop()
         await self.store_guard.stop()
         await self.providers.aclose()
         await self.store.aclose()

@@ -58,6 +58,7 @@ class StapiAdapter:
 
     finds_orders_by_reference = False
     cancels_orders = False  # STAPI 0.1 has no cancel
+    status_poll_s = 60.0  # STAPI says nothing of rates; once a minute is the default
 
     def __init__(
         self,

@@ -68,6 +68,9 @@ class Store(Protocol):
     async def aclose(self) -> None:
         """Release connections; the store must not be used afterwards."""
 
+    async def index_count(self, index: str) -> int:
+        """How many members `index` holds (0 when it does not exist); one cheap call, whatever the size."""
+
 
 def check_ttl(ttl_s: float | None) -> None:
     """Reject TTLs that no backend can honour, so both implementations fail the same way."""

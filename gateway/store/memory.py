@@ -168,3 +168,9 @@ class MemoryStore:
         if self._writes % _SWEEP_EVERY == 0:
             self._values = {k: v for k, v in self._values.items() if _alive(v[1])}
             self._indexes = {k: v for k, v in self._indexes.items() if _alive(v.deadline)}
+
+    # --- counting ------------------------------------------------------------------------
+
+    async def index_count(self, index: str) -> int:
+        idx = self._live_index(index)
+        return 0 if idx is None else len(idx.scores)

@@ -215,3 +215,9 @@ class RedisStore:
     async def aclose(self) -> None:
         with self._translated("aclose"):
             await self._redis.aclose()
+
+    # --- counting ------------------------------------------------------------------------
+
+    async def index_count(self, index: str) -> int:
+        with self._translated("index_count"):
+            return int(await self._redis.zcard(self._ix(index)))
