@@ -18,6 +18,7 @@ from typing import Any, cast
 import httpx
 from starlette.types import ASGIApp
 
+from gateway.domain.attempts import OrderAttempt
 from gateway.domain.events import Event
 from gateway.obs.metrics import Metrics
 from gateway.runtime import reconcile_settings, tracker_settings
@@ -65,6 +66,7 @@ class CollectingSink:
         self._ids: set[str] = set()
         # When set, a publish stores its events and then never returns (a replica killed mid-way).
         self.stall = False
+        self.stalled = asyncio.Event()
 
     async def publish(self, events: list[Event]) -> None:
         """Keep the events not seen before."""
@@ -74,6 +76,7 @@ class CollectingSink:
                 self._ids.add(event.id)
                 self.events.append(event)
         if self.stall:
+            self.stalled.set()
             await asyncio.Event().wait()
 
     def codes(self, order_id: str | None = None) -> list[str]:
@@ -90,6 +93,9 @@ class CountingTransport(httpx.AsyncBaseTransport):
         self.calls: Counter[str] = Counter()
         self.running: Counter[str] = Counter()
         self.most: Counter[str] = Counter()
+        # Calls in flight at once, whatever their path.
+        self.in_flight = 0
+        self.peak = 0
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Forward, counting (a latency makes overlapping calls overlap for sure)."""
@@ -97,12 +103,15 @@ class CountingTransport(httpx.AsyncBaseTransport):
         self.calls[path] += 1
         self.running[path] += 1
         self.most[path] = max(self.most[path], self.running[path])
+        self.in_flight += 1
+        self.peak = max(self.peak, self.in_flight)
         try:
             if self.latency_s:
                 await asyncio.sleep(self.latency_s)
             return await self.inner.handle_async_request(request)
         finally:
             self.running[path] -= 1
+            self.in_flight -= 1
 
     def status_reads(self) -> int:
         """Calls that read an order's status history (STAPI `/orders/{id}/statuses`, Umbra's task GET)."""
@@ -142,6 +151,8 @@ class World:
     desk: OrderDesk
     clock: Clock
     trackers: list[OrderTracker] = field(default_factory=list)
+    # The placed attempts by order id.
+    attempts: dict[str, OrderAttempt] = field(default_factory=dict)
 
     def tracker(self, sink: CollectingSink, **overrides: Any) -> OrderTracker:
         """A tracker like a replica's (not started), with its own lanes and claims."""
@@ -161,6 +172,7 @@ class World:
             deadline=Deadline(gw.deadline_s),
         )
         assert attempt.order_id is not None
+        self.attempts[attempt.order_id] = attempt
         return attempt.order_id
 
 
