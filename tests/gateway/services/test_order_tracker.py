@@ -19,9 +19,16 @@ from gateway.domain.tracking import GONE_AFTER, TrackingState
 from gateway.runtime import reconcile_settings
 from gateway.services.reconcile import Reconciler
 from gateway.settings.models import Settings
-from tests.adapters.umbra.harness import POINT, WINDOW, umbra_settings
-from tests.gateway.services.tracking_world import Clock, CollectingSink, CountingTransport, World, tracking_world
-from tests.gateways import provider_settings
+from tests.adapters.umbra.harness import POINT, WINDOW, fast_state, umbra_gateway, umbra_settings
+from tests.gateway.services.tracking_world import (
+    STAPI_ORDER,
+    Clock,
+    CollectingSink,
+    CountingTransport,
+    World,
+    tracking_world,
+)
+from tests.gateways import gateway_client, provider_settings
 from tests.order_faults import LosesOrderAnswers
 from tests.upstreams import ProductSpec, backend_of, build_provider
 
@@ -126,7 +133,7 @@ async def test_two_trackers_on_one_redis_never_poll_one_order_at_once(redis_url:
         polled = await asyncio.gather(one.run_due(), two.run_due())
         again = await asyncio.gather(one.run_due(), two.run_due())
     assert sum(polled) == 30
-    assert again == [0, 0]
+    assert list(again) == [0, 0]
     paths = [f"/orders/{upstream_id(o)}/statuses" for o in order_ids]
     assert [transport.calls[p] for p in paths] == [1] * 30
     assert max(transport.most[p] for p in paths) == 1
@@ -265,6 +272,7 @@ async def test_an_order_the_provider_no_longer_has_stops_being_tracked_after_a_f
             delays.append(record.due - before)
             world.clock.advance(record.due - before)
         left = await world.tracked.count("acme")
+    assert record is not None
     assert record.state is TrackingState.GONE
     assert delays[0] < delays[1]  # backing off
     assert left == 0
@@ -363,3 +371,44 @@ async def test_a_store_failure_while_publishing_saves_nothing(redis_url: str, re
     assert sink.calls[0] == sink.calls[1]
     assert after is not None
     assert after.seen == tuple(sink.calls[0])
+
+
+async def test_through_the_gateway_an_umbra_order_gets_every_status_while_nobody_polls(
+    redis_url: str, redis_prefix: str
+) -> None:
+    """The gateway's own tracker, running in its lifespan: one event per status of the walk, then silence."""
+    sink = CollectingSink()
+    state = fast_state()
+    settings = umbra_settings(state, store=redis_url, store_prefix=redis_prefix, umbra={"status_poll_s": 0.05})
+    async with umbra_gateway(state, settings=settings, events=sink) as client:
+        created = await client.post("/products/umbra:spotlight/orders", json=UMBRA_ORDER)
+        assert created.status_code == 201, created.text
+        for _ in range(400):
+            if sink.codes()[-1:] == ["completed"]:
+                break
+            await asyncio.sleep(0.025)
+    assert [e.data["provider:status"] for e in sink.events] == list(WALK)
+    assert {e.subject for e in sink.events} == {created.json()["id"]}
+    assert len({e.id for e in sink.events}) == len(WALK)
+
+
+async def test_orders_placed_before_a_restart_keep_being_tracked(redis_url: str, redis_prefix: str) -> None:
+    """A gateway stopped right after the order was placed; the restarted one publishes its statuses."""
+    app = acme()
+    settings = stapi_settings(redis_url, redis_prefix, ["acme"], status_poll_s=0.05)
+    # A short deadline, so a claim the stopped gateway held mid-poll lapses soon (lease 2 x 2 + 5 s).
+    settings = settings.model_copy(update={"gateway": settings.gateway.model_copy(update={"deadline_s": 2.0})})
+    before, after = CollectingSink(), CollectingSink()
+    async with gateway_client({"acme": app}, settings=settings, events=before) as client:
+        created = await client.post("/products/acme:eo/orders", json=STAPI_ORDER)
+        assert created.status_code == 201, created.text
+    order_id = created.json()["id"]
+    backend_of(app).set_order_status(upstream_id(order_id), OrderStatusCode.completed)
+    async with gateway_client({"acme": app}, settings=settings, events=after):
+        for _ in range(600):
+            if after.codes()[-1:] == ["completed"]:
+                break
+            await asyncio.sleep(0.025)
+    published = before.events + [e for e in after.events if e.id not in {b.id for b in before.events}]
+    assert [str(e.data["status_code"]) for e in published] == ["received", "completed"]
+    assert after.codes()[-1] == "completed"
