@@ -218,6 +218,11 @@ class ProviderAdapter(Protocol):
     finds_orders_by_reference: bool
     # True when the vendor can call an order off (`cancel_order`); False: the gateway answers 405.
     cancels_orders: bool
+    # How often the status tracker polls an open order when the provider sets no `status_poll_s`.
+    status_poll_s: float
+    # The read rate the vendor documents per account (None: it documents none); the tracker takes a
+    # share of it when the provider sets no `rate_per_s`.
+    read_rate_per_s: float | None
 
     async def landing_page(self) -> JSONObject:
         """The provider's landing page (the gateway reads the root it names itself by)."""

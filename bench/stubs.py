@@ -8,6 +8,8 @@ provider costs the process nothing while it waits), then sends bytes rendered on
 
 - `GET /products`: a ProductCollection of every product, `GET /products/{id}` one product, and
   `GET /products/{id}/conformance` (every product conforms to `.../opportunities`, sync search).
+- `GET /orders/{id}/statuses`: the same open history (received, then accepted) for any order id,
+  for the status tracker's bench (bench/tracking.py).
 - `POST /products/{id}/opportunities`: a FeatureCollection of N opportunities in one page and no
   `next` link, N taken from the product id `bulk-N` (10 for the other products). The request
   body is read but not validated: this is a stub for measuring the gateway, not a provider.
@@ -121,6 +123,12 @@ class Stub:
             for pid, doc in zip(product_ids, docs, strict=True):
                 self.products[port, pid] = orjson.dumps(doc)
                 self.searches[port, pid] = orjson.dumps(opportunities(pid, _search_size(pid), seed=index + 1))
+        stamp = datetime(2030, 1, 1, tzinfo=UTC)
+        history = [
+            {"timestamp": (stamp + timedelta(minutes=i)).isoformat(), "status_code": code, "links": []}
+            for i, code in enumerate(("received", "accepted"))
+        ]
+        self.statuses = orjson.dumps({"statuses": history, "links": []})
         self._self_check(ports[0])
 
     def _self_check(self, port: int) -> None:
@@ -162,6 +170,11 @@ class Stub:
         await self._wait()
         return Response(CONFORMANCE, media_type=JSON)
 
+    async def order_statuses(self, request: Request) -> Response:
+        """Every order's history: received, then accepted (never terminal, so it stays tracked)."""
+        await self._wait()
+        return Response(self.statuses, media_type=JSON)
+
     async def search(self, request: Request) -> Response:
         """The product's whole opportunity collection in one page, whatever the body asks."""
         await request.body()
@@ -180,6 +193,7 @@ def stub_app(stub: Stub) -> Starlette:
             Route("/products/{product_id}", stub.get_product, methods=["GET"]),
             Route("/products/{product_id}/conformance", stub.conformance, methods=["GET"]),
             Route("/products/{product_id}/opportunities", stub.search, methods=["POST"]),
+            Route("/orders/{order_id}/statuses", stub.order_statuses, methods=["GET"]),
         ]
     )
 

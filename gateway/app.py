@@ -12,6 +12,7 @@ from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect
 
 from adapters.base import DeliberateError
+from gateway.domain.events import EventSink
 from gateway.http import handlers
 from gateway.http.middleware import AuthMiddleware, BodyLimitMiddleware, RequestContextMiddleware, SlashRedirect
 from gateway.http.operations import routes
@@ -27,16 +28,18 @@ def create_app(
     *,
     transports: Mapping[str, httpx.AsyncBaseTransport] | None = None,
     watch_config: bool = False,
+    events: EventSink | None = None,
 ) -> Starlette:
     """The gateway as an ASGI app.
 
     `transports` replaces providers' network transports (tests). `watch_config` reloads the
-    configuration file `settings.source` on SIGHUP and when it changes.
+    configuration file `settings.source` on SIGHUP and when it changes. `events` receives the
+    events the tracker and search runner publish instead of the webhook outbox (tests).
     """
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        app.state.runtime = await Runtime.open(settings, transports)
+        app.state.runtime = await Runtime.open(settings, transports, events)
         reloader = Reloader(settings.source, app.state) if watch_config and settings.source else None
         if reloader is not None:
             reloader.start()

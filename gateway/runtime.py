@@ -14,18 +14,21 @@ import structlog
 
 from gateway.domain.access import Gatekeeper
 from gateway.domain.cursor import CursorCodec
+from gateway.domain.events import EventSink
 from gateway.notify.notifier import Notifier
 from gateway.obs.metrics import Metrics
 from gateway.services.catalogue import Catalogue
 from gateway.services.journal import OrderJournal, Retention
 from gateway.services.link_bases import learn_link_bases
 from gateway.services.order_lists import OrderLists
+from gateway.services.order_tracker import OrderTracker, TrackerSettings
 from gateway.services.ordering import STALE_MARGIN_S, OrderDesk
 from gateway.services.reconcile import Reconciler, ReconcileSettings
 from gateway.services.search_records import SearchRecords
 from gateway.services.search_runner import SearchRunner
 from gateway.services.store_guard import StoreGuard, cursor_secret
 from gateway.services.token_cache import StoreTokens
+from gateway.services.tracked_orders import TrackedOrders
 from gateway.settings.models import GatewaySettings, Settings
 from gateway.store import Store, open_store
 from gateway.upstream.providers import Providers, build_providers
@@ -44,6 +47,11 @@ def reconcile_settings(gw: GatewaySettings) -> ReconcileSettings:
     )
 
 
+def tracker_settings(gw: GatewaySettings) -> TrackerSettings:
+    """The status tracker's deadline and horizon from the gateway settings."""
+    return TrackerSettings(deadline_s=gw.deadline_s, max_age_s=gw.order_retention_s)
+
+
 @dataclass(frozen=True, slots=True)
 class Runtime:
     """Everything a request handler needs, built once at start-up."""
@@ -58,6 +66,8 @@ class Runtime:
     runner: SearchRunner
     orders: OrderDesk
     reconciler: Reconciler
+    # Follows the status of every order placed here and publishes new entries as events.
+    tracker: OrderTracker
     store_guard: StoreGuard
     gatekeeper: Gatekeeper
     # Start-up check of federated members; a failed check is logged, never fatal.
@@ -74,9 +84,13 @@ class Runtime:
 
     @classmethod
     async def open(
-        cls, settings: Settings, transports: Mapping[str, httpx.AsyncBaseTransport] | None = None
+        cls,
+        settings: Settings,
+        transports: Mapping[str, httpx.AsyncBaseTransport] | None = None,
+        events: EventSink | None = None,
     ) -> Runtime:
-        """Open the store and the provider clients."""
+        """Open the store and the provider clients. `events` receives the tracker's and the search
+        runner's events instead of the webhook outbox (tests collect them)."""
         store = open_store(settings.gateway.store, prefix=settings.gateway.store_prefix)
         metrics = Metrics()
         try:
@@ -92,6 +106,7 @@ class Runtime:
         searches = SearchRecords(store, gw.search_ttl_s)
         notifier = Notifier(store, gw.webhooks, metrics)
         notifier.start()
+        sink: EventSink = events or notifier.outbox
         runner = SearchRunner(
             searches,
             catalogue,
@@ -100,12 +115,15 @@ class Runtime:
             refresh_s=gw.search_refresh_s,
             deadline_s=gw.deadline_s,
             max_results=gw.max_search_results,
-            events=notifier.outbox,
+            events=sink,
         )
         runner.start()
-        journal = OrderJournal(store, Retention(gw.idempotency_ttl_s, gw.order_retention_s))
+        tracked = TrackedOrders(store, gw.order_retention_s)
+        journal = OrderJournal(store, Retention(gw.idempotency_ttl_s, gw.order_retention_s), tracked)
         reconciler = Reconciler(journal, catalogue, metrics, reconcile_settings(gw))
         reconciler.start()
+        tracker = OrderTracker(tracked, catalogue, sink, metrics, tracker_settings(gw))
+        tracker.start()
         orders = OrderDesk(journal, catalogue, reconciler, metrics, gw.deadline_s)
         checks = asyncio.create_task(catalogue.verify_members(gw.deadline_s))
         return cls(
@@ -119,6 +137,7 @@ class Runtime:
             runner,
             orders,
             reconciler,
+            tracker,
             guard,
             Gatekeeper(settings.clients),
             checks,
@@ -142,6 +161,7 @@ class Runtime:
         catalogue = Catalogue(settings, providers)
         self.runner.catalogue = catalogue
         self.reconciler.catalogue = catalogue
+        self.tracker.catalogue = catalogue
         orders = OrderDesk(self.orders.journal, catalogue, self.reconciler, self.metrics, settings.gateway.deadline_s)
         self._retire(self.providers, self.settings.gateway.deadline_s + 5)
         return replace(
@@ -177,6 +197,7 @@ class Runtime:
             task.cancel()
         await asyncio.gather(*self.retiring, return_exceptions=True)
         await self.reconciler.stop()
+        await self.tracker.stop()
         await self.notifier.aclose()
         await self.store_guard.stop()
         await self.providers.aclose()

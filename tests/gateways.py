@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from starlette.types import ASGIApp, Message
 
 from gateway.app import create_app
+from gateway.domain.events import EventSink
 from gateway.settings.models import ProviderSettings, Settings
 
 GATEWAY_URL = "http://gateway.test"
@@ -55,9 +56,11 @@ async def gateway_client(
     *,
     settings: Settings | None = None,
     provider_overrides: Mapping[str, Any] | None = None,
+    events: EventSink | None = None,
     **gateway: Any,
 ) -> AsyncIterator[httpx.AsyncClient]:
-    """A client of a gateway whose providers are the given ASGI apps (or fault transports)."""
+    """A client of a gateway whose providers are the given ASGI apps (or fault transports); `events`
+    receives the gateway's order status events."""
     if settings is None:
         gateway.setdefault("secret", "test-secret")
         settings = Settings.build(provider_settings(list(upstreams), **(provider_overrides or {})), **gateway)
@@ -65,7 +68,7 @@ async def gateway_client(
         pid: up if isinstance(up, httpx.AsyncBaseTransport) else httpx.ASGITransport(app=up)
         for pid, up in upstreams.items()
     }
-    app = create_app(settings, transports=transports)
+    app = create_app(settings, transports=transports, events=events)
     async with lifespan(app), httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=GATEWAY_URL) as client:
         yield client
 

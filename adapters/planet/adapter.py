@@ -44,6 +44,9 @@ class PlanetAdapter:
 
     finds_orders_by_reference = True
     cancels_orders = True  # DELETE /orders/{id}/
+    # Order history is a list call (300/min sustained): a quarter of that at 600 s per order is 750 open orders.
+    status_poll_s = 600.0
+    read_rate_per_s: float | None = 5.0  # listing: 300/min sustained (the order history is a list call)
 
     def __init__(
         self, provider_id: str, client: httpx.AsyncClient, options: PlanetOptions, *, scrubber: Scrubber | None = None

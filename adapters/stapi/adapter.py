@@ -58,6 +58,8 @@ class StapiAdapter:
 
     finds_orders_by_reference = False
     cancels_orders = False  # STAPI 0.1 has no cancel
+    status_poll_s = 60.0  # STAPI says nothing of rates; once a minute is the default
+    read_rate_per_s: float | None = None
 
     def __init__(
         self,

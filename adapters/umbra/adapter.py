@@ -47,6 +47,10 @@ class UmbraAdapter:
     # Umbra keeps `userOrderId` on a task: the gateway's attempt id goes there.
     finds_orders_by_reference = True
     cancels_orders = True  # PATCH /tasking/tasks/{id}/cancel
+    # One GET per poll against 25 reads/s per organisation: with the tracker's quarter of that,
+    # 300 s keeps 1,875 open tasks at full cadence, and tasks take hours to days anyway.
+    status_poll_s = 300.0
+    read_rate_per_s: float | None = 25.0  # "25 reads/s ... per organisation" (rate limiting page)
 
     def __init__(
         self, provider_id: str, client: httpx.AsyncClient, options: UmbraOptions, *, scrubber: Scrubber | None = None

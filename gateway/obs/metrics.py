@@ -94,6 +94,19 @@ class Metrics:
             registry=r,
         )
 
+        self.tracked_orders = Gauge(
+            "stapi_gateway_tracked_orders",
+            "Orders whose status the tracker follows (placed here, not yet terminal), by provider",
+            ["provider"],
+            registry=r,
+        )
+        self.status_polls = Counter(
+            "stapi_gateway_status_polls",
+            "Status polls of tracked orders by provider and outcome: changed, unchanged, failed, not_found",
+            ["provider", "outcome"],
+            registry=r,
+        )
+
     def exposition(self) -> bytes:
         """The Prometheus text format."""
         return generate_latest(self.registry)

@@ -21,8 +21,9 @@ from dataclasses import dataclass
 
 import structlog
 
-from gateway.domain.attempts import OrderAttempt
+from gateway.domain.attempts import AttemptState, OrderAttempt
 from gateway.domain.errors import StoreUnavailable
+from gateway.services.tracked_orders import TrackedOrders
 from gateway.store import Store
 
 log = structlog.get_logger("gateway.orders")
@@ -81,9 +82,11 @@ class Retention:
 class OrderJournal:
     """Attempts, idempotency keys and order ownership in the store."""
 
-    def __init__(self, store: Store, retention: Retention) -> None:
+    def __init__(self, store: Store, retention: Retention, tracking: TrackedOrders | None = None) -> None:
         self.store = store
         self.retention = retention
+        # Where placed orders are registered for status tracking (None: not tracked, e.g. the operator CLI).
+        self.tracking = tracking
 
     # --- idempotency keys ------------------------------------------------------------
 
@@ -163,12 +166,20 @@ class OrderJournal:
 
     async def _index(self, attempt: OrderAttempt) -> None:
         if attempt.state.final:
-            await self.store.index_remove(UNRESOLVED, attempt.id)
+            await self._settled(attempt)
         elif attempt.gave_up:
             await self.store.index_remove(UNRESOLVED, attempt.id)
             await self.store.index_add(ABANDONED, attempt.id, attempt.created, self.retention.orders_s)
         else:
             await self.store.index_add(UNRESOLVED, attempt.id, attempt.created, self.retention.orders_s)
+
+    async def _settled(self, attempt: OrderAttempt, index: str = UNRESOLVED) -> None:
+        """Take a final attempt out of the unresolved index, a placed one registered for tracking
+        first: every attempt is indexed from its creation until this, so a process killed between
+        the state change and here leaves the entry for the next `unresolved()` to finish."""
+        if attempt.state is AttemptState.PLACED and self.tracking is not None:
+            await self.tracking.register(attempt)
+        await self.store.index_remove(index, attempt.id)
 
     async def unresolved(self, limit: int, *, abandoned: bool = False) -> list[OrderAttempt]:
         """The oldest attempts whose outcome is not known (or that the reconciler gave up on)."""
@@ -176,7 +187,9 @@ class OrderJournal:
         out = []
         for attempt_id, _ in await self.store.index_page(index, limit=limit):
             attempt = await self.load(attempt_id)
-            if attempt is None or attempt.state.final:
+            if attempt is not None and attempt.state.final:
+                await self._settled(attempt, index)
+            elif attempt is None:
                 await self.store.index_remove(index, attempt_id)
             else:
                 out.append(attempt)

@@ -107,6 +107,9 @@ class Store(Protocol):
     async def stream_ack(self, stream: str, group: str, entry_id: str) -> bool:
         """Acknowledge an entry and delete it from the stream; True if it was pending."""
 
+    async def index_count(self, index: str) -> int:
+        """How many members `index` holds (0 when it does not exist); one cheap call, whatever the size."""
+
 
 def check_ttl(ttl_s: float | None) -> None:
     """Reject TTLs that no backend can honour, so both implementations fail the same way."""

@@ -197,3 +197,9 @@ class MemoryStore:
 
     async def stream_ack(self, stream: str, group: str, entry_id: str) -> bool:
         return self._streams.ack(stream, group, entry_id)
+
+    # --- counting ------------------------------------------------------------------------
+
+    async def index_count(self, index: str) -> int:
+        idx = self._live_index(index)
+        return 0 if idx is None else len(idx.scores)

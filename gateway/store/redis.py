@@ -247,3 +247,9 @@ class RedisStore:
     async def stream_ack(self, stream: str, group: str, entry_id: str) -> bool:
         with self._translated("stream_ack"):
             return await redis_streams.ack(self._redis, f"{self.prefix}st:{stream}", group, entry_id)
+
+    # --- counting ------------------------------------------------------------------------
+
+    async def index_count(self, index: str) -> int:
+        with self._translated("index_count"):
+            return int(await self._redis.zcard(self._ix(index)))

@@ -11,6 +11,7 @@ from starlette.types import ASGIApp
 
 from adapters.umbra.simulator import build_app
 from adapters.umbra.simulator_state import SimConfig, SimState
+from gateway.domain.events import EventSink
 from gateway.settings.models import ProviderSettings, Settings
 from tests.gateways import gateway_client, provider_settings
 
@@ -61,9 +62,11 @@ async def umbra_gateway(
     *,
     umbra_transport: httpx.AsyncBaseTransport | None = None,
     settings: Settings | None = None,
+    events: EventSink | None = None,
     **kwargs: Any,
 ) -> AsyncIterator[httpx.AsyncClient]:
-    """A client of a gateway whose `umbra` provider is the simulator holding `state`."""
+    """A client of a gateway whose `umbra` provider is the simulator holding `state` (`events`: the
+    gateway's order status events)."""
     app = build_app(state=state)
     upstreams: dict[str, ASGIApp | httpx.AsyncBaseTransport] = {
         "umbra": umbra_transport or httpx.ASGITransport(app=app),
@@ -71,5 +74,5 @@ async def umbra_gateway(
         **(others or {}),
     }
     settings = settings or umbra_settings(state, list(others or {}), **kwargs)
-    async with gateway_client(upstreams, settings=settings) as client:
+    async with gateway_client(upstreams, settings=settings, events=events) as client:
         yield client

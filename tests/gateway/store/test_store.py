@@ -296,3 +296,29 @@ async def test_durability_problems_are_sentences(store: Store) -> None:
     if isinstance(store, MemoryStore):
         assert problems
     assert all(isinstance(p, str) and len(p) > 20 for p in problems)
+
+
+# --- counting --------------------------------------------------------------------------
+
+
+async def test_index_count_counts_members_once(store: Store) -> None:
+    """0 for an index never written; each member once however often it moves; removals and emptying count down."""
+    assert await store.index_count("never") == 0
+    await _fill_index(store)
+    assert await store.index_count("idx") == len(INDEX_ENTRIES)
+    await store.index_add("idx", "m-a", 99.0)
+    assert await store.index_count("idx") == len(INDEX_ENTRIES)
+    await store.index_remove("idx", "m-a")
+    await store.index_remove("idx", "not-there")
+    assert await store.index_count("idx") == len(INDEX_ENTRIES) - 1
+    for member, _ in INDEX_ENTRIES:
+        await store.index_remove("idx", member)
+    assert await store.index_count("idx") == 0
+
+
+async def test_index_count_of_an_expired_index_is_zero(store: Store) -> None:
+    """An index past its TTL counts nothing, in both stores."""
+    await store.index_add("short", "m", 1.0, ttl_s=0.05)
+    assert await store.index_count("short") == 1
+    await asyncio.sleep(0.1)
+    assert await store.index_count("short") == 0
