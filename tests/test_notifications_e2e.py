@@ -1,0 +1,165 @@
+"""Issue 15's end-to-end case: an Umbra task walks to DELIVERED while nobody polls the gateway, and a
+subscribed receiver that is down at first, then fails, gets every status once per event id, in order,
+signed, although the gateway serving it is killed with SIGKILL midway and another replica takes over.
+
+Real processes on loopback: `stapi-gateway simulate --vendor umbra`, two `stapi-gateway serve`
+replicas on one real Redis, and a uvicorn receiver in the test's own loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import uvicorn
+import yaml
+from standardwebhooks.webhooks import Webhook
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from adapters.registry import simulated_vendors
+from adapters.umbra.simulator_state import WALK
+from adapters.umbra.statuses import TASK_STATUSES
+from tests.test_cli import SCRIPT, free_port, process
+
+
+class Receiver:
+    """A webhook receiver that verifies each delivery and answers 500 to the first `failures` of them."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.secret: str | None = None
+        self.received: list[tuple[str, dict[str, Any]]] = []
+        self.rejected = 0
+        self.app = Starlette(routes=[Route("/hooks", self.receive, methods=["POST"])])
+
+    async def receive(self, request: Request) -> Response:
+        """Verify the signature (Standard Webhooks), then keep the event or fail on purpose."""
+        body = await request.body()
+        assert self.secret is not None
+        event = Webhook(self.secret).verify(body, dict(request.headers))
+        if self.failures > 0:
+            self.failures -= 1
+            self.rejected += 1
+            return Response(status_code=500)
+        self.received.append((request.headers["webhook-id"], event))
+        return Response(status_code=204)
+
+
+@asynccontextmanager
+async def listening(app: Any, port: int) -> AsyncIterator[None]:
+    """Serve `app` on 127.0.0.1:`port` until the block ends."""
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        assert not task.done(), "the receiver did not start"
+        await asyncio.sleep(0.01)
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        await task
+
+
+@asynccontextmanager
+async def replica(config: Path, port: int) -> AsyncIterator[tuple[httpx.AsyncClient, asyncio.subprocess.Process]]:
+    """A `stapi-gateway serve` process the test may SIGKILL; killed at the end if still running."""
+    proc = await asyncio.create_subprocess_exec(
+        str(SCRIPT), "serve", "--config", str(config), "--port", str(port),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL, env={**os.environ},
+    )  # fmt: skip
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=20) as client:
+            for _ in range(400):
+                assert proc.returncode is None, "the gateway exited early"
+                try:
+                    await client.get("/healthz")
+                    break
+                except httpx.TransportError:
+                    await asyncio.sleep(0.05)
+            yield client, proc
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGKILL)
+        await proc.wait()
+
+
+def _order() -> dict[str, Any]:
+    start = datetime.now(UTC) + timedelta(days=1)
+    window = "/".join(t.isoformat().replace("+00:00", "Z") for t in (start, start + timedelta(days=2)))
+    return {"datetime": window, "geometry": {"type": "Point", "coordinates": [13.35, 52.51]}, "order_parameters": {}}
+
+
+async def _until(check: Any, timeout_s: float = 90.0) -> None:
+    for _ in range(int(timeout_s / 0.1)):
+        if check():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("timed out waiting")
+
+
+async def test_every_status_arrives_once_per_id_in_order_across_a_killed_replica(
+    tmp_path: Path, redis_url: str, redis_prefix: str
+) -> None:
+    """RECEIVED ... DELIVERED at the simulated Umbra become one signed `order.status` event each, in order."""
+    sim_port, receiver_port, port_a, port_b = free_port(), free_port(), free_port(), free_port()
+    sim_url = f"http://127.0.0.1:{sim_port}"
+    provider = {"url": sim_url, **simulated_vendors()["umbra"].provider(sim_url), "status_poll_s": 0.3}
+    gateway = {
+        "store": redis_url,
+        "store_prefix": redis_prefix,
+        "deadline_s": 20,
+        "webhooks": {"allow_private": True, "retry_initial_s": 0.2, "retry_max_s": 1.0, "timeout_s": 3},
+    }
+    config = tmp_path / "gateway.yaml"
+    config.write_text(yaml.safe_dump({"gateway": gateway, "providers": {"umbra": provider}}))
+    receiver = Receiver(failures=2)
+    sim = ("simulate", "--vendor", "umbra", "--port", str(sim_port), "--status-step-s", "0.5")
+    async with process(*sim, port=sim_port):
+        async with replica(config, port_a) as (a, proc_a):
+            hook = {"url": f"http://127.0.0.1:{receiver_port}/hooks", "events": ["order.status"]}
+            created = await a.post("/subscriptions", json=hook)
+            assert created.status_code == 201, created.text
+            receiver.secret = created.json()["secret"]
+            placed = await a.post("/products/umbra:spotlight/orders", json=_order())
+            assert placed.status_code == 201, placed.text
+            order_id = placed.json()["id"]
+            # The receiver is down while the first statuses come in; then replica A dies.
+            await asyncio.sleep(2.0)
+            proc_a.send_signal(signal.SIGKILL)
+            await proc_a.wait()
+        async with replica(config, port_b) as (b, _), listening(receiver.app, receiver_port):
+
+            def delivered() -> bool:
+                return any(e["data"]["provider:status"] == "DELIVERED" for _, e in receiver.received)
+
+            await _until(delivered)
+            await asyncio.sleep(1.0)  # anything sent twice would arrive by now
+            shown = (await b.get(f"/subscriptions/{created.json()['id']}/deliveries?limit=100")).json()
+    deliveries = shown["deliveries"]
+    assert {d["state"] for d in deliveries} == {"delivered"}
+    assert len(deliveries) == len(WALK)
+    # The first status was tried while the receiver was down: its attempts say so.
+    first = next(d for d in deliveries if d["event_id"] == receiver.received[0][0])
+    assert first["attempt_count"] >= 2
+    assert any(a["error"] and "ConnectError" in a["error"] for a in first["attempts"])
+    ids = [event_id for event_id, _ in receiver.received]
+    unique = list(dict.fromkeys(ids))
+    events = {event_id: event for event_id, event in receiver.received}
+    vendor = [events[i]["data"]["provider:status"] for i in unique]
+    assert vendor == list(WALK)
+    assert [events[i]["data"]["status_code"] for i in unique] == [TASK_STATUSES[s].value for s in WALK]
+    assert all(events[i]["data"]["order_id"] == order_id for i in unique)
+    assert all(events[i]["type"] == "order.status" for i in unique)
+    assert receiver.rejected == 2
+    assert len(unique) == len(WALK), orjson.dumps(ids).decode()
