@@ -157,6 +157,9 @@ class Runtime:
             self.settings.gateway.store_prefix,
         ):
             log.warning("config_reload_store_unchanged", detail="a new store takes effect only after a restart")
+        if settings.gateway.webhooks != self.settings.gateway.webhooks:
+            # The worker and the subscriptions book are this replica's for its lifetime.
+            log.warning("config_reload_webhooks_unchanged", detail="gateway.webhooks takes effect only after a restart")
         providers = build_providers(settings, self.metrics, self.transports, StoreTokens(self.store))
         catalogue = Catalogue(settings, providers)
         self.runner.catalogue = catalogue

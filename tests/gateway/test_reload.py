@@ -158,3 +158,23 @@ async def test_a_file_written_in_steps_is_applied_only_once_it_is_still(tmp_path
     assert statuses.count(200) == statuses.count(401) > 0
     assert set(statuses) == {200, 401}, statuses
     assert len([e for e in logs if e["event"] == "config_reloaded"]) == 1
+
+
+async def test_webhook_settings_wait_for_a_restart(tmp_path: Path) -> None:
+    """A reload that changes `gateway.webhooks` applies the rest and says the webhook keys need a restart."""
+    config = tmp_path / "gateway.yaml"
+    write(config, ["a"])
+    upstreams = {pid: httpx.ASGITransport(app=build_provider([ProductSpec("eo")], name=pid)) for pid in "ab"}
+    app = create_app(load_settings(config), transports=upstreams, watch_config=True)
+    with structlog.testing.capture_logs() as logs:
+        async with lifespan(app), httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=GATEWAY_URL) as c:
+            write(config, ["a", "b"])
+            config.write_text(config.read_text().replace("gateway:\n", "gateway:\n  webhooks: {allow_private: true}\n"))
+
+            async def both() -> bool:
+                return await provider_ids(c) == {"a", "b"}
+
+            await until(both)
+            refused = await c.post("/subscriptions", json={"url": "http://127.0.0.1/h", "events": ["order.status"]})
+    assert any(e["event"] == "config_reload_webhooks_unchanged" for e in logs)
+    assert refused.status_code == 422
