@@ -124,6 +124,10 @@ async def cancel(ctx: RequestContext, ref: OrderRef) -> JSONObject:
         await cancels.end(attempt.ended(state, time.time(), error_code=failed.code))
         raise
     await cancels.end(attempt.ended(CancelState.ACCEPTED, time.time()))
+    tracking = ctx.runtime.orders.journal.tracking
+    if tracking is not None:
+        # Its subscribers hear of the cancel at the next tracker pass, not at the order's next poll.
+        await tracking.poll_soon(ref.order_id)
     return namespace_order(found, ctx.rewriter(ref.provider))
 
 

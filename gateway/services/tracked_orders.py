@@ -95,6 +95,12 @@ class TrackedOrders:
         else:
             await self.store.index_remove(due_index(record.provider), record.order_id)
 
+    async def poll_soon(self, order_id: str) -> None:
+        """Make an open order due now (its status just changed through the gateway, e.g. a cancel)."""
+        record = await self.load(order_id)
+        if record is not None and record.state.open:
+            await self.store.index_add(due_index(record.provider), order_id, self.clock(), self.retention_s)
+
     async def forget(self, provider_id: str, order_id: str) -> None:
         """Drop an index entry whose record is gone (expired, or never written)."""
         await self.store.index_remove(due_index(provider_id), order_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -12,8 +13,10 @@ from adapters.umbra.simulator import build_app
 from gateway.domain.cancels import CancelState
 from gateway.services.cancel_journal import CancelJournal
 from gateway.services.journal import Retention
+from gateway.services.tracked_orders import TrackedOrders, due_index
 from gateway.store import Store, open_store
 from tests.adapters.umbra.harness import POINT, WINDOW, fast_state, umbra_gateway
+from tests.gateway.test_reload import until
 
 ORDER: dict[str, Any] = {"datetime": WINDOW, "geometry": POINT, "order_parameters": {}}
 
@@ -87,3 +90,30 @@ async def test_a_lost_cancel_answer_is_unknown_and_never_resent(
     assert lossy.cancels_sent == 1
     assert [e.state for e in entries] == [CancelState.UNKNOWN]
     assert entries[0].error_code == "provider_unreachable"
+
+
+async def test_an_accepted_cancel_makes_the_order_due_for_tracking(
+    store: Store, redis_url: str, redis_prefix: str
+) -> None:
+    """Once polled, an Umbra order is next due minutes later; after an accepted cancel the tracker polls
+    it at its next pass and sees it end (within seconds, not at its 300 s cadence)."""
+    state = fast_state(status_step_s=3600.0)
+    tracked = TrackedOrders(store, 60)
+    async with umbra_gateway(state, store=redis_url, store_prefix=redis_prefix) as client:
+        order_id = await _place(client, ["RECEIVED", "ACCEPTED"], state)
+
+        async def polled() -> bool:
+            record = await tracked.load(order_id)
+            return record is not None and record.polls >= 1
+
+        await until(polled)
+        before = dict(await store.index_page(due_index("umbra"), limit=10))[order_id]
+        cancelled = await client.post(f"/orders/{order_id}/cancel")
+
+        async def ended() -> bool:
+            record = await tracked.load(order_id)
+            return record is not None and not record.state.open
+
+        await until(ended)
+    assert cancelled.status_code == 202
+    assert before > time.time() + 60
