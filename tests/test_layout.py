@@ -24,8 +24,16 @@ MAY_IMPORT: dict[str, set[str]] = {
     "gateway/obs": set(),
     "gateway/upstream": BASE | {"gateway/settings", "gateway/domain", "gateway/obs"},
     "gateway/services": BASE
-    | {"gateway/settings", "gateway/domain", "gateway/obs", "gateway/store", "gateway/upstream", "gateway.runtime"},
-    "gateway/notify": BASE | {"gateway/settings", "gateway/domain", "gateway/obs", "gateway/store"},
+    | {
+        "gateway/settings",
+        "gateway/domain",
+        "gateway/obs",
+        "gateway/store",
+        "gateway/upstream",
+        "gateway/aio",
+        "gateway.runtime",
+    },
+    "gateway/notify": BASE | {"gateway/settings", "gateway/domain", "gateway/obs", "gateway/store", "gateway/aio"},
     "gateway/http": BASE
     | {
         "gateway/settings",
@@ -37,6 +45,7 @@ MAY_IMPORT: dict[str, set[str]] = {
         "gateway.runtime",
     },
     "gateway/demo": set(),
+    "gateway/aio": set(),
 }
 # Third-party packages a folder must not reach for: the domain does no I/O, only http/ (and the
 # simulators, Starlette apps of their own) speaks Starlette, and adapters know only httpx.

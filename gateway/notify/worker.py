@@ -19,12 +19,12 @@ from dataclasses import dataclass
 
 import structlog
 
+from gateway.aio.tasks import stop_task
 from gateway.domain.errors import StoreUnavailable
 from gateway.notify.model import DELIVERY_KEY, QUEUE_GROUP, QUEUE_STREAM, Delivery, DeliveryAttempt, DeliveryState
 from gateway.notify.schedule import after_attempt, record_ttl_s
 from gateway.notify.sender import Sender, SendResult
 from gateway.notify.subscriptions import Subscriptions
-from gateway.notify.tasks import stop_task
 from gateway.obs.metrics import Metrics
 from gateway.settings.models import WebhookSettings
 from gateway.store import STREAM_START, Store, StreamEntry

@@ -22,12 +22,12 @@ from functools import partial
 import structlog
 
 from adapters.base import DeliberateError, JSONObject, NotFound
+from gateway.aio.tasks import stop_task
 from gateway.domain.errors import StoreUnavailable
 from gateway.domain.events import EventSink, order_status_event
 from gateway.domain.ratelimit import TokenBucket
 from gateway.domain.tracking import TrackedOrder, in_history_order
 from gateway.obs.metrics import Metrics
-from gateway.services.background import stop_task
 from gateway.services.catalogue import Catalogue
 from gateway.services.fanout import Deadline, call_one
 from gateway.services.tracked_orders import TrackedOrders

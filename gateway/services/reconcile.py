@@ -19,10 +19,10 @@ from dataclasses import dataclass
 import structlog
 
 from adapters.base import NotFound
+from gateway.aio.tasks import stop_task, wait_event
 from gateway.domain.attempts import AttemptError, AttemptState, OrderAttempt
 from gateway.domain.errors import StoreUnavailable
 from gateway.obs.metrics import Metrics
-from gateway.services.background import stop_task, wait_event
 from gateway.services.catalogue import Catalogue
 from gateway.services.journal import OrderJournal
 from gateway.services.order_scan import SKEW_S, OrderListScan

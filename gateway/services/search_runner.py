@@ -33,6 +33,7 @@ from adapters.base import (
     SearchResult,
 )
 from adapters.scrub import printable
+from gateway.aio.tasks import stop_task
 from gateway.domain import ids, merge
 from gateway.domain.errors import StoreUnavailable
 from gateway.domain.events import EventSink, NoEvents, search_event
@@ -40,7 +41,6 @@ from gateway.domain.federation import Member
 from gateway.domain.opportunities import MAX_LIMIT, namespace_opportunity, upstream_request
 from gateway.domain.records import BASE_PLACEHOLDER, MemberMode, MemberState, SearchRecord, SearchState
 from gateway.obs.metrics import Metrics
-from gateway.services.background import stop_task
 from gateway.services.catalogue import Catalogue
 from gateway.services.fanout import Deadline, call_one
 from gateway.services.search_records import SearchRecords

@@ -18,10 +18,10 @@ from typing import Any
 
 import structlog
 
+from gateway.aio.tasks import stop_task
 from gateway.domain.cursor import CursorCodec
 from gateway.domain.errors import StoreNotDurable, StoreUnavailable
 from gateway.obs.metrics import Metrics
-from gateway.services.background import stop_task
 from gateway.settings.models import Settings
 from gateway.store import Store, open_store
 

@@ -3,22 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 
-from gateway.store import STREAM_START, Store, open_store
-
-
-@pytest.fixture(params=["memory", "redis"])
-async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
-    """One store of each implementation, under a prefix of the test's own."""
-    if request.param == "redis":
-        opened = open_store(request.getfixturevalue("redis_url"), prefix=request.getfixturevalue("redis_prefix"))
-    else:
-        opened = open_store("memory://")
-    yield opened
-    await opened.aclose()
+from gateway.store import STREAM_START, Store
 
 
 async def test_ids_increase_and_fields_round_trip(store: Store) -> None:

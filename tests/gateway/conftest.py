@@ -1,4 +1,5 @@
-"""Stores for the notification tests: the memory store and a real Redis under the test's own prefix."""
+"""Fixtures of the gateway tests: `store`, each store implementation (memory, and a real Redis under
+the test's own prefix); modules that need one kind define their own `store`."""
 
 from __future__ import annotations
 

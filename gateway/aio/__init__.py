@@ -1,0 +1,1 @@
+"""asyncio helpers every background loop shares (search runner, reconciler, tracker, webhook worker)."""
