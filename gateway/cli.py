@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import gc
 import os
 import socket
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Sequence
 
 import structlog
 import uvicorn
@@ -19,16 +17,17 @@ from adapters.registry import simulated_vendors
 from gateway.app import create_app
 from gateway.demo.simulator import simulator_app
 from gateway.domain.errors import StoreUnavailable
-from gateway.http.serving import guarded_protocol
+from gateway.http.serving import QuietServer, WorkerServer, tune_gc, uvicorn_config
 from gateway.obs.logging import configure_logging
 from gateway.services import operator
 from gateway.services.store_guard import durability_refusal
-from gateway.settings.client_limits import ClientLimits
 from gateway.settings.loader import load_settings
 from gateway.settings.models import ProviderSettings, Settings
 from gateway.settings.problems import ConfigError
+from gateway.supervisor import Supervisor, WorkerMain
 
 CONFIG_ENV = "STAPI_GATEWAY_CONFIG"
+WORKERS_ENV = "STAPI_GATEWAY_WORKERS"
 log = structlog.get_logger("gateway.cli")
 DEMO_VENDORS = {"acme": "ACME Space (simulated optical)", "orbit": "Orbit Radar (simulated SAR)"}
 DEMO_PRODUCTS = [
@@ -40,6 +39,17 @@ DEMO_PRODUCTS = [
 ]
 
 
+def _worker_count(text: str) -> int:
+    """A `--workers` value: a whole number from 1 to 64."""
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if not 1 <= count <= 64:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of workers from 1 to 64")
+    return count
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stapi-gateway", description="One STAPI endpoint over many providers.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -48,6 +58,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--log-level", default="info")
+    serve.add_argument(
+        "--workers",
+        type=_worker_count,
+        default=os.environ.get(WORKERS_ENV, "1"),
+        help=f"worker processes on the one port (or ${WORKERS_ENV}; default 1); more than 1 needs a redis:// store",
+    )
     check = commands.add_parser("check-config", help="validate a configuration; contacts nothing")
     check.add_argument("path")
     unknown = commands.add_parser("unknown-orders", help="list order attempts of unknown outcome in the store")
@@ -73,38 +89,6 @@ def _parser() -> argparse.ArgumentParser:
     )
     simulate.add_argument("--log-level", default="info")
     return parser
-
-
-def _uvicorn_config(
-    app: object, host: str, port: int, log_level: str, limits: ClientLimits | None = None
-) -> uvicorn.Config:
-    """uvicorn on uvloop and httptools; a gateway's (`limits` given) with bounded, timed request heads.
-
-    A gateway's uvicorn reads no forwarded headers itself (`proxy_headers=False`): the client
-    address stays the connecting peer, which `trusted_proxies` is about.
-    """
-    return uvicorn.Config(
-        app,  # type: ignore[arg-type]
-        host=host,
-        port=port,
-        loop="uvloop",
-        http="httptools" if limits is None else guarded_protocol(limits),
-        proxy_headers=limits is None,
-        log_config=None,
-        log_level=log_level,
-        access_log=False,
-    )
-
-
-def tune_gc() -> None:
-    """Fewer, cheaper collections for a server that allocates many short-lived JSON objects.
-
-    Measured (bench/profile.py): full collections took 40 % of a 5 x 2,000 federated merge.
-    Objects alive at start-up are frozen out of every later collection.
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(10_000, 20, 20)
 
 
 def cmd_check_config(path: str) -> int:
@@ -153,18 +137,27 @@ def cmd_unknown_orders(config: str | None, as_json: bool) -> int:
     return 1 if rows else 0
 
 
-def cmd_serve(config: str | None, host: str, port: int, log_level: str) -> int:
-    """Load the configuration and serve until interrupted."""
+def cmd_serve(config: str | None, host: str, port: int, log_level: str, workers: int = 1) -> int:
+    """Load the configuration and serve until interrupted (in `workers` processes on the one port)."""
     if not config:
         print(f"stapi-gateway serve: give --config PATH or set {CONFIG_ENV}", file=sys.stderr)
         return 2
-    configure_logging(log_level)
+    # With several workers every line names the process it came from.
+    configure_logging(log_level, pid=workers > 1)
     try:
         settings = load_settings(config)
     except ConfigError as exc:
         for problem in exc.problems:
             log.error("config_problem", problem=str(problem))
         return 1
+    if workers > 1 and settings.gateway.store.startswith("memory://"):
+        print(
+            f"stapi-gateway serve: --workers {workers} needs a shared store: memory:// lives inside each "
+            "worker process, so searches, orders, idempotency keys and cursors would split between them. "
+            "Set gateway.store to a redis:// URL, or serve with --workers 1.",
+            file=sys.stderr,
+        )
+        return 2
     try:
         refusal = asyncio.run(durability_refusal(settings))
     except StoreUnavailable as exc:
@@ -173,18 +166,35 @@ def cmd_serve(config: str | None, host: str, port: int, log_level: str) -> int:
         log.error("startup_refused", reason="store_durability: require", detail=refusal)
         return 1
     tune_gc()
-    app = create_app(settings, watch_config=True)
-    uvicorn.Server(_uvicorn_config(app, host, port, log_level, settings.gateway)).run()
-    return 0
+    if workers == 1:
+        app = create_app(settings, watch_config=True)
+        uvicorn.Server(uvicorn_config(app, host, port, log_level, settings.gateway)).run()
+        return 0
+    # The master binds once; every worker accepts on that socket and builds its own app.
+    sock = uvicorn_config(None, host, port, log_level).bind_socket()
+    try:
+        return Supervisor(workers, sock, _worker_main(config, host, port, log_level)).run()
+    finally:
+        sock.close()
 
 
-class _QuietServer(uvicorn.Server):
-    """A server that leaves signals to the gateway's server in the same process."""
+def _worker_main(config: str, host: str, port: int, log_level: str) -> WorkerMain:
+    """What a forked worker runs: the configuration read afresh (a replacement gets the current
+    file), its own app with its own reloader, uvicorn on the master's socket."""
 
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        """Install no handlers."""
-        yield
+    def run(sock: socket.socket, on_serving: Callable[[], None]) -> int:
+        try:
+            settings = load_settings(config)
+        except ConfigError as exc:
+            for problem in exc.problems:
+                log.error("config_problem", problem=str(problem))
+            return 1
+        app = create_app(settings, watch_config=True)
+        server = WorkerServer(uvicorn_config(app, host, port, log_level, settings.gateway), on_serving)
+        server.run(sockets=[sock])
+        return 0 if server.started else 3
+
+    return run
 
 
 def _free_port(host: str) -> int:
@@ -206,18 +216,18 @@ def _busy(host: str, port: int) -> bool:
 
 
 async def _demo(host: str, port: int, log_level: str, vendor_port_base: int) -> None:
-    vendors: list[tuple[str, _QuietServer]] = []
+    vendors: list[tuple[str, QuietServer]] = []
     providers = []
     for i, (vendor, title) in enumerate(DEMO_VENDORS.items()):
         vendor_port = vendor_port_base + i if vendor_port_base else _free_port(host)
-        server = _QuietServer(_uvicorn_config(simulator_app(vendor), host, vendor_port, "warning"))
+        server = QuietServer(uvicorn_config(simulator_app(vendor), host, vendor_port, "warning"))
         vendors.append((vendor, server))
         providers.append(ProviderSettings(id=vendor, url=f"http://{host}:{vendor_port}", title=title))
     # Vendors that do not speak STAPI, each behind its own adapter, side by side with the STAPI ones.
     for i, (name, sim) in enumerate(simulated_vendors().items(), start=len(DEMO_VENDORS)):
         vendor_port = vendor_port_base + i if vendor_port_base else _free_port(host)
         url = f"http://{host}:{vendor_port}"
-        vendors.append((name, _QuietServer(_uvicorn_config(sim.app(0.0, None), host, vendor_port, "warning"))))
+        vendors.append((name, QuietServer(uvicorn_config(sim.app(0.0, None), host, vendor_port, "warning"))))
         providers.append(
             ProviderSettings.model_validate({"id": name, "url": url, "title": sim.title, **sim.provider(url)})
         )
@@ -240,7 +250,7 @@ async def _demo(host: str, port: int, log_level: str, vendor_port_base: int) -> 
     print(f"Demo providers: {', '.join(p.base_url for p in providers)}", file=sys.stderr)
     print(f"Open http://{host}:{port}/products  (Ctrl-C stops everything)", file=sys.stderr)
     try:
-        await uvicorn.Server(_uvicorn_config(create_app(settings), host, port, log_level, settings.gateway)).serve()
+        await uvicorn.Server(uvicorn_config(create_app(settings), host, port, log_level, settings.gateway)).serve()
     finally:
         for _, vendor_server in vendors:
             vendor_server.should_exit = True
@@ -268,7 +278,7 @@ def cmd_simulate(
     configure_logging(log_level)
     sim = simulated_vendors().get(vendor)
     app = sim.app(latency_s, status_step_s) if sim is not None else simulator_app(vendor, latency_s=latency_s)
-    uvicorn.Server(_uvicorn_config(app, host, port, log_level)).run()
+    uvicorn.Server(uvicorn_config(app, host, port, log_level)).run()
     return 0
 
 
@@ -278,7 +288,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "check-config":
         return cmd_check_config(args.path)
     if args.command == "serve":
-        return cmd_serve(args.config, args.host, args.port, args.log_level)
+        return cmd_serve(args.config, args.host, args.port, args.log_level, args.workers)
     if args.command == "unknown-orders":
         return cmd_unknown_orders(args.config, args.json)
     if args.command == "simulate":

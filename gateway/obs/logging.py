@@ -37,10 +37,19 @@ class LineWriter:
     debug = info = warning = warn = error = critical = exception = fatal = msg
 
 
-def configure_logging(level: str = "info", *, json: bool | None = None) -> None:
-    """Route structlog and the standard library (uvicorn) through one pipeline."""
+def _add_pid(_: Any, __: str, event_dict: structlog.types.EventDict) -> structlog.types.EventDict:
+    event_dict["pid"] = os.getpid()
+    return event_dict
+
+
+def configure_logging(level: str = "info", *, json: bool | None = None, pid: bool = False) -> None:
+    """Route structlog and the standard library (uvicorn) through one pipeline.
+
+    `pid` adds the process id to every line (several worker processes share one stderr).
+    """
     as_json = not sys.stderr.isatty() if json is None else json
     shared: list[structlog.types.Processor] = [
+        *([_add_pid] if pid else []),
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_logger_name,
         structlog.processors.add_log_level,

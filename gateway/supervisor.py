@@ -1,0 +1,223 @@
+"""`serve --workers N`: one master process owns the listening socket and keeps N forked workers.
+
+Why a supervisor of our own rather than uvicorn's `Multiprocess`: that one spawns (so the app,
+its configured protocol class and the settings must be importable and picklable) and answers
+SIGHUP by replacing every worker, where the gateway wants each worker's own hot reload, which
+keeps its connections and requests in flight. Forking after the configuration was checked is
+also cheaper on memory (pages shared copy-on-write, `gc.freeze` keeps them shared).
+
+The master does nothing but signals and children: SIGHUP is passed on to every worker (each
+reloads itself, and each also watches the files); SIGTERM and SIGINT are passed on once as
+received (uvicorn's graceful shutdown in each worker; a second SIGINT forces it, as with one
+process) and the master exits 0 once every worker has. A worker that dies is replaced, after a
+pause that grows while replacements die young; workers that die before any was ever ready stop
+the master (exit 1): a broken configuration or an unreachable store does not loop for ever.
+
+Workers run in a process group of their own, so a terminal's Ctrl-C reaches the master alone and
+is passed on once, and they stop by themselves (SIGTERM to self) should the master vanish.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import signal
+import socket
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import structlog
+
+log = structlog.get_logger("gateway.supervisor")
+
+# What a worker is given: the shared listening socket, and a callable to say it is serving.
+WorkerMain = Callable[[socket.socket, Callable[[], None]], int]
+FORWARDED = (signal.SIGHUP, signal.SIGTERM, signal.SIGINT)
+YOUNG_S = 10.0  # a worker dying sooner than this after its start makes the next pause longer
+MAX_PAUSE_S = 30.0
+
+
+@dataclass
+class Worker:
+    """One forked worker process and the slot it fills."""
+
+    pid: int
+    slot: int
+    started_at: float
+    ready: bool = False
+
+
+@dataclass
+class _Slot:
+    """A worker position: how often its workers died young, and when to start the next one."""
+
+    young_deaths: int = 0
+    due_at: float | None = None
+
+
+@dataclass
+class Supervisor:
+    """Starts `count` workers on `sock` and keeps them running until told to stop."""
+
+    count: int
+    sock: socket.socket
+    worker_main: WorkerMain
+    workers: dict[int, Worker] = field(default_factory=dict)
+    stopping: bool = False
+    ever_ready: bool = False
+    failed: bool = False
+
+    def run(self) -> int:
+        """Supervise until the workers have stopped: 0 after a requested stop, 1 if none could start."""
+        self._slots = [_Slot() for _ in range(self.count)]
+        self._wake_r, self._wake_w = os.pipe()
+        self._ready_r, self._ready_w = os.pipe()
+        for fd in (self._wake_r, self._wake_w):
+            os.set_blocking(fd, False)
+        # The handlers do nothing: the C-level handler writes each signal's number to the wake pipe,
+        # and this loop, not an interrupted frame, acts on it.
+        previous = {sig: signal.signal(sig, _ignore) for sig in (*FORWARDED, signal.SIGCHLD)}
+        previous_wakeup = signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
+        log.info("supervisor_started", workers=self.count)
+        try:
+            for slot in range(self.count):
+                self._spawn(slot)
+            while self.workers or (not self.stopping and self._due()):
+                self._step()
+        finally:
+            signal.set_wakeup_fd(previous_wakeup)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            for fd in (self._wake_r, self._wake_w, self._ready_r, self._ready_w):
+                os.close(fd)
+        log.info("supervisor_stopped", failed=self.failed)
+        return 1 if self.failed else 0
+
+    # --- the loop --------------------------------------------------------------------------
+
+    def _due(self) -> list[float]:
+        return [slot.due_at for slot in self._slots if slot.due_at is not None]
+
+    def _step(self) -> None:
+        """Wait for a signal, a worker's readiness or a due replacement, and act on it."""
+        due = self._due()
+        timeout = None if not due or self.stopping else max(0.0, min(due) - time.monotonic())
+        readable, _, _ = select.select([self._wake_r, self._ready_r], [], [], timeout)
+        if self._wake_r in readable:
+            with contextlib.suppress(BlockingIOError):
+                for number in os.read(self._wake_r, 512):
+                    self._on_signal(signal.Signals(number))
+        if self._ready_r in readable:
+            for line in os.read(self._ready_r, 4096).split():
+                self._on_ready(int(line))
+        self._reap()
+        now = time.monotonic()
+        for index, slot in enumerate(self._slots):
+            if slot.due_at is not None and slot.due_at <= now and not self.stopping:
+                slot.due_at = None
+                self._spawn(index)
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        if sig == signal.SIGCHLD:
+            return  # reaped right after
+        if sig == signal.SIGHUP:
+            log.info("reload_forwarded", workers=sorted(self.workers))
+        elif not self.stopping:
+            self.stopping = True
+            log.info("shutdown_forwarded", signal=sig.name, workers=sorted(self.workers))
+        for pid in self.workers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+
+    def _on_ready(self, pid: int) -> None:
+        worker = self.workers.get(pid)
+        if worker is not None:
+            worker.ready = self.ever_ready = True
+            log.info("worker_ready", worker=pid, slot=worker.slot)
+
+    def _reap(self) -> None:
+        """Collect every worker that has exited; replace it unless stopping."""
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            worker = self.workers.pop(pid, None)
+            if worker is not None:
+                self._on_exit(worker, status)
+
+    def _on_exit(self, worker: Worker, status: int) -> None:
+        exit_code = os.waitstatus_to_exitcode(status)
+        if self.stopping:
+            log.info("worker_stopped", worker=worker.pid, exit_code=exit_code)
+            return
+        lived_s = time.monotonic() - worker.started_at
+        slot = self._slots[worker.slot]
+        if not worker.ready and not self.ever_ready:
+            log.error("worker_failed_to_start", worker=worker.pid, exit_code=exit_code)
+            self.failed = self.stopping = True
+            for pid in self.workers:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
+            return
+        slot.young_deaths = slot.young_deaths + 1 if lived_s < YOUNG_S else 0
+        pause_s = min(MAX_PAUSE_S, 0.5 * 2 ** (slot.young_deaths - 1)) if slot.young_deaths else 0.0
+        log.warning("worker_died", worker=worker.pid, exit_code=exit_code, lived_s=round(lived_s, 1), pause_s=pause_s)
+        slot.due_at = time.monotonic() + pause_s
+
+    # --- a worker --------------------------------------------------------------------------
+
+    def _spawn(self, slot: int) -> None:
+        pid = os.fork()
+        if pid:
+            self.workers[pid] = Worker(pid, slot, time.monotonic())
+            log.info("worker_started", worker=pid, slot=slot)
+            return
+        code = 1
+        try:
+            code = self._become_worker()
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        except BaseException:  # a worker must never return into the master's loop
+            traceback.print_exc()
+        finally:
+            sys.stderr.flush()
+            os._exit(code)
+
+    def _become_worker(self) -> int:
+        """In the child: shed the master's signal set-up and run the worker."""
+        signal.set_wakeup_fd(-1)
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
+            signal.signal(sig, signal.SIG_DFL)
+        # Until the worker's reloader takes SIGHUP over, one forwarded during start-up is moot:
+        # the worker reads the configuration as it is then.
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        os.setpgid(0, 0)
+        for fd in (self._wake_r, self._wake_w, self._ready_r):
+            os.close(fd)
+        ready_w = self._ready_w
+
+        def serving() -> None:
+            # One short write is atomic on a pipe: lines from several workers never interleave.
+            os.write(ready_w, b"%d\n" % os.getpid())
+
+        threading.Thread(target=_stop_when_orphaned, args=(os.getppid(),), daemon=True).start()
+        return self.worker_main(self.sock, serving)
+
+
+def _ignore(signum: int, frame: object) -> None:
+    """A Python-level handler, so that the wake-up pipe hears of the signal."""
+
+
+def _stop_when_orphaned(master: int, poll_s: float = 1.0) -> None:
+    """Shut this worker down gracefully if its master is gone (killed -9, say)."""
+    while os.getppid() == master:
+        time.sleep(poll_s)
+    os.kill(os.getpid(), signal.SIGTERM)
