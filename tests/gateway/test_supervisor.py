@@ -1,0 +1,256 @@
+"""`stapi-gateway serve --workers N`: real processes on loopback, one Redis, real stapi-fastapi providers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from gateway.supervisor import Supervisor
+from tests.test_cli import SCRIPT, free_port
+from tests.upstreams import ProductSpec, build_provider, serve
+
+
+class DelayedProducts:
+    """A real provider whose `GET /products` answers only after `delay_s` (a slow provider on demand)."""
+
+    def __init__(self, app: ASGIApp, delay_s: float) -> None:
+        self.app, self.delay_s = app, delay_s
+        self.arrived = asyncio.Event()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Hold `/products` back, note that it arrived; pass everything else straight on."""
+        if scope["type"] == "http" and scope["path"] == "/products":
+            self.arrived.set()
+            await asyncio.sleep(self.delay_s)
+        await self.app(scope, receive, send)
+
+
+@dataclass
+class Gateway:
+    """A running `serve --workers` master: its process, its stderr lines so far, a client."""
+
+    proc: asyncio.subprocess.Process
+    lines: list[str]
+    client: httpx.AsyncClient
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        """The JSON log records of event `name`, in order."""
+        records = [json.loads(line) for line in list(self.lines) if line.startswith("{")]
+        return [r for r in records if r.get("event") == name]
+
+    async def until(self, found: Callable[[], Any], what: str) -> Any:
+        """Poll `found` until it is truthy (a few seconds at most); return it."""
+        for _ in range(300):
+            if value := found():
+                return value
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"never saw {what}:\n" + "".join(self.lines))
+
+    async def ready_workers(self, count: int) -> set[int]:
+        """The pids of the first `count` workers to report ready (waits for them)."""
+        pids: set[int] = await self.until(
+            lambda: (
+                {r["worker"] for r in self.events("worker_ready")}
+                if len(self.events("worker_ready")) >= count
+                else None
+            ),
+            f"{count} workers ready",
+        )
+        return pids
+
+    async def get(self, path: str, request_id: str) -> httpx.Response:
+        """GET on a fresh connection (a kept-alive one would stay with one worker)."""
+        return await self.client.get(path, headers={"X-Request-ID": request_id})
+
+    def answered_by(self, request_ids: set[str]) -> dict[str, int]:
+        """Which process logged the request line of each of `request_ids`."""
+        return {r["request_id"]: r["pid"] for r in self.events("request") if r.get("request_id") in request_ids}
+
+
+@asynccontextmanager
+async def workers(config: Path, count: int) -> AsyncIterator[Gateway]:
+    """`stapi-gateway serve --workers COUNT`, stopped with SIGTERM at the end (exit 0 required)."""
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        str(SCRIPT),
+        *("serve", "--config", str(config), "--port", str(port), "--workers", str(count)),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    lines: list[str] = []
+
+    async def drain() -> None:
+        assert proc.stderr is not None
+        async for line in proc.stderr:
+            lines.append(line.decode())
+
+    drainer = asyncio.create_task(drain())
+    fresh = httpx.Limits(max_keepalive_connections=0)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10, limits=fresh) as client:
+            gateway = Gateway(proc, lines, client)
+            await gateway.ready_workers(count)
+            yield gateway
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(proc.wait(), 20)
+        await drainer
+        assert code == 0, "".join(lines)
+
+
+def write_config(path: Path, redis_url: str, prefix: str, providers: dict[str, str], title: str = "T") -> Path:
+    """A gateway configuration on the test's Redis prefix with these providers."""
+    body = (
+        f"gateway:\n  title: {title}\n  store: {redis_url}\n  store_prefix: '{prefix}'\n  deadline_s: 10\nproviders:\n"
+    )
+    body += "".join(f"  {name}:\n    url: {url}\n    timeout_s: 10\n" for name, url in providers.items())
+    path.write_text(body)
+    return path
+
+
+async def test_two_workers_answer_on_one_port_from_two_pids(tmp_path: Path, redis_url: str, redis_prefix: str) -> None:
+    """Requests on fresh connections to the one port are served by both workers, never by the master."""
+    async with serve(build_provider([ProductSpec("optical")], name="acme")) as acme_url:
+        config = write_config(tmp_path / "gw.yaml", redis_url, redis_prefix, {"acme": acme_url})
+        async with workers(config, 2) as gw:
+            pids = await gw.ready_workers(2)
+            sent: set[str] = set()
+            for i in range(200):
+                answer = await gw.get("/products", f"spread-{i}")
+                assert answer.status_code == 200
+                sent.add(f"spread-{i}")
+                if len(set(gw.answered_by(sent).values())) == 2:
+                    break
+            await gw.until(lambda: len(gw.answered_by(sent)) == len(sent), "every request's log line")
+            answered = set(gw.answered_by(sent).values())
+            master = gw.proc.pid
+    assert answered == pids
+    assert master not in pids
+
+
+async def test_sighup_and_file_change_reach_every_worker(tmp_path: Path, redis_url: str, redis_prefix: str) -> None:
+    """SIGHUP to the master reloads each worker in place; a file change is seen by each worker's own watch."""
+    acme = build_provider([ProductSpec("optical")], name="acme")
+    orbit = build_provider([ProductSpec("sar")], name="orbit")
+    async with serve(acme) as acme_url, serve(orbit) as orbit_url:
+        config = write_config(tmp_path / "gw.yaml", redis_url, redis_prefix, {"acme": acme_url}, title="Title-A1")
+        async with workers(config, 2) as gw:
+            pids = await gw.ready_workers(2)
+            # Same size and mtime: only the signal can reveal this edit.
+            stat = config.stat()
+            write_config(config, redis_url, redis_prefix, {"acme": acme_url}, title="Title-B2")
+            os.utime(config, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+            os.kill(gw.proc.pid, signal.SIGHUP)
+            by_signal = await gw.until(
+                lambda: {r["pid"] for r in gw.events("config_reloaded") if r["reason"] == "signal"} == pids,
+                "both workers reloaded on the signal",
+            )
+            titles = {(await gw.get("/", f"title-{i}")).json()["title"] for i in range(10)}
+            write_config(config, redis_url, redis_prefix, {"acme": acme_url, "orbit": orbit_url}, title="Title-B2")
+            await gw.until(
+                lambda: {r["pid"] for r in gw.events("config_reloaded") if r["reason"] == "file_change"} == pids,
+                "both workers reloaded on the file change",
+            )
+            listings = [await gw.get("/products", f"after-{i}") for i in range(10)]
+            restarted = {r["worker"] for r in gw.events("worker_started")} - pids
+    assert by_signal
+    assert titles == {"Title-B2"}
+    assert [sorted(p["id"] for p in answer.json()["products"]) for answer in listings] == [
+        ["acme:optical", "orbit:sar"]
+    ] * 10
+    # A reload, not a restart: the same two processes throughout.
+    assert restarted == set()
+
+
+async def test_sigterm_lets_a_request_in_flight_finish(tmp_path: Path, redis_url: str, redis_prefix: str) -> None:
+    """SIGTERM to the master while a worker waits on a slow provider: the answer still arrives, the master exits 0."""
+    slow = DelayedProducts(build_provider([ProductSpec("optical")], name="acme"), delay_s=1.5)
+    async with serve(slow) as acme_url:
+        config = write_config(tmp_path / "gw.yaml", redis_url, redis_prefix, {"acme": acme_url})
+        async with workers(config, 2) as gw:
+            in_flight = asyncio.create_task(gw.get("/products", "in-flight"))
+            await asyncio.wait_for(slow.arrived.wait(), 10)
+            gw.proc.send_signal(signal.SIGTERM)
+            answer = await in_flight
+            code = await asyncio.wait_for(gw.proc.wait(), 20)
+            forwarded = gw.events("shutdown_forwarded")
+            order = [r["event"] for r in gw.events("shutdown_forwarded") + gw.events("request")]
+            logged = [json.loads(line).get("event") for line in gw.lines if line.startswith("{")]
+    assert answer.status_code == 200
+    # The request's own line was written after the master had passed SIGTERM on: it was in flight.
+    assert sorted(order, key=logged.index) == ["shutdown_forwarded", "request"]
+    assert [p["id"] for p in answer.json()["products"]] == ["acme:optical"]
+    assert [r["signal"] for r in forwarded] == ["SIGTERM"]
+    assert code == 0
+
+
+async def test_a_killed_worker_is_replaced(tmp_path: Path, redis_url: str, redis_prefix: str) -> None:
+    """SIGKILL to a worker: the master starts another, which serves; the survivor kept serving."""
+    async with serve(build_provider([ProductSpec("optical")], name="acme")) as acme_url:
+        config = write_config(tmp_path / "gw.yaml", redis_url, redis_prefix, {"acme": acme_url})
+        async with workers(config, 2) as gw:
+            first = await gw.ready_workers(2)
+            victim = min(first)
+            os.kill(victim, signal.SIGKILL)
+            now = await gw.ready_workers(3)
+            replacement = (now - first).pop()
+            sent: set[str] = set()
+            for i in range(200):
+                sent.add(f"after-kill-{i}")
+                assert (await gw.get("/products", f"after-kill-{i}")).status_code == 200
+                if replacement in gw.answered_by(sent).values():
+                    break
+            await gw.until(lambda: len(gw.answered_by(sent)) == len(sent), "every request's log line")
+            answered = set(gw.answered_by(sent).values())
+            died = [r["worker"] for r in gw.events("worker_died")]
+    assert died == [victim]
+    assert answered == {replacement, *(first - {victim})}
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (["--workers", "2"], {}, "--workers 2 needs a shared store: memory://"),
+        ([], {"STAPI_GATEWAY_WORKERS": "3"}, "--workers 3 needs a shared store: memory://"),
+        (["--workers", "0"], {}, "'0' is not a whole number of workers from 1 to 64"),
+        (["--workers", "many"], {}, "'many' is not a whole number of workers from 1 to 64"),
+    ],
+)
+def test_serve_refuses_workers_it_cannot_run(
+    tmp_path: Path, args: list[str], env: dict[str, str], message: str
+) -> None:
+    """Several workers on memory:// (state would split between processes), or a count that is not one: exit 2."""
+    config = tmp_path / "gw.yaml"
+    config.write_text("gateway:\n  store: memory://\nproviders:\n  a:\n    url: http://127.0.0.1:1\n")
+    result = subprocess.run(
+        [str(SCRIPT), "serve", "--config", str(config), "--port", str(free_port()), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, **env},
+    )
+    assert result.returncode == 2
+    assert message in result.stderr
+
+
+def test_workers_that_never_start_stop_the_master() -> None:
+    """Every worker failing before it serves (uvicorn's start-up failure, 3) ends supervision with 1, not a loop."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        assert Supervisor(2, sock, lambda _sock, _serving: 3).run() == 1
