@@ -220,13 +220,32 @@ def gateway_config(
     }
 
 
-def start_gateway(fleet: Fleet, name: str, config: dict[str, Any]) -> Proc:
-    """`stapi-gateway serve --config <file>`: one uvicorn worker, default (info) logging to a file."""
+def start_gateway(fleet: Fleet, name: str, config: dict[str, Any], workers: int = 1) -> Proc:
+    """`stapi-gateway serve --config <file>`: `workers` uvicorn workers, default (info) logging to a file."""
     path = fleet.workdir / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     port = _free_port()
-    argv = [_stapi_gateway(), "serve", "--config", str(path), "--port", str(port)]
-    return fleet.start(name, argv, port, "/healthz")
+    argv = [_stapi_gateway(), "serve", "--config", str(path), "--port", str(port), "--workers", str(workers)]
+    proc = fleet.start(name, argv, port, "/healthz")
+    # /healthz answers once one worker serves; wait for the others so none starts under load.
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while workers > 1 and _log_count(proc, b'"worker_ready"') < workers:
+        expect(time.monotonic() < deadline, f"{name}: {workers} workers not ready")
+        time.sleep(0.1)
+    return proc
+
+
+def _children(pid: int) -> list[int]:
+    """The child processes of `pid` (a `serve --workers` master's workers); [] off Linux."""
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def _log_count(proc: Proc, marker: bytes) -> int:
+    """How many lines of `proc`'s log contain `marker`."""
+    return sum(marker in line for line in proc.log.read_bytes().splitlines())
 
 
 # --- requests and load -----------------------------------------------------------------------
@@ -477,9 +496,14 @@ class Bench:
             client.close()
 
     def workers(self) -> None:
-        """e: GET /products/{id} at c=32 on one gateway process, then split over two."""
+        """e: GET /products/{id} at c=32 on one gateway process, split over two on two ports, and
+        `serve --workers 2` on one port; on Redis (several workers refuse memory://) when there is one."""
         upstream = self.simulator()
-        config = gateway_config({"acme": upstream.origin})
+        store, prefix = self.redis_url, f"stapi-gw-bench-{uuid.uuid4().hex[:12]}:"
+        if not _redis_answers(store):
+            store = "memory://"
+            self.notes.append(f"e. no Redis at {self.redis_url}: memory:// store, no `serve --workers 2` row")
+        config = gateway_config({"acme": upstream.origin}, store=store, prefix=prefix)
         direct_url = upstream.origin + "/products/optical-50cm"
         path = "/products/acme:optical-50cm"
         with (
@@ -489,14 +513,38 @@ class Bench:
             for gw in (one, two):
                 status, _ = fetch(gw.origin + path)
                 expect(status == 200, f"{gw.name}: {status}")
-            progress("e. GET /products/{id} at c=32: direct, one worker, two workers")
+            progress("e. GET /products/{id} at c=32: direct, one worker, two processes on two ports")
             direct = measure([direct_url], 32, self.budget)
             single = measure([one.origin + path], 32, self.budget, pids=(one.pid,))
             double = measure([one.origin + path, two.origin + path], 32, self.budget, pids=(one.pid, two.pid))
         self.rows.append(Row("e workers", "GET /products/{id}, 1 worker", 32, single, direct, "simulator"))
-        row = Row("e workers", "GET /products/{id}, 2 workers", 32, double, direct, "simulator")
+        row = Row("e workers", "GET /products/{id}, 2 procs, 2 ports", 32, double, direct, "simulator")
         row.notes.append(f"{double['rps'] / max(single['rps'], 1e-9):.2f}x the req/s of one worker")
         self.rows.append(row)
+        if store == "memory://":
+            return
+        with running(self.fleet, start_gateway(self.fleet, "gateway-e3", config, workers=2)) as master:
+            status, _ = fetch(master.origin + path)
+            expect(status == 200, f"{master.name}: {status}")
+            progress("e. GET /products/{id} at c=32: serve --workers 2 on one port")
+            pids = (master.pid, *_children(master.pid))
+            pooled = measure([master.origin + path], 32, self.budget, pids=pids)
+        row = Row("e workers", "GET /products/{id}, --workers 2", 32, pooled, direct, "simulator")
+        row.notes.append(f"{pooled['rps'] / max(single['rps'], 1e-9):.2f}x the req/s of one worker")
+        row.extra["workers_vs_one"] = pooled["rps"] / max(single["rps"], 1e-9)
+        self.rows.append(row)
+
+
+def _redis_answers(url: str) -> bool:
+    import redis
+
+    client = redis.Redis.from_url(url, socket_connect_timeout=2.0, socket_timeout=2.0)
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()
 
 
 # --- report ----------------------------------------------------------------------------------
@@ -603,6 +651,14 @@ def _throughput_target(rows: list[Row]) -> tuple[str, bool] | None:
     return f"{g['rps']:,.0f} req/s, p99 {g['p99_ms']:.1f} ms", g["rps"] >= 2000 and g["p99_ms"] < 50
 
 
+def _workers_target(rows: list[Row]) -> tuple[str, bool] | None:
+    row = _find(rows, "e workers", "GET /products/{id}, --workers 2", 32)
+    if row is None:
+        return None
+    ratio: float = row.extra["workers_vs_one"]
+    return f"{ratio:.2f}x ({row.gateway['rps']:,.0f} req/s)", ratio >= 1.3
+
+
 def _merge_target(rows: list[Row]) -> tuple[str, bool] | None:
     row = next((r for r in rows if r.scenario == "c merge" and r.extra.get("size") == 2000), None)
     if row is None:
@@ -624,6 +680,7 @@ TARGETS = [
     Target("c=32 GET /products/{id}, one worker: >= 2,000 req/s, p99 < 50 ms", _throughput_target),
     Target("merge 5 x 2,000: <= 150 ms p50 beyond the slowest member", _merge_target),
     Target("search record reads from Redis, one worker: >= 1,500 req/s", _store_target),
+    Target("`serve --workers 2` vs one worker, c=32, same run: >= 1.3x req/s", _workers_target),
 ]
 
 
@@ -690,9 +747,9 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(workdir, ignore_errors=True)
 
     print(
-        f"gateways: stapi-gateway serve, 1 worker each, default info logging on (one JSON line per request and per "
-        f"upstream call, {fleet.log_lines:,} lines written to log files); run took {time.monotonic() - started:.0f} s; "
-        f"load average after: {os.getloadavg()[0]:.2f}"
+        "gateways: stapi-gateway serve, 1 worker each unless the row says --workers, default info logging on "
+        f"(one JSON line per request and per upstream call, {fleet.log_lines:,} lines written to log files); "
+        f"run took {time.monotonic() - started:.0f} s; load average after: {os.getloadavg()[0]:.2f}"
     )
     print()
     print(format_table(bench.rows))
