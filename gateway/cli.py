@@ -170,12 +170,8 @@ def cmd_serve(config: str | None, host: str, port: int, log_level: str, workers:
         app = create_app(settings, watch_config=True)
         uvicorn.Server(uvicorn_config(app, host, port, log_level, settings.gateway)).run()
         return 0
-    # The master binds once; every worker accepts on that socket and builds its own app.
-    sock = uvicorn_config(None, host, port, log_level).bind_socket()
-    try:
-        return Supervisor(workers, sock, _worker_main(config, host, port, log_level)).run()
-    finally:
-        sock.close()
+    # The master listens; every worker accepts on a socket of the master's and builds its own app.
+    return Supervisor(workers, host, port, _worker_main(config, host, port, log_level)).run()
 
 
 def _worker_main(config: str, host: str, port: int, log_level: str) -> WorkerMain:

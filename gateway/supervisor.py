@@ -1,4 +1,4 @@
-"""`serve --workers N`: one master process owns the listening socket and keeps N forked workers.
+"""`serve --workers N`: one master process owns the listening sockets and keeps N forked workers.
 
 Why a supervisor of our own rather than uvicorn's `Multiprocess`: that one spawns (so the app,
 its configured protocol class and the settings must be importable and picklable) and answers
@@ -12,6 +12,13 @@ received (uvicorn's graceful shutdown in each worker; a second SIGINT forces it,
 process) and the master exits 0 once every worker has. A worker that dies is replaced, after a
 pause that grows while replacements die young; workers that die before any was ever ready stop
 the master (exit 1): a broken configuration or an unreachable store does not loop for ever.
+
+On Linux each worker slot has a listening socket of its own on the one port (SO_REUSEPORT): the
+kernel spreads new connections over them. One shared socket was measured to spread nothing:
+uvloop accepts every pending connection on each wake-up, so at c=32 one worker took all 32
+(bench/README.md, scenario e). The master keeps each slot's socket open, so connections arriving
+while a slot's worker is being replaced wait in its queue rather than being refused. Elsewhere
+the workers share one socket.
 
 Workers run in a process group of their own, so a terminal's Ctrl-C reaches the master alone and
 is passed on once, and they stop by themselves (SIGTERM to self) should the master vanish.
@@ -35,7 +42,7 @@ import structlog
 
 log = structlog.get_logger("gateway.supervisor")
 
-# What a worker is given: the shared listening socket, and a callable to say it is serving.
+# What a worker is given: its listening socket, and a callable to say it is serving.
 WorkerMain = Callable[[socket.socket, Callable[[], None]], int]
 FORWARDED = (signal.SIGHUP, signal.SIGTERM, signal.SIGINT)
 YOUNG_S = 10.0  # a worker dying sooner than this after its start makes the next pause longer
@@ -62,11 +69,13 @@ class _Slot:
 
 @dataclass
 class Supervisor:
-    """Starts `count` workers on `sock` and keeps them running until told to stop."""
+    """Starts `count` workers listening on host:port and keeps them running until told to stop."""
 
     count: int
-    sock: socket.socket
+    host: str
+    port: int
     worker_main: WorkerMain
+    sockets: list[socket.socket] = field(default_factory=list)
     workers: dict[int, Worker] = field(default_factory=dict)
     stopping: bool = False
     ever_ready: bool = False
@@ -74,6 +83,18 @@ class Supervisor:
 
     def run(self) -> int:
         """Supervise until the workers have stopped: 0 after a requested stop, 1 if none could start."""
+        try:
+            self.sockets = listen(self.host, self.port, self.count)
+        except OSError as exc:
+            log.error("listen_failed", host=self.host, port=self.port, detail=str(exc))
+            return 1
+        try:
+            return self._supervise()
+        finally:
+            for sock in self.sockets:
+                sock.close()
+
+    def _supervise(self) -> int:
         self._slots = [_Slot() for _ in range(self.count)]
         self._wake_r, self._wake_w = os.pipe()
         self._ready_r, self._ready_w = os.pipe()
@@ -83,7 +104,8 @@ class Supervisor:
         # and this loop, not an interrupted frame, acts on it.
         previous = {sig: signal.signal(sig, _ignore) for sig in (*FORWARDED, signal.SIGCHLD)}
         previous_wakeup = signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
-        log.info("supervisor_started", workers=self.count)
+        port = self.sockets[0].getsockname()[1]
+        log.info("supervisor_started", workers=self.count, host=self.host, port=port, sockets=len(self.sockets))
         try:
             for slot in range(self.count):
                 self._spawn(slot)
@@ -130,6 +152,9 @@ class Supervisor:
         elif not self.stopping:
             self.stopping = True
             log.info("shutdown_forwarded", signal=sig.name, workers=sorted(self.workers))
+            # Once the workers close theirs, new connections are refused rather than left queued.
+            for sock in self.sockets:
+                sock.close()
         for pid in self.workers:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
@@ -163,6 +188,8 @@ class Supervisor:
         if not worker.ready and not self.ever_ready:
             log.error("worker_failed_to_start", worker=worker.pid, exit_code=exit_code)
             self.failed = self.stopping = True
+            for sock in self.sockets:
+                sock.close()
             for pid in self.workers:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGTERM)
@@ -182,7 +209,7 @@ class Supervisor:
             return
         code = 1
         try:
-            code = self._become_worker()
+            code = self._become_worker(slot)
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 1
         except BaseException:  # a worker must never return into the master's loop
@@ -191,7 +218,7 @@ class Supervisor:
             sys.stderr.flush()
             os._exit(code)
 
-    def _become_worker(self) -> int:
+    def _become_worker(self, slot: int) -> int:
         """In the child: shed the master's signal set-up and run the worker."""
         signal.set_wakeup_fd(-1)
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
@@ -202,6 +229,10 @@ class Supervisor:
         os.setpgid(0, 0)
         for fd in (self._wake_r, self._wake_w, self._ready_r):
             os.close(fd)
+        mine = self.sockets[slot % len(self.sockets)]
+        for sock in self.sockets:
+            if sock is not mine:
+                sock.close()  # this process's copy only: a slot's socket closes with its own worker
         ready_w = self._ready_w
 
         def serving() -> None:
@@ -209,7 +240,36 @@ class Supervisor:
             os.write(ready_w, b"%d\n" % os.getpid())
 
         threading.Thread(target=_stop_when_orphaned, args=(os.getppid(),), daemon=True).start()
-        return self.worker_main(self.sock, serving)
+        return self.worker_main(mine, serving)
+
+
+def listen(host: str, port: int, count: int) -> list[socket.socket]:
+    """Listening sockets on host:port for `count` workers: one each on Linux (SO_REUSEPORT), else one.
+
+    The port is first bound alone, without SO_REUSEPORT, so that a port already in use is an error
+    as with one worker, not a port silently shared with another server.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((host, port))
+        port = probe.getsockname()[1]
+    balanced = sys.platform == "linux" and hasattr(socket, "SO_REUSEPORT")
+    sockets: list[socket.socket] = []
+    try:
+        for _ in range(count if balanced else 1):
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if balanced:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind((host, port))
+            sock.listen(2048)
+    except OSError:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
 
 
 def _ignore(signum: int, frame: object) -> None:

@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -212,13 +211,41 @@ async def test_a_killed_worker_is_replaced(tmp_path: Path, redis_url: str, redis
             for i in range(200):
                 sent.add(f"after-kill-{i}")
                 assert (await gw.get("/products", f"after-kill-{i}")).status_code == 200
-                if replacement in gw.answered_by(sent).values():
+                if set(gw.answered_by(sent).values()) == {replacement, *(first - {victim})}:
                     break
             await gw.until(lambda: len(gw.answered_by(sent)) == len(sent), "every request's log line")
             answered = set(gw.answered_by(sent).values())
             died = [r["worker"] for r in gw.events("worker_died")]
     assert died == [victim]
     assert answered == {replacement, *(first - {victim})}
+
+
+async def test_workers_stop_when_the_master_is_killed(tmp_path: Path, redis_url: str, redis_prefix: str) -> None:
+    """SIGKILL to the master (no chance to pass anything on): its workers notice and shut down by themselves."""
+    async with serve(build_provider([ProductSpec("optical")], name="acme")) as acme_url:
+        config = write_config(tmp_path / "gw.yaml", redis_url, redis_prefix, {"acme": acme_url})
+        port = free_port()
+        proc = await asyncio.create_subprocess_exec(
+            str(SCRIPT),
+            *("serve", "--config", str(config), "--port", str(port), "--workers", "2"),
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        assert proc.stderr is not None
+        lines: list[str] = []
+        while len([line for line in lines if '"worker_ready"' in line]) < 2:
+            line = (await asyncio.wait_for(proc.stderr.readline(), 20)).decode()
+            assert line, "".join(lines)
+            lines.append(line)
+        pids = {json.loads(line)["worker"] for line in lines if '"worker_ready"' in line}
+        proc.kill()
+        await proc.wait()
+        # The workers share the master's stderr: it ends once both have exited.
+        rest = (await asyncio.wait_for(proc.stderr.read(), 20)).decode().splitlines()
+    finished = {
+        int(r["event"].split("[")[1].rstrip("]")) for r in map(json.loads, rest) if "Finished server" in r["event"]
+    }
+    assert finished == pids
 
 
 @pytest.mark.parametrize(
@@ -250,7 +277,4 @@ def test_serve_refuses_workers_it_cannot_run(
 
 def test_workers_that_never_start_stop_the_master() -> None:
     """Every worker failing before it serves (uvicorn's start-up failure, 3) ends supervision with 1, not a loop."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen()
-        assert Supervisor(2, sock, lambda _sock, _serving: 3).run() == 1
+    assert Supervisor(2, "127.0.0.1", 0, lambda _sock, _serving: 3).run() == 1
