@@ -20,8 +20,11 @@ uvloop accepts every pending connection on each wake-up, so at c=32 one worker t
 while a slot's worker is being replaced wait in its queue rather than being refused. Elsewhere
 the workers share one socket.
 
-Workers run in a process group of their own, so a terminal's Ctrl-C reaches the master alone and
-is passed on once, and they stop by themselves (SIGTERM to self) should the master vanish.
+Each worker runs in a session of its own (`setsid`): a terminal's Ctrl-C reaches the master
+alone and is passed on once, and where the kernel groups CPU time by session (Linux autogroup,
+on by default), N workers get N processes' share of a busy machine, as N separate servers would,
+rather than one between them (measured: bench/README.md, scenario e). Workers stop by
+themselves (SIGTERM to self) should the master vanish.
 """
 
 from __future__ import annotations
@@ -226,7 +229,7 @@ class Supervisor:
         # Until the worker's reloader takes SIGHUP over, one forwarded during start-up is moot:
         # the worker reads the configuration as it is then.
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
-        os.setpgid(0, 0)
+        os.setsid()
         for fd in (self._wake_r, self._wake_w, self._ready_r):
             os.close(fd)
         mine = self.sockets[slot % len(self.sockets)]
