@@ -30,6 +30,7 @@ redis.call('SET', KEYS[1], string.format('%d', tat), 'PX', math.ceil((tat - now)
 return {1, wait}
 """
 
+
 def script_of(client: Redis) -> AsyncScript:
     """The reservation script for `client` (register_script only hashes it: loaded on first use)."""
     return client.register_script(RATE_RESERVE)
