@@ -25,6 +25,9 @@ class Reservation:
     wait_s: float
 
 
+_ROUNDING_S = 1e-6
+
+
 def check_rate(per_s: float, burst: float, max_wait_s: float) -> None:
     """Refuse a gate no store can keep: every implementation fails the same way."""
     if not (math.isfinite(per_s) and per_s > 0):
@@ -43,7 +46,10 @@ def gcra(tat: float, now: float, per_s: float, burst: float, max_wait_s: float) 
     """
     interval = 1.0 / per_s
     start = max(tat, now)
-    wait = max(0.0, start - (burst - 1.0) * interval - now)
+    wait = start - (burst - 1.0) * interval - now
+    # Under a microsecond is rounding (the TAT is a sum of intervals), not a wait: the Redis
+    # script, which counts whole microseconds, agrees.
+    wait = 0.0 if wait < _ROUNDING_S else wait
     if wait > max_wait_s:
         return tat, Reservation(False, wait)
     return start + interval, Reservation(True, wait)

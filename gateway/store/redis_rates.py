@@ -23,7 +23,7 @@ local interval, tolerance, max_wait = tonumber(ARGV[1]), tonumber(ARGV[2]), tonu
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tat < now then tat = now end
 local wait = tat - tolerance - now
-if wait < 0 then wait = 0 end
+if wait < 1 then wait = 0 end
 if wait > max_wait then return {0, wait} end
 tat = tat + interval
 redis.call('SET', KEYS[1], string.format('%d', tat), 'PX', math.ceil((tat - now) / 1000) + 1)
