@@ -94,10 +94,15 @@ class Gate:
         self.fallback_budget_s = fallback_budget_s
 
     async def wait(self) -> None:
-        """Return when this call's slot comes; NoRateSlot when it would come after the deadline."""
+        """Return when this call's slot comes; NoRateSlot when it would come too late in the deadline.
+
+        A call waits for its slot at most half the time it has left, keeping the other half for the
+        call itself: a slot taken just before the deadline would send a create the deadline then
+        cuts off, an outcome unknown (504) instead of a clean refusal (503) that placed nothing.
+        """
         remaining = deadline_remaining.get()
-        budget = max(0.0, float(remaining()) if remaining is not None else self.fallback_budget_s)
-        answer = await self.gates.reserve("provider", self.key, self.per_s, self.burst, budget)
+        left = float(remaining()) if remaining is not None else self.fallback_budget_s
+        answer = await self.gates.reserve("provider", self.key, self.per_s, self.burst, max(0.0, left / 2))
         if not answer.granted:
             raise NoRateSlot(f"no slot of rate limit '{self.key}' before the deadline", retry_after_s=answer.wait_s)
         if answer.wait_s > 0:

@@ -5,18 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import time
 from typing import Any
 
 import pytest
 import structlog
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from adapters.client import NoRateSlot
 from gateway.obs.metrics import Metrics
 from gateway.store import open_store
 from gateway.upstream.rate_gates import Gates
 from tests.gateways import gateway_client
+from tests.rate_clock import CreateClock, most_in_a_second
 from tests.upstreams import ProductSpec, backend_of, build_provider
 
 ORDER = {
@@ -26,26 +25,6 @@ ORDER = {
 }
 KEY = "key-of-the-shared-client-0123"
 CLIENT = {"id": "shared", "key_sha256": hashlib.sha256(KEY.encode()).hexdigest(), "rate_per_s": 0.01, "burst": 2}
-
-
-class CreateClock:
-    """A provider that notes when each order creation reaches it (the provider's own clock)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-        self.arrivals: list[float] = []
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Note a create's arrival, then serve it."""
-        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"].endswith("/orders"):
-            self.arrivals.append(time.monotonic())
-        await self.app(scope, receive, send)
-
-
-def most_in_a_second(arrivals: list[float]) -> int:
-    """The most arrivals in any closed 1 s window."""
-    times = sorted(arrivals)
-    return max((sum(1 for t in times[i:] if t - start <= 1.0) for i, start in enumerate(times)), default=0)
 
 
 def shared(redis_url: str, redis_prefix: str, **gateway: Any) -> dict[str, Any]:
