@@ -32,6 +32,7 @@ from gateway.services.tracked_orders import TrackedOrders
 from gateway.settings.models import GatewaySettings, Settings
 from gateway.store import Store, open_store
 from gateway.upstream.providers import Providers, build_providers
+from gateway.upstream.rate_gates import Gates
 
 log = structlog.get_logger("gateway.runtime")
 
@@ -74,6 +75,8 @@ class Runtime:
     member_check: asyncio.Task[list[str]]
     # Clients' webhook subscriptions, the outbox of events and this replica's delivery worker.
     notifier: Notifier
+    # Every rate limit (providers', vendors', clients'), over the store: per deployment with redis://.
+    rates: Gates
     transports: Mapping[str, httpx.AsyncBaseTransport] | None = None
     # Start-up look at each provider's landing page for a link base to learn.
     base_check: asyncio.Task[None] | None = None
@@ -100,7 +103,8 @@ class Runtime:
         except BaseException:
             await store.aclose()
             raise
-        providers = build_providers(settings, metrics, transports, StoreTokens(store))
+        rates = Gates(store, metrics)
+        providers = build_providers(settings, metrics, transports, StoreTokens(store), rates)
         catalogue = Catalogue(settings, providers)
         gw = settings.gateway
         searches = SearchRecords(store, gw.search_ttl_s)
@@ -142,6 +146,7 @@ class Runtime:
             Gatekeeper(settings.clients),
             checks,
             notifier,
+            rates,
             transports,
             asyncio.create_task(learn_link_bases(providers, gw.deadline_s)),
         )
@@ -160,7 +165,7 @@ class Runtime:
         if settings.gateway.webhooks != self.settings.gateway.webhooks:
             # The worker and the subscriptions book are this replica's for its lifetime.
             log.warning("config_reload_webhooks_unchanged", detail="gateway.webhooks takes effect only after a restart")
-        providers = build_providers(settings, self.metrics, self.transports, StoreTokens(self.store))
+        providers = build_providers(settings, self.metrics, self.transports, StoreTokens(self.store), self.rates)
         catalogue = Catalogue(settings, providers)
         self.runner.catalogue = catalogue
         self.reconciler.catalogue = catalogue

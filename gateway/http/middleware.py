@@ -189,7 +189,8 @@ class AuthMiddleware:
             await self.app(scope, receive, send)
             return
         state = scope.setdefault("state", {})
-        gatekeeper = (state.get("runtime") or scope["app"].state.runtime).gatekeeper
+        runtime = state.get("runtime") or scope["app"].state.runtime
+        gatekeeper = runtime.gatekeeper
         if scope["path"] in PUBLIC_PATHS:
             # Reachable without a key (probes, tools); a key, if sent, may make it an operator's view.
             state["client"] = gatekeeper.identify(_presented_key(scope)) or ANONYMOUS
@@ -202,7 +203,7 @@ class AuthMiddleware:
                 "A valid API key is required (Authorization: Bearer KEY or X-API-Key: KEY).",
                 headers={"WWW-Authenticate": 'Bearer realm="stapi-gateway"'},
             )
-        elif (wait := gatekeeper.wait_s(client)) > 0:
+        elif (rate := gatekeeper.rate_of(client)) and (wait := await runtime.rates.client_wait_s(client.id, *rate)) > 0:
             retry_after = str(max(1, math.ceil(wait)))
             refusal = RateLimited("Too many requests for this API key.", headers={"Retry-After": retry_after})
         if refusal is not None:

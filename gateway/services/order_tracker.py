@@ -78,7 +78,11 @@ class TrackerSettings:
 
 class _Lane:
     """One provider's budget in this process: a token bucket for the pace, slots for the polls in
-    flight, and how many claimed orders are waiting or running."""
+    flight, and how many claimed orders are waiting or running.
+
+    Per process on purpose, unlike the provider's own limits (gateway/upstream/rate_gates.py, shared
+    by replicas): the pace is a share of `rate_per_s`, and every poll also takes a slot of that
+    shared limit at the transport, so replicas together never exceed it."""
 
     def __init__(self, provider: ProviderSettings, settings: TrackerSettings, vendor_rate_per_s: float | None) -> None:
         self.provider = provider

@@ -13,6 +13,8 @@ import math
 from dataclasses import dataclass
 from typing import Protocol
 
+from gateway.domain.ratelimit import Reservation
+
 DEFAULT_PREFIX = "stapi-gw:"
 
 #: A position in an index: (score, member). Pages resume strictly after one.
@@ -109,6 +111,16 @@ class Store(Protocol):
 
     async def index_count(self, index: str) -> int:
         """How many members `index` holds (0 when it does not exist); one cheap call, whatever the size."""
+
+    # --- rate gates ---------------------------------------------------------------------------
+
+    async def rate_reserve(self, key: str, per_s: float, burst: float, max_wait_s: float) -> Reservation:
+        """Reserve the next slot of the rate gate `key` (`per_s` a second, `burst` at once), atomically.
+
+        Granted when the slot comes within `max_wait_s`: the caller sleeps `wait_s` and goes, with
+        no second call. Otherwise nothing is reserved and `wait_s` says when a slot would be free.
+        One gate for every process that shares the store (gateway/domain/ratelimit.py `gcra`).
+        """
 
 
 def check_ttl(ttl_s: float | None) -> None:

@@ -16,10 +16,12 @@ from urllib.parse import urlsplit
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
+from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError, ResponseError
 
 from gateway.domain.errors import StoreUnavailable
-from gateway.store import redis_streams
+from gateway.domain.ratelimit import Reservation, check_rate
+from gateway.store import redis_rates, redis_streams
 from gateway.store.base import (
     DEFAULT_PREFIX,
     STREAM_START,
@@ -253,3 +255,15 @@ class RedisStore:
     async def index_count(self, index: str) -> int:
         with self._translated("index_count"):
             return int(await self._redis.zcard(self._ix(index)))
+
+    # --- rate gates: keys `<prefix>rl:<key>`, one key per script (cluster-safe) ---------------
+
+    # Registered on first use, so that building a store stays as it was.
+    _rate_script: AsyncScript | None = None
+
+    async def rate_reserve(self, key: str, per_s: float, burst: float, max_wait_s: float) -> Reservation:
+        check_rate(per_s, burst, max_wait_s)
+        if self._rate_script is None:
+            self._rate_script = redis_rates.script_of(self._redis)
+        with self._translated("rate_reserve"):
+            return await redis_rates.reserve(self._rate_script, f"{self.prefix}rl:{key}", per_s, burst, max_wait_s)

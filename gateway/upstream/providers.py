@@ -17,6 +17,7 @@ from gateway.settings.models import ProviderSettings, Settings
 from gateway.upstream.breaker import CircuitBreaker
 from gateway.upstream.oauth import ClientCredentials, SharedTokens
 from gateway.upstream.policy import GuardedTransport
+from gateway.upstream.rate_gates import Gates
 from gateway.upstream.transport import AiohttpTransport, build_client
 
 log = structlog.get_logger("gateway.providers")
@@ -92,15 +93,18 @@ def build_providers(
     metrics: Metrics,
     transports: Mapping[str, httpx.AsyncBaseTransport] | None = None,
     shared_tokens: SharedTokens | None = None,
+    gates: Gates | None = None,
 ) -> Providers:
     """An adapter per configured provider, each on its own pooled, guarded client; OAuth tokens
-    shared with the other replicas through `shared_tokens` when given."""
+    shared with the other replicas through `shared_tokens` when given, rate limits through `gates`
+    (None: a set of gates for these providers in this process)."""
     transports = transports or {}
+    gates = gates or Gates(None, metrics)
     out = []
     for ps in settings.providers.values():
         inner = transports.get(ps.id) or AiohttpTransport(max_connections=ps.max_connections)
         breaker = CircuitBreaker(ps.circuit_failures, ps.circuit_open_s)
-        guarded = GuardedTransport(inner, ps, breaker, metrics)
+        guarded = GuardedTransport(inner, ps, breaker, metrics, gates)
         auth, token_client = None, None
         if ps.oauth is not None:
             token_transport = transports.get(f"{ps.id}{TOKEN_TRANSPORT_SUFFIX}") or AiohttpTransport(max_connections=4)
@@ -118,5 +122,8 @@ def build_providers(
         client = build_client(
             ps.base_url, timeout_s=ps.timeout_s, headers=dict(ps.headers), transport=guarded, auth=auth
         )
-        out.append(Provider(ps, ADAPTERS[ps.adapter].build(ps.id, client, guarded, ps.options), breaker, token_client))
+        adapter = ADAPTERS[ps.adapter].build(
+            ps.id, client, guarded, ps.options, gates.for_provider(ps.id, ps.timeout_s)
+        )
+        out.append(Provider(ps, adapter, breaker, token_client))
     return Providers(out)
