@@ -23,7 +23,16 @@ from gateway.settings.providers import OAuthSettings, ProviderSettings
 # configuration can be imported from this one module.
 __all__ = ["FederatedProduct", "GatewaySettings", "OAuthSettings", "ProviderSettings", "Settings"]
 
-STORE_SCHEMES = ("memory://", "redis://", "rediss://", "unix://")
+STORE_SCHEMES = (
+    "memory://",
+    "redis://",
+    "rediss://",
+    "unix://",
+    "redis+sentinel://",
+    "rediss+sentinel://",
+    "redis+cluster://",
+    "rediss+cluster://",
+)
 # Ids the gateway mints carry no provider prefix, so they never contain ':'.
 FEDERATED_ID = re.compile(r"[a-z][a-z0-9-]{0,63}")
 # Validation context under which `Settings` leaves its cross-references to the loader, which has
