@@ -91,7 +91,8 @@ class GatewaySettings(ClientLimits):
     public_url: RootUrl | None = None
     store: str = "memory://"
     # Namespace of every key in the store, so several gateways (or tests) can share one Redis.
-    store_prefix: str = Field(default="stapi-gw:", min_length=1, max_length=64)
+    # No braces: a `{...}` in the prefix would be every key's Redis Cluster hash tag (all on one node).
+    store_prefix: str = Field(default="stapi-gw:", min_length=1, max_length=64, pattern=r"^[^{}]+$")
     deadline_s: PositiveFloat = 10.0
     # repr=False keeps the HMAC secret out of logs and tracebacks that print the settings.
     secret: str | None = Field(default=None, min_length=1, repr=False)

@@ -185,7 +185,9 @@ class Connection:
 
 def _sentinel_client(target: RedisTarget) -> tuple[Redis, tuple[Redis, ...]]:
     nodes = _node_options(target)
-    sentinel_options = {k: v for k, v in nodes.items() if k.startswith(("socket_", "ssl"))}
+    # The Sentinels' clients get the same timeouts, TLS and single quick retry: redis-py's default
+    # (3 retries, backoff up to 10 s) would make each store call wait many seconds for dead Sentinels.
+    sentinel_options = {k: v for k, v in nodes.items() if k.startswith(("socket_", "ssl", "retry"))}
     for name in _SENTINEL_ONLY:
         if name in target.options:
             sentinel_options[name.removeprefix("sentinel_")] = target.options[name]

@@ -289,3 +289,13 @@ async def test_index_count_of_an_expired_index_is_zero(store: Store) -> None:
     assert await store.index_count("short") == 1
     await asyncio.sleep(0.1)
     assert await store.index_count("short") == 0
+
+
+@pytest.mark.parametrize("topology", ["redis_sentinel_url", "redis_cluster_url"])
+async def test_durability_is_checked_on_every_primary(topology: str, request: pytest.FixtureRequest) -> None:
+    """The test topologies run AOF fsync always with noeviction on every node: no problem on any primary."""
+    store = open_store(request.getfixturevalue(topology), prefix="durability-check:")
+    try:
+        assert await store.durability_problems() == []
+    finally:
+        await store.aclose()
