@@ -23,6 +23,7 @@ __all__ = [
     "open_store",
 ]
 
+
 def open_store(url: str, *, prefix: str = DEFAULT_PREFIX) -> Store:
     """Build the store named by `url`: `memory://`, or a Redis URL (gateway/store/redis_urls.py).
 
