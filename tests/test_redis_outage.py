@@ -58,6 +58,7 @@ async def _codes_while_down(client: httpx.AsyncClient, order_id: str, record_id:
         "search_record": client.get(f"/searches/opportunities/{record_id}"),
         "list_orders": client.get("/orders"),
         "readyz": client.get("/readyz"),
+        "healthz": client.get("/healthz"),
     }
     answers = {}
     for name, request in requests.items():
@@ -71,7 +72,14 @@ async def test_redis_down_then_back_under_traffic(redis_process: RedisProcess) -
     """Reads and sync searches keep working, orders and search records answer 503 store_unavailable; all resumes."""
     app = build_provider([ProductSpec("eo"), ProductSpec("sar", async_=True)], name="acme")
     providers = provider_settings(["acme"], status_poll_s=0.05, circuit_failures=0)
-    settings = Settings.build(providers, store=redis_process.url, secret="s", deadline_s=1.0, search_refresh_s=0.1)
+    settings = Settings.build(
+        providers,
+        store=redis_process.url,
+        secret="s",
+        deadline_s=1.0,
+        search_refresh_s=0.1,
+        reconcile_scan_interval_s=0.05,
+    )
     sink = CollectingSink()
     async with gateway_client({"acme": app}, settings=settings, events=sink) as client:
         placed = await client.post("/products/acme:eo/orders", json=STAPI_ORDER, headers={"Idempotency-Key": "k-up"})
@@ -82,7 +90,8 @@ async def test_redis_down_then_back_under_traffic(redis_process: RedisProcess) -
         redis_process.kill()
         down = await _codes_while_down(client, order_id, record_id)
         # The background loops meet the outage, count it and carry on.
-        await _until(lambda m: _store_errors(m, "order_tracking") > 0 and _store_errors(m, "webhook_read") > 0, client)
+        loops = ("order_tracking", "order_reconcile", "search_poll", "webhook_read")
+        await _until(lambda m: all(_store_errors(m, loop) > 0 for loop in loops), client)
         redis_process.start()
         for _ in range(100):
             ready = await client.get("/readyz")
@@ -98,7 +107,7 @@ async def test_redis_down_then_back_under_traffic(redis_process: RedisProcess) -
             if _published_completed(sink, order_id):
                 break
             await asyncio.sleep(0.05)
-    for name in ("products", "product", "search_sync", "list_orders"):
+    for name in ("products", "product", "search_sync", "list_orders", "healthz"):
         assert down[name] == (200, ""), (name, down[name])
     for name in ("order", "order_without_key", "read_order", "search_async", "search_record"):
         assert down[name] == (503, "store_unavailable"), (name, down[name])
