@@ -95,6 +95,7 @@ class Reconciler:
             try:
                 await self.run_once()
             except StoreUnavailable as exc:
+                self.metrics.store_errors.labels("order_reconcile").inc()
                 log.warning("order_reconcile_store_unavailable", detail=exc.detail)
             except Exception:
                 log.exception("order_reconcile_crashed")

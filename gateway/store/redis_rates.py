@@ -7,10 +7,10 @@ again (a missing key is a full gate). One key per call: safe on a Redis Cluster 
 
 from __future__ import annotations
 
-from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
 from gateway.domain.ratelimit import Reservation
+from gateway.store.redis_urls import RedisClient
 
 # ARGV: the interval between calls, the burst tolerance ((burst - 1) x interval) and the longest
 # wait the caller takes, all in µs. Answers {granted, wait in µs}; nothing is written when the wait
@@ -31,7 +31,7 @@ return {1, wait}
 """
 
 
-def script_of(client: Redis) -> AsyncScript:
+def script_of(client: RedisClient) -> AsyncScript:
     """The reservation script for `client` (register_script only hashes it: loaded on first use)."""
     return client.register_script(RATE_RESERVE)
 

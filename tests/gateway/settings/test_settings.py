@@ -476,7 +476,8 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
 
     assert set(found) == {
         f"{main}: providers.acme.headers.Authorization: environment variable ACME_TOKEN is not set",
-        f"{main}: gateway.store: must start with one of memory://, redis://, rediss://, unix://",
+        f"{main}: gateway.store: must start with one of memory://, redis://, rediss://, unix://, "
+        "redis+sentinel://, rediss+sentinel://, redis+cluster://, rediss+cluster://",
         f"{main}: gateway.deadline_s: Input should be greater than 0",
         f"{main}: providers.acme.url: Input should be a valid URL, relative URL without a base",
         f"{main}: providers.acme.timeout_s: Input should be greater than 0",
