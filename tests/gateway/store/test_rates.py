@@ -1,4 +1,4 @@
-"""The rate-gate contract (`Store.rate_reserve`) on both stores: memory, and a real Redis."""
+"""The rate-gate contract (`Store.rate_reserve`) on every store: memory, and real Redis, Sentinel and Cluster."""
 
 from __future__ import annotations
 
