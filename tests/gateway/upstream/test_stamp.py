@@ -95,3 +95,19 @@ async def test_token_requests_carry_the_request_id_user_agent_and_trace(tracing:
         assert trace_id == traceparent_ids(call.headers["traceparent"])[0]
     else:
         assert "traceparent" not in asked
+
+
+async def test_background_calls_carry_ids_of_their_own() -> None:
+    """Calls no client request made (the start-up look at each landing page) carry a fresh id each,
+    never a stale request's; the calls of a request carry that request's."""
+    app = build_provider([ProductSpec("eo")], name="acme")
+    async with gateway_client({"acme": app}) as client:
+        response = await client.get("/products/acme:eo")
+    assert response.status_code == 200
+    requests = backend_of(app).requests
+    background = [r.headers["x-request-id"] for r in requests if r.path == "/"]
+    assert background, "the gateway looked at the landing page at start-up"
+    assert all(re.fullmatch(r"call-[0-9a-f]{32}", rid) for rid in background)
+    (call,) = [r for r in requests if r.path == "/products/eo"]
+    assert call.headers["x-request-id"] == response.headers["x-request-id"]
+    assert all(r.headers["user-agent"] == USER_AGENT for r in requests)
