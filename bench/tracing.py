@@ -35,17 +35,19 @@ import structlog
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from adapters.client import OPERATION_EXTENSION  # noqa: E402
-from bench.common import machine  # noqa: E402
-from bench.stubs import _product  # noqa: E402
-from gateway.app import create_app  # noqa: E402
-from gateway.obs.metrics import Metrics  # noqa: E402
-from gateway.settings.models import ProviderSettings, Settings  # noqa: E402
-from gateway.upstream.breaker import CircuitBreaker  # noqa: E402
-from gateway.upstream.policy import GuardedTransport  # noqa: E402
-from tests.gateways import lifespan  # noqa: E402
+from adapters.client import OPERATION_EXTENSION
+from bench.common import machine
+from bench.stubs import _product
+from gateway.app import create_app
+from gateway.obs.metrics import Metrics
+from gateway.settings.models import ProviderSettings, Settings
+from gateway.upstream.breaker import CircuitBreaker
+from gateway.upstream.policy import GuardedTransport
+from tests.gateways import lifespan
 
 PRODUCT = orjson.dumps(_product("eo", "http://p1.test"))
+# The checkout whose gateway is measured (another one's, with PYTHONPATH and a copy of this script).
+TREE = str(Path(create_app.__code__.co_filename).resolve().parents[1])
 
 
 class Answering(httpx.AsyncBaseTransport):
@@ -130,7 +132,7 @@ async def main(argv: list[str] | None = None) -> int:
     print(machine(), file=sys.stderr)
     print("| tree | tracing | µs per upstream call | µs per request |")
     print("|---|---|---|---|")
-    tree = str(Path(create_app.__code__.co_filename).resolve().parents[1])
+    tree = TREE
     for mode in args.modes.split(","):
         traced = mode == "on"
         call = await per_call(traced, args.rounds, args.calls)
