@@ -26,6 +26,7 @@ from gateway.domain.errors import (
     UnsupportedMediaType,
 )
 from gateway.http.handlers import error_response
+from gateway.upstream.context import request_id as upstream_request_id
 from gateway.upstream.context import upstream_calls
 
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}\Z")
@@ -71,6 +72,7 @@ class RequestContextMiddleware:
         structlog.contextvars.bind_contextvars(request_id=request_id)
         calls: list[dict[str, Any]] = []
         upstream_calls.set(calls)
+        upstream_request_id.set(request_id)  # sent to providers as X-Request-ID
         started = time.perf_counter()
         status = 500
 

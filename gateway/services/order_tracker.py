@@ -32,7 +32,9 @@ from gateway.services.catalogue import Catalogue
 from gateway.services.fanout import Deadline, call_one
 from gateway.services.tracked_orders import TrackedOrders
 from gateway.settings.models import ProviderSettings
+from gateway.upstream.context import request_id
 from gateway.upstream.providers import Provider
+from gateway.upstream.stamp import new_request_id
 
 log = structlog.get_logger("gateway.tracking")
 
@@ -214,6 +216,7 @@ class OrderTracker:
 
     async def _guarded(self, provider: Provider, lane: _Lane, claim: _Claim) -> None:
         order_id = claim.order_id
+        request_id.set(new_request_id("track"))  # this task's own: its upstream calls' X-Request-ID
         try:
             async with lane.slots:
                 if time.monotonic() - claim.at > self.settings.max_wait_s:

@@ -124,6 +124,9 @@ class GatewaySettings(ClientLimits):
     # A store that can lose acknowledged keys (no AOF fsync always, eviction): warn, or refuse to start.
     store_durability: Literal["warn", "require"] = "warn"
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
+    # OpenTelemetry spans and W3C traceparent towards providers (needs stapi-gateway[otel]); the
+    # exporter is configured by the standard OTEL_* environment (gateway/obs/tracing.py).
+    tracing: bool = False
 
     @field_validator("store")
     @classmethod

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import functools
 import random
 import time
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import httpx
 import structlog
@@ -34,7 +36,12 @@ from gateway.settings.models import ProviderSettings
 from gateway.upstream.breaker import STATE_VALUE, CircuitBreaker
 from gateway.upstream.context import deadline_remaining, upstream_calls
 from gateway.upstream.rate_gates import Gate, Gates
+from gateway.upstream.stamp import stamp
 from gateway.upstream.transport import DEFAULT_MAX_BODY_BYTES, read_decoded
+
+if TYPE_CHECKING:  # OpenTelemetry is loaded only when tracing is on
+    from gateway.obs.tracing import Tracing
+    from gateway.upstream.tracing import UpstreamSpans
 
 log = structlog.get_logger("gateway.upstream")
 
@@ -106,9 +113,16 @@ class GuardedTransport(httpx.AsyncBaseTransport):
         breaker: CircuitBreaker,
         metrics: Metrics,
         gates: Gates | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         """`gates`: the gateway's rate gates (over its store); None keeps this provider's in this transport."""
         self.inner = inner
+        # None when tracing is off: then no span is made, no traceparent sent, OpenTelemetry not loaded.
+        self.spans: UpstreamSpans | None = None
+        if tracing is not None:
+            from gateway.upstream.tracing import UpstreamSpans
+
+            self.spans = UpstreamSpans(tracing, settings.id, _outcome)
         self.settings = settings
         self.breaker = breaker
         self.metrics = metrics
@@ -130,10 +144,15 @@ class GuardedTransport(httpx.AsyncBaseTransport):
         """Send with the provider's policy applied."""
         operation = str(request.extensions.get(OPERATION_EXTENSION, request.method.lower()))
         retries = self.settings.retries if may_retry(request) else 0
+        stamp(request)
         attempt = 0
         while True:
             try:
-                response = await self._attempt(request, operation, attempt)
+                if self.spans is None:
+                    response = await self._attempt(request, operation, attempt)
+                else:
+                    send = functools.partial(self._attempt, request, operation, attempt)
+                    response = await self.spans.attempt(request, operation, attempt, send)
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 delay = self._backoff(attempt)
                 if isinstance(exc, CircuitOpen) or attempt >= retries or delay >= _remaining(self.settings.timeout_s):

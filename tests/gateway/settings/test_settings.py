@@ -853,3 +853,14 @@ def test_federated_product_is_frozen_and_strict() -> None:
         product.title = "x"  # type: ignore[misc]
     with pytest.raises(ValidationError, match="Extra inputs"):
         FederatedProduct(id="fp", members=["a:1", "b:2"], providers=["a"])  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize("name", ["User-Agent", "x-request-id", "Traceparent", "tracestate"])
+def test_headers_the_gateway_sets_are_refused_in_provider_headers(tmp_path: Path, name: str) -> None:
+    """A provider's `headers:` cannot name User-Agent, X-Request-ID or the trace context: the gateway sets them."""
+    main = write(tmp_path, "g.yaml", MINIMAL + f"    headers:\n      {name}: something\n")
+
+    [found] = problems(main)
+
+    assert found.startswith(f"{main}: providers.acme.headers")
+    assert "is set by the gateway on every upstream call" in found
