@@ -8,10 +8,14 @@ here, so that an adapter needs nothing from `gateway` to name its calls or read 
 
 from __future__ import annotations
 
+import math
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import httpx
+
+from adapters.base import ProviderUnavailable
 
 # Request extension naming the adapter operation (a `ProviderAdapter` method name), for the
 # layers that count, log, pace and retry calls.
@@ -84,3 +88,42 @@ class UndecodableBody(BodyRefused):
 
 class CircuitOpen(httpx.ConnectError):
     """The call was not sent: the provider's circuit breaker is open."""
+
+
+class NoRateSlot(httpx.PoolTimeout):
+    """The call was not sent: no slot of a rate limit comes before its deadline.
+
+    `retry_after_s` says when a slot would be free (the caller's Retry-After). A PoolTimeout, as
+    the gateway's own wait for a concurrency slot is: nothing reached the provider.
+    """
+
+    def __init__(self, message: str, *, retry_after_s: float, request: httpx.Request | None = None) -> None:
+        super().__init__(message, request=request)
+        self.retry_after_s = retry_after_s
+
+
+# --- rate limits the gateway injects ---------------------------------------------------------
+
+
+class RateGate(Protocol):
+    """A rate limit the gateway injects into an adapter, for a vendor's per-endpoint limits: shared
+    by every replica when the gateway's store is (redis://), else kept in this process."""
+
+    async def wait(self) -> None:
+        """Return when the next call may be sent; raise NoRateSlot when that is past its deadline."""
+        ...
+
+
+class ProviderRateLimited(ProviderUnavailable):
+    """A call not sent because the provider's rate limit has no slot for it before the deadline
+    (`NoRateSlot`, as the gateway's error): nothing reached the provider; Retry-After says when."""
+
+    code = "provider_rate_limited"
+
+    def __init__(self, provider_id: str, detail: str, retry_after_s: float) -> None:
+        super().__init__(provider_id, detail)
+        self.headers = {"Retry-After": str(max(1, math.ceil(retry_after_s)))}
+
+
+#: How an adapter gets its gates: from a name unique within its provider and the calls a second.
+RateGates = Callable[[str, float], RateGate]

@@ -15,6 +15,7 @@ import httpx
 from pydantic import BaseModel
 
 from adapters.base import ProviderAdapter
+from adapters.client import RateGates
 from adapters.planet import config as planet_config
 from adapters.stapi import config as stapi_config
 from adapters.umbra import config as umbra_config
@@ -41,10 +42,11 @@ class SimulatedVendor:
 @dataclass(frozen=True, slots=True)
 class AdapterKind(Generic[OptionsT]):
     """An adapter as the gateway builds it: from the provider id, its pooled client, the client's
-    transport (for adapters that send directly) and the validated `options:`; and, for a vendor
-    that does not speak STAPI, its simulated server."""
+    transport (for adapters that send directly), the validated `options:` and the rate gates for
+    the vendor's own per-endpoint limits (the gateway's, over its store); and, for a vendor that
+    does not speak STAPI, its simulated server."""
 
-    build: Callable[[str, httpx.AsyncClient, httpx.AsyncBaseTransport, OptionsT], ProviderAdapter]
+    build: Callable[[str, httpx.AsyncClient, httpx.AsyncBaseTransport, OptionsT, RateGates], ProviderAdapter]
     options: type[OptionsT]
     simulated: SimulatedVendor | None = None
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 import httpx
 import structlog
@@ -32,6 +33,10 @@ from gateway.services.tracked_orders import TrackedOrders
 from gateway.settings.models import GatewaySettings, Settings
 from gateway.store import Store, open_store
 from gateway.upstream.providers import Providers, build_providers
+from gateway.upstream.rate_gates import Gates
+
+if TYPE_CHECKING:  # OpenTelemetry is loaded only when tracing is on
+    from gateway.obs.tracing import Tracing
 
 log = structlog.get_logger("gateway.runtime")
 
@@ -74,6 +79,8 @@ class Runtime:
     member_check: asyncio.Task[list[str]]
     # Clients' webhook subscriptions, the outbox of events and this replica's delivery worker.
     notifier: Notifier
+    # Every rate limit (providers', vendors', clients'), over the store: per deployment with redis://.
+    rates: Gates
     transports: Mapping[str, httpx.AsyncBaseTransport] | None = None
     # Start-up look at each provider's landing page for a link base to learn.
     base_check: asyncio.Task[None] | None = None
@@ -81,6 +88,8 @@ class Runtime:
     retiring: set[asyncio.Task[None]] = field(default_factory=set)
     # Providers' order lists newest first (a short cache of lists read whole).
     order_lists: OrderLists = field(default_factory=OrderLists)
+    # Spans of requests and upstream calls (None: tracing off); the app owns its lifetime.
+    tracing: Tracing | None = None
 
     @classmethod
     async def open(
@@ -88,9 +97,10 @@ class Runtime:
         settings: Settings,
         transports: Mapping[str, httpx.AsyncBaseTransport] | None = None,
         events: EventSink | None = None,
+        tracing: Tracing | None = None,
     ) -> Runtime:
         """Open the store and the provider clients. `events` receives the tracker's and the search
-        runner's events instead of the webhook outbox (tests collect them)."""
+        runner's events instead of the webhook outbox (tests collect them); `tracing` makes spans."""
         store = open_store(settings.gateway.store, prefix=settings.gateway.store_prefix)
         metrics = Metrics()
         try:
@@ -100,7 +110,8 @@ class Runtime:
         except BaseException:
             await store.aclose()
             raise
-        providers = build_providers(settings, metrics, transports, StoreTokens(store))
+        rates = Gates(store, metrics)
+        providers = build_providers(settings, metrics, transports, StoreTokens(store), rates, tracing)
         catalogue = Catalogue(settings, providers)
         gw = settings.gateway
         searches = SearchRecords(store, gw.search_ttl_s)
@@ -142,8 +153,10 @@ class Runtime:
             Gatekeeper(settings.clients),
             checks,
             notifier,
+            rates,
             transports,
             asyncio.create_task(learn_link_bases(providers, gw.deadline_s)),
+            tracing=tracing,
         )
 
     async def reconfigured(self, settings: Settings) -> Runtime:
@@ -160,7 +173,11 @@ class Runtime:
         if settings.gateway.webhooks != self.settings.gateway.webhooks:
             # The worker and the subscriptions book are this replica's for its lifetime.
             log.warning("config_reload_webhooks_unchanged", detail="gateway.webhooks takes effect only after a restart")
-        providers = build_providers(settings, self.metrics, self.transports, StoreTokens(self.store))
+        if settings.gateway.tracing != self.settings.gateway.tracing:
+            log.warning("config_reload_tracing_unchanged", detail="gateway.tracing takes effect only after a restart")
+        providers = build_providers(
+            settings, self.metrics, self.transports, StoreTokens(self.store), self.rates, self.tracing
+        )
         catalogue = Catalogue(settings, providers)
         self.runner.catalogue = catalogue
         self.reconciler.catalogue = catalogue

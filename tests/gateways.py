@@ -57,10 +57,11 @@ async def gateway_client(
     settings: Settings | None = None,
     provider_overrides: Mapping[str, Any] | None = None,
     events: EventSink | None = None,
+    tracer_provider: Any = None,
     **gateway: Any,
 ) -> AsyncIterator[httpx.AsyncClient]:
     """A client of a gateway whose providers are the given ASGI apps (or fault transports); `events`
-    receives the gateway's order status events."""
+    receives the gateway's order status events; `tracer_provider` traces when `tracing=True`."""
     if settings is None:
         gateway.setdefault("secret", "test-secret")
         settings = Settings.build(provider_settings(list(upstreams), **(provider_overrides or {})), **gateway)
@@ -68,7 +69,7 @@ async def gateway_client(
         pid: up if isinstance(up, httpx.AsyncBaseTransport) else httpx.ASGITransport(app=up)
         for pid, up in upstreams.items()
     }
-    app = create_app(settings, transports=transports, events=events)
+    app = create_app(settings, transports=transports, events=events, tracer_provider=tracer_provider)
     async with lifespan(app), httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=GATEWAY_URL) as client:
         yield client
 

@@ -280,12 +280,14 @@ def test_dockerfile_healthcheck_probes_healthz_with_urllib() -> None:
 
 
 def test_dockerfile_installs_exactly_the_lock() -> None:
-    """The build stage's only install is `uv sync --frozen` of the base dependencies; the runtime copies it."""
+    """The build stage's only install is `uv sync --frozen` of the base dependencies and the `otel`
+    extra (tracing is a setting away); the runtime copies it."""
     build = dockerfile()[: max(i for i, (kw, _) in enumerate(dockerfile()) if kw == "FROM")]
     runs = [rest for kw, rest in build if kw == "RUN"]
     (sync,) = [run.split() for run in runs if "uv sync" in run]
     assert {"--frozen", "--no-editable", "--no-dev"} <= set(sync)
-    assert "--extra" not in sync, "test and bench extras stay out of the image"
+    extras = [sync[i + 1] for i, word in enumerate(sync) if word == "--extra"]
+    assert extras == ["otel"], "test and bench extras stay out of the image"
     assert "--all-extras" not in sync
     (pip,) = [run for run in runs if "pip install" in run]
     assert pip.split()[-1] == '"uv==${UV_VERSION}"', "pip installs uv alone; everything else comes from the lock"
@@ -417,11 +419,16 @@ def test_configmap_variables_are_provided_by_the_deployment() -> None:
 
 
 def test_configmap_gateway_yaml_loads(tmp_path: Path) -> None:
-    """The ConfigMap's gateway YAML passes load_settings, with Redis as the store and the env's values."""
+    """The ConfigMap's gateway YAML passes load_settings, with Redis as the store and the env's values
+    (the Deployment's own where it gives one, a dummy for a Secret's); tracing off until turned on."""
     path = tmp_path / "gateway.yaml"
     path.write_text(gateway_yaml())
-    environ = {name: f"dummy-{name.lower()}" for name in referenced_vars(yaml.safe_load(gateway_yaml()))}
+    environ = {
+        name: container_env()[name].get("value", f"dummy-{name.lower()}")
+        for name in referenced_vars(yaml.safe_load(gateway_yaml()))
+    }
     settings = load_settings(path, environ=environ)
+    assert settings.gateway.tracing is False
     assert settings.gateway.store.startswith(("redis://", "rediss://"))
     assert settings.gateway.secret == environ["STAPI_GATEWAY_SECRET"]
     assert settings.providers["acme"].headers["Authorization"] == f"Bearer {environ['ACME_TOKEN']}"
@@ -496,3 +503,14 @@ def test_container_is_locked_down_and_bounded() -> None:
         assert {"cpu", "memory"} <= set(resources[bound])
     writable = {m["mountPath"] for m in container()["volumeMounts"] if not m.get("readOnly")}
     assert writable == {"/tmp"}, "with a read-only root, only /tmp is writable"
+
+
+def test_env_references_name_variables_defined_before_them() -> None:
+    """Kubernetes expands `$(VAR)` in an env value only from entries listed above it; tracing's
+    endpoint and resource attributes depend on that."""
+    defined: set[str] = set()
+    for entry in container()["env"]:
+        for name in re.findall(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", entry.get("value", "")):
+            assert name in defined, f"{entry['name']} uses $({name}) before it is defined"
+        defined.add(entry["name"])
+    assert container_env()["OTEL_EXPORTER_OTLP_ENDPOINT"]["value"].endswith(":4318"), "OTLP/HTTP's port"

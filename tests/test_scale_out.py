@@ -1,11 +1,18 @@
-"""Two `stapi-gateway serve` processes sharing one Redis behave as one gateway."""
+"""Several `stapi-gateway serve` processes sharing one Redis behave as one gateway."""
 
 from __future__ import annotations
 
 import asyncio
+import signal
 from pathlib import Path
 
-from tests.test_cli import free_port, process
+import httpx
+import yaml
+
+from adapters.registry import simulated_vendors
+from adapters.umbra.simulator import build_app
+from adapters.umbra.simulator_state import SimConfig, SimState
+from tests.test_cli import SCRIPT, free_port, process
 from tests.upstreams import ProductSpec, backend_of, build_provider, serve
 
 WINDOW = "2026-12-01T00:00:00Z/2026-12-10T00:00:00Z"
@@ -58,3 +65,42 @@ async def test_two_processes_share_searches_and_idempotency(tmp_path: Path, redi
     assert first.json()["id"] == retried.json()["id"]
     assert len(backend_of(acme).orders) == 1
     assert followed.status_code == 200
+
+
+async def test_three_replicas_starting_together_make_one_token_exchange(
+    tmp_path: Path, redis_url: str, redis_prefix: str
+) -> None:
+    """Three `serve` processes started at once in front of the simulated Umbra (OAuth client
+    credentials, ~50 exchanges a day): one token exchange for all of them, and each one answers."""
+    state = SimState(SimConfig())
+    async with serve(build_app(state=state)) as umbra_url:
+        provider = {"url": umbra_url, **simulated_vendors()["umbra"].provider(umbra_url)}
+        gateway = {"store": redis_url, "store_prefix": redis_prefix}
+        config = tmp_path / "gateway.yaml"
+        config.write_text(yaml.safe_dump({"gateway": gateway, "providers": {"umbra": provider}}))
+        ports = [free_port() for _ in range(3)]
+        procs = [
+            await asyncio.create_subprocess_exec(
+                str(SCRIPT), "serve", "--config", str(config), "--port", str(port),
+                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+            )
+            for port in ports
+        ]  # fmt: skip
+        try:
+            clients = [httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=20) for port in ports]
+            for client in clients:
+                for _ in range(400):
+                    try:
+                        await client.get("/healthz")
+                        break
+                    except httpx.TransportError:
+                        await asyncio.sleep(0.05)
+            answers = await asyncio.gather(*(c.get("/orders") for c in clients for _ in range(3)))
+            for client in clients:
+                await client.aclose()
+        finally:
+            for proc in procs:
+                proc.send_signal(signal.SIGTERM)
+            await asyncio.gather(*(proc.wait() for proc in procs))
+    assert [a.status_code for a in answers] == [200] * 9
+    assert state.token_exchanges == 1

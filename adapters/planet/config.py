@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
+from adapters.client import RateGates
 from adapters.planet.adapter import PlanetAdapter
 from adapters.planet.simulator import DEMO_API_KEY, DEMO_PL_NUMBER, simulated_app
 
@@ -31,7 +32,11 @@ class PlanetOptions(BaseModel):
 
 
 def build(
-    provider_id: str, client: httpx.AsyncClient, transport: httpx.AsyncBaseTransport, options: PlanetOptions
+    provider_id: str,
+    client: httpx.AsyncClient,
+    transport: httpx.AsyncBaseTransport,
+    options: PlanetOptions,
+    gates: RateGates,
 ) -> PlanetAdapter:
     """The adapter for one Planet provider (sends through the client: its headers carry the key)."""
     return PlanetAdapter(provider_id, client, options)

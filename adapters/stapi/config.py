@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 from pydantic import BaseModel, ConfigDict
 
+from adapters.client import RateGates
 from adapters.stapi.adapter import StapiAdapter
 
 
@@ -17,7 +18,11 @@ class StapiOptions(BaseModel):
 
 
 def build(
-    provider_id: str, client: httpx.AsyncClient, transport: httpx.AsyncBaseTransport, options: StapiOptions
+    provider_id: str,
+    client: httpx.AsyncClient,
+    transport: httpx.AsyncBaseTransport,
+    options: StapiOptions,
+    gates: RateGates,
 ) -> StapiAdapter:
     """The adapter for one STAPI provider, sending straight to the client's transport."""
     return StapiAdapter(provider_id, client, transport=transport)

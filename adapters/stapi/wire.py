@@ -27,7 +27,15 @@ from adapters.base import (
     RequestValidationFailed,
     UpstreamNotFound,
 )
-from adapters.client import BodyRefused, CircuitOpen, ResponseTooLarge, failures_behind, reported_ids
+from adapters.client import (
+    BodyRefused,
+    CircuitOpen,
+    NoRateSlot,
+    ProviderRateLimited,
+    ResponseTooLarge,
+    failures_behind,
+    reported_ids,
+)
 from adapters.scrub import Scrubber
 
 # The error codes an upstream gateway may relay (the contract's codes are lower-case words).
@@ -118,6 +126,9 @@ def validation_errors(response: httpx.Response, scrubber: Scrubber) -> list[dict
 
 def transport_error(pid: str, exc: httpx.TransportError) -> ProviderError:
     """A failed exchange as the gateway's error; `maybe_received` says whether the provider may have acted."""
+    if isinstance(exc, NoRateSlot):
+        detail = f"provider '{pid}' allows no more calls of this kind before the deadline (rate limit); retry later"
+        return ProviderRateLimited(pid, detail, exc.retry_after_s)
     if isinstance(exc, httpx.TimeoutException):
         sent = not isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout)
         return ProviderTimeout(pid, f"provider '{pid}' did not answer in time", maybe_received=sent)

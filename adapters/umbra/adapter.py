@@ -28,13 +28,13 @@ from adapters.base import (
     SearchResult,
     UpstreamNotFound,
 )
-from adapters.client import OPERATION_EXTENSION
+from adapters.client import OPERATION_EXTENSION, RateGate, RateGates
 from adapters.schemas import CheckedSchema, check_schema
 from adapters.scrub import Scrubber
 from adapters.stapi.wire import transport_error, upstream_detail, validation_errors
 from adapters.umbra import wire
 from adapters.umbra.config import UmbraOptions
-from adapters.umbra.pacing import Pacer
+from adapters.umbra.pacing import local_gates
 from adapters.umbra.products import PRODUCTS, UmbraProduct
 
 _NEWEST_FIRST = [{"field": "createdAt", "dir": "desc"}]
@@ -53,27 +53,43 @@ class UmbraAdapter:
     read_rate_per_s: float | None = 25.0  # "25 reads/s ... per organisation" (rate limiting page)
 
     def __init__(
-        self, provider_id: str, client: httpx.AsyncClient, options: UmbraOptions, *, scrubber: Scrubber | None = None
+        self,
+        provider_id: str,
+        client: httpx.AsyncClient,
+        options: UmbraOptions,
+        *,
+        scrubber: Scrubber | None = None,
+        gates: RateGates = local_gates,
     ) -> None:
         self.provider_id = provider_id
         self.client = client
         self.options = options
         self.base_url = str(client.base_url).rstrip("/")
         self.scrubber = scrubber or Scrubber.for_client(client)
-        self._task_pacer = Pacer(options.create_task_per_s)
-        self._feasibility_pacer = Pacer(options.feasibility_per_s)
+        # Umbra's limits are per organisation: the gateway's gates hold them across its replicas.
+        self._task_gate = gates("create-task", options.create_task_per_s)
+        self._feasibility_gate = gates("create-feasibility", options.feasibility_per_s)
 
     # --- the boundary ----------------------------------------------------------------
 
     async def _call(
-        self, operation: str, method: str, path: str, *, json: JSONObject | None = None, order: bool | None = None
+        self,
+        operation: str,
+        method: str,
+        path: str,
+        *,
+        json: JSONObject | None = None,
+        order: bool | None = None,
+        gate: RateGate | None = None,
     ) -> Any:
-        """Send one request; the scrubbed JSON body of a 2xx, else the gateway's error.
+        """Send one request once `gate` lets it; the scrubbed JSON body of a 2xx, else the gateway's error.
         `order` is set on calls that carry the client's payload (True: an order, False: a search)."""
         pid = self.provider_id
         content = orjson.dumps(json) if json is not None else None
         headers = {"Content-Type": "application/json"} if json is not None else None
         try:
+            if gate is not None:
+                await gate.wait()
             response = await self.client.request(
                 method, path, content=content, headers=headers, extensions={OPERATION_EXTENSION: operation}
             )
@@ -159,8 +175,8 @@ class UmbraAdapter:
         """Create a feasibility: its record (async), or its opportunities once Umbra is done (sync)."""
         product = self._product(product_id)
         request = wire.feasibility_request(product, payload)
-        await self._feasibility_pacer.wait()
-        created = await self._call("search_opportunities", "POST", "/tasking/feasibilities", json=request, order=False)
+        path, gate = "/tasking/feasibilities", self._feasibility_gate
+        created = await self._call("search_opportunities", "POST", path, json=request, order=False, gate=gate)
         found = self._feasibility(created)
         if mode is SearchMode.ASYNC:
             return SearchResult(wire.search_record(self.base_url, found), is_async=True)
@@ -205,8 +221,10 @@ class UmbraAdapter:
     async def create_order(self, product_id: str, payload: JSONObject, *, reference: str) -> Created:
         """Create a task with `userOrderId` = the gateway's attempt id. Never retried here."""
         request = wire.task_request(self._product(product_id), payload, reference)
-        await self._task_pacer.wait()
-        task = self._task(await self._call("create_order", "POST", "/tasking/tasks", json=request, order=True))
+        created = await self._call(
+            "create_order", "POST", "/tasking/tasks", json=request, order=True, gate=self._task_gate
+        )
+        task = self._task(created)
         return Created(body=wire.order(self.base_url, task))
 
     def _task(self, body: Any) -> JSONObject:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
+from adapters.client import RateGates
 from adapters.umbra.simulator_state import SimConfig
 
 if TYPE_CHECKING:
@@ -29,13 +30,18 @@ class UmbraOptions(BaseModel):
 
 
 def build(
-    provider_id: str, client: httpx.AsyncClient, transport: httpx.AsyncBaseTransport, options: UmbraOptions
+    provider_id: str,
+    client: httpx.AsyncClient,
+    transport: httpx.AsyncBaseTransport,
+    options: UmbraOptions,
+    gates: RateGates,
 ) -> UmbraAdapter:
-    """The adapter for one Umbra organisation (through the client: it carries the OAuth auth)."""
+    """The adapter for one Umbra organisation (through the client: it carries the OAuth auth), its
+    per-endpoint limits kept by the gateway's `gates`."""
     # Imported here: the adapter module imports this one for UmbraOptions.
     from adapters.umbra.adapter import UmbraAdapter
 
-    return UmbraAdapter(provider_id, client, options)
+    return UmbraAdapter(provider_id, client, options, gates=gates)
 
 
 def simulator(latency_s: float, status_step_s: float | None = None) -> Any:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gateway.domain.ratelimit import TokenBucket
 from gateway.settings.clients import ALL, ClientSettings, key_digest
 
 
@@ -41,14 +40,13 @@ def access_of(settings: ClientSettings) -> Client:
 
 
 class Gatekeeper:
-    """Identifies a request's client from its key and applies the client's request rate."""
+    """Identifies a request's client from its key and knows the client's request rate."""
 
     def __init__(self, clients: dict[str, ClientSettings]) -> None:
         self.enabled = bool(clients)
         self._by_digest = {c.digest: access_of(c) for c in clients.values()}
-        self._rates = {
-            c.id: TokenBucket(c.rate_per_s, c.burst or c.rate_per_s) for c in clients.values() if c.rate_per_s
-        }
+        # (per second, burst): the burst is the rate when none is configured.
+        self._rates = {c.id: (c.rate_per_s, c.burst or c.rate_per_s) for c in clients.values() if c.rate_per_s}
 
     def identify(self, key: str | None) -> Client | None:
         """The client a key belongs to; ANONYMOUS when auth is off; None for no or a wrong key."""
@@ -56,7 +54,7 @@ class Gatekeeper:
             return ANONYMOUS
         return None if not key else self._by_digest.get(key_digest(key))
 
-    def wait_s(self, client: Client) -> float:
-        """0 when the client may send this request now, else seconds until it may."""
-        bucket = self._rates.get(client.id)
-        return 0.0 if bucket is None else bucket.take()
+    def rate_of(self, client: Client) -> tuple[float, float] | None:
+        """The client's request rate as (per second, burst), None when it has none (the gates of
+        gateway/upstream/rate_gates.py apply it, shared by replicas with a redis:// store)."""
+        return self._rates.get(client.id)

@@ -21,7 +21,7 @@ from adapters.base import (
     ProviderUnreachable,
     RequestValidationFailed,
 )
-from adapters.client import PROVIDER_FAILURE_HEADER
+from adapters.client import PROVIDER_FAILURE_HEADER, ProviderRateLimited
 from gateway.domain.errors import (
     AllProvidersFailed,
     CancelNotSupported,
@@ -62,6 +62,8 @@ STATUS_BY_ERROR: dict[type[DeliberateError], int] = {
     OrderOutcomeUnknown: 504,
     ProviderTimeout: 504,
     ProviderUnreachable: 502,
+    # Not sent: the provider's rate limit had no slot before the deadline (not a slow provider's 504).
+    ProviderRateLimited: 503,
     ProviderUnavailable: 503,
     ProviderBadStatus: 502,
     ProviderInvalidPayload: 502,

@@ -26,6 +26,7 @@ from gateway.domain.errors import (
     UnsupportedMediaType,
 )
 from gateway.http.handlers import error_response
+from gateway.upstream.context import request_id as upstream_request_id
 from gateway.upstream.context import upstream_calls
 
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}\Z")
@@ -71,6 +72,7 @@ class RequestContextMiddleware:
         structlog.contextvars.bind_contextvars(request_id=request_id)
         calls: list[dict[str, Any]] = []
         upstream_calls.set(calls)
+        upstream_request_id.set(request_id)  # sent to providers as X-Request-ID
         started = time.perf_counter()
         status = 500
 
@@ -189,7 +191,8 @@ class AuthMiddleware:
             await self.app(scope, receive, send)
             return
         state = scope.setdefault("state", {})
-        gatekeeper = (state.get("runtime") or scope["app"].state.runtime).gatekeeper
+        runtime = state.get("runtime") or scope["app"].state.runtime
+        gatekeeper = runtime.gatekeeper
         if scope["path"] in PUBLIC_PATHS:
             # Reachable without a key (probes, tools); a key, if sent, may make it an operator's view.
             state["client"] = gatekeeper.identify(_presented_key(scope)) or ANONYMOUS
@@ -202,7 +205,7 @@ class AuthMiddleware:
                 "A valid API key is required (Authorization: Bearer KEY or X-API-Key: KEY).",
                 headers={"WWW-Authenticate": 'Bearer realm="stapi-gateway"'},
             )
-        elif (wait := gatekeeper.wait_s(client)) > 0:
+        elif (rate := gatekeeper.rate_of(client)) and (wait := await runtime.rates.client_wait_s(client.id, *rate)) > 0:
             retry_after = str(max(1, math.ceil(wait)))
             refusal = RateLimited("Too many requests for this API key.", headers={"Retry-After": retry_after})
         if refusal is not None:

@@ -191,3 +191,8 @@ def endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
 def routes() -> list[Route]:
     """The Starlette routes of every operation, in the table's order."""
     return [Route(op.path, endpoint(op.endpoint), methods=[op.method]) for op in OPERATIONS]
+
+
+def route_names(served: list[Route]) -> dict[object, tuple[str, str]]:
+    """Each served route's endpoint with its path template and operationId (for spans)."""
+    return {route.endpoint: (op.path, op.operation_id) for op, route in zip(OPERATIONS, served, strict=True)}

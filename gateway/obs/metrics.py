@@ -106,6 +106,12 @@ class Metrics:
             ["provider", "outcome"],
             registry=r,
         )
+        self.rate_gate_local = Counter(
+            "stapi_gateway_rate_gate_local",
+            "Rate-limit reservations made in this process only because the store failed, by scope: provider, client",
+            ["scope"],
+            registry=r,
+        )
 
     def exposition(self) -> bytes:
         """The Prometheus text format."""

@@ -32,7 +32,9 @@ from gateway.services.catalogue import Catalogue
 from gateway.services.fanout import Deadline, call_one
 from gateway.services.tracked_orders import TrackedOrders
 from gateway.settings.models import ProviderSettings
+from gateway.upstream.context import request_id
 from gateway.upstream.providers import Provider
+from gateway.upstream.stamp import new_request_id
 
 log = structlog.get_logger("gateway.tracking")
 
@@ -78,7 +80,11 @@ class TrackerSettings:
 
 class _Lane:
     """One provider's budget in this process: a token bucket for the pace, slots for the polls in
-    flight, and how many claimed orders are waiting or running."""
+    flight, and how many claimed orders are waiting or running.
+
+    Per process on purpose, unlike the provider's own limits (gateway/upstream/rate_gates.py, shared
+    by replicas): the pace is a share of `rate_per_s`, and every poll also takes a slot of that
+    shared limit at the transport, so replicas together never exceed it."""
 
     def __init__(self, provider: ProviderSettings, settings: TrackerSettings, vendor_rate_per_s: float | None) -> None:
         self.provider = provider
@@ -210,6 +216,7 @@ class OrderTracker:
 
     async def _guarded(self, provider: Provider, lane: _Lane, claim: _Claim) -> None:
         order_id = claim.order_id
+        request_id.set(new_request_id("track"))  # this task's own: its upstream calls' X-Request-ID
         try:
             async with lane.slots:
                 if time.monotonic() - claim.at > self.settings.max_wait_s:

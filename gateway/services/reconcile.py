@@ -26,6 +26,8 @@ from gateway.obs.metrics import Metrics
 from gateway.services.catalogue import Catalogue
 from gateway.services.journal import OrderJournal
 from gateway.services.order_scan import SKEW_S, OrderListScan
+from gateway.upstream.context import request_id
+from gateway.upstream.stamp import new_request_id
 
 log = structlog.get_logger("gateway.orders")
 
@@ -92,9 +94,11 @@ class Reconciler:
         while True:
             await wait_event(self._wake, self.settings.interval_s)
             self._wake.clear()
+            request_id.set(new_request_id("reconcile"))  # one per pass: its upstream calls' X-Request-ID
             try:
                 await self.run_once()
             except StoreUnavailable as exc:
+                self.metrics.store_errors.labels("order_reconcile").inc()
                 log.warning("order_reconcile_store_unavailable", detail=exc.detail)
             except Exception:
                 log.exception("order_reconcile_crashed")

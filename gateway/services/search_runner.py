@@ -44,6 +44,8 @@ from gateway.obs.metrics import Metrics
 from gateway.services.catalogue import Catalogue
 from gateway.services.fanout import Deadline, call_one
 from gateway.services.search_records import SearchRecords
+from gateway.upstream.context import request_id
+from gateway.upstream.stamp import new_request_id
 
 log = structlog.get_logger("gateway.searches")
 
@@ -121,6 +123,8 @@ class SearchRunner:
         task.add_done_callback(self._tasks.discard)
 
     async def _guarded(self, record_id: str) -> None:
+        if request_id.get() is None:  # started by the poller, not by a client's request
+            request_id.set(new_request_id("search"))
         try:
             async with self._slots:
                 await self.advance(record_id)

@@ -6,7 +6,7 @@ clients:
     key_sha256: 5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8
     providers: [acme]          # provider ids this key may use; "*" = all
     products: [vhr-50cm]       # federated products this key may use; "*" = all
-    rate_per_s: 20             # requests per second (429 with Retry-After beyond)
+    rate_per_s: 20             # requests per second (429 with Retry-After beyond); per deployment with redis://
   ops:
     key: ${OPS_KEY}
     operator: true             # sees /readyz in detail and /metrics

@@ -47,11 +47,18 @@ def repeats(values: Sequence[Hashable]) -> list[tuple[int, int]]:
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 
+# Set by the gateway on every upstream call (gateway/upstream/stamp.py and the trace context):
+# a provider's `headers:` naming one would be overwritten, so it is refused rather than ignored.
+GATEWAY_HEADERS = frozenset({"user-agent", "x-request-id", "traceparent", "tracestate"})
+
+
 def _check_http_headers(value: dict[str, str]) -> dict[str, str]:
     seen: set[str] = set()
     for name, header in value.items():
         if not _HEADER_NAME.fullmatch(name):
             raise ValueError(f"{name!r} is not a valid HTTP header name")
+        if name.lower() in GATEWAY_HEADERS:
+            raise ValueError(f"header {name!r} is set by the gateway on every upstream call")
         if name.lower() in seen:
             raise ValueError(f"header {name!r} is given twice (names are case-insensitive)")
         seen.add(name.lower())

@@ -23,7 +23,16 @@ from gateway.settings.providers import OAuthSettings, ProviderSettings
 # configuration can be imported from this one module.
 __all__ = ["FederatedProduct", "GatewaySettings", "OAuthSettings", "ProviderSettings", "Settings"]
 
-STORE_SCHEMES = ("memory://", "redis://", "rediss://", "unix://")
+STORE_SCHEMES = (
+    "memory://",
+    "redis://",
+    "rediss://",
+    "unix://",
+    "redis+sentinel://",
+    "rediss+sentinel://",
+    "redis+cluster://",
+    "rediss+cluster://",
+)
 # Ids the gateway mints carry no provider prefix, so they never contain ':'.
 FEDERATED_ID = re.compile(r"[a-z][a-z0-9-]{0,63}")
 # Validation context under which `Settings` leaves its cross-references to the loader, which has
@@ -82,7 +91,8 @@ class GatewaySettings(ClientLimits):
     public_url: RootUrl | None = None
     store: str = "memory://"
     # Namespace of every key in the store, so several gateways (or tests) can share one Redis.
-    store_prefix: str = Field(default="stapi-gw:", min_length=1, max_length=64)
+    # No braces: a `{...}` in the prefix would be every key's Redis Cluster hash tag (all on one node).
+    store_prefix: str = Field(default="stapi-gw:", min_length=1, max_length=64, pattern=r"^[^{}]+$")
     deadline_s: PositiveFloat = 10.0
     # repr=False keeps the HMAC secret out of logs and tracebacks that print the settings.
     secret: str | None = Field(default=None, min_length=1, repr=False)
@@ -114,6 +124,9 @@ class GatewaySettings(ClientLimits):
     # A store that can lose acknowledged keys (no AOF fsync always, eviction): warn, or refuse to start.
     store_durability: Literal["warn", "require"] = "warn"
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
+    # OpenTelemetry spans and W3C traceparent towards providers (needs stapi-gateway[otel]); the
+    # exporter is configured by the standard OTEL_* environment (gateway/obs/tracing.py).
+    tracing: bool = False
 
     @field_validator("store")
     @classmethod

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from gateway.store.base import DEFAULT_PREFIX, STREAM_START, IndexPosition, Store, StreamEntry
 from gateway.store.memory import MemoryStore
 from gateway.store.redis import RedisStore, redact_url
+from gateway.store.redis_urls import REDIS_SCHEMES
 
 __all__ = [
     "DEFAULT_PREFIX",
@@ -22,14 +23,19 @@ __all__ = [
     "open_store",
 ]
 
-_REDIS_SCHEMES = frozenset({"redis", "rediss", "unix"})
-
 
 def open_store(url: str, *, prefix: str = DEFAULT_PREFIX) -> Store:
-    """Build the store named by `url`: `memory://`, or `redis://`, `rediss://`, `unix://`."""
+    """Build the store named by `url`: `memory://`, or a Redis URL (gateway/store/redis_urls.py).
+
+    A malformed URL raises ValueError, worded without its password.
+    """
     scheme = urlsplit(url).scheme.lower()
     if scheme == "memory":
         return MemoryStore(prefix=prefix)
-    if scheme in _REDIS_SCHEMES:
-        return RedisStore.from_url(url, prefix=prefix)
-    raise ValueError(f"Unsupported store URL {redact_url(url)!r}: use memory://, redis://, rediss:// or unix://")
+    if scheme in REDIS_SCHEMES:
+        try:
+            return RedisStore.from_url(url, prefix=prefix)
+        except ValueError as exc:
+            raise ValueError(f"Bad store URL {redact_url(url)!r}: {exc}") from None
+    schemes = ", ".join(f"{name}://" for name in sorted(REDIS_SCHEMES))
+    raise ValueError(f"Unsupported store URL {redact_url(url)!r}: use memory:// or one of {schemes}")

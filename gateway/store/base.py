@@ -5,6 +5,14 @@ own prefix (default `DEFAULT_PREFIX`), so several gateways can share one Redis. 
 indexes live in separate namespaces: a key and an index may share a name without clashing.
 
 Every failure to reach or use the backing service is raised as `gateway.domain.errors.StoreUnavailable`.
+
+Cluster safety (a `redis+cluster://` store spreads keys over nodes by hash slot): every operation
+here touches exactly one Redis key. A Lua script gets that key in KEYS and never builds a key
+name inside the script; a MULTI or pipeline only batches commands on that one key. An operation
+that must touch several keys atomically (a script, a MULTI, WATCH) has to put them in one hash
+slot: give them the same hash tag, `{...}`, as the part of the name Redis hashes (e.g.
+`<prefix>kv:{order:123}:state` and `<prefix>kv:{order:123}:lock`), and say so where it is
+defined. The prefix must hold no `{`, or it would become every key's tag and put them all on one node.
 """
 
 from __future__ import annotations
@@ -12,6 +20,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from typing import Protocol
+
+from gateway.domain.ratelimit import Reservation
 
 DEFAULT_PREFIX = "stapi-gw:"
 
@@ -109,6 +119,16 @@ class Store(Protocol):
 
     async def index_count(self, index: str) -> int:
         """How many members `index` holds (0 when it does not exist); one cheap call, whatever the size."""
+
+    # --- rate gates ---------------------------------------------------------------------------
+
+    async def rate_reserve(self, key: str, per_s: float, burst: float, max_wait_s: float) -> Reservation:
+        """Reserve the next slot of the rate gate `key` (`per_s` a second, `burst` at once), atomically.
+
+        Granted when the slot comes within `max_wait_s`: the caller sleeps `wait_s` and goes, with
+        no second call. Otherwise nothing is reserved and `wait_s` says when a slot would be free.
+        One gate for every process that shares the store (gateway/domain/ratelimit.py `gcra`).
+        """
 
 
 def check_ttl(ttl_s: float | None) -> None:

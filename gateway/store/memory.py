@@ -14,6 +14,7 @@ import time
 from bisect import bisect_left, bisect_right, insort
 from dataclasses import dataclass, field
 
+from gateway.domain.ratelimit import RateLedger, Reservation
 from gateway.store.base import (
     DEFAULT_PREFIX,
     STREAM_START,
@@ -57,6 +58,7 @@ class MemoryStore:
         self._indexes: dict[str, _Index] = {}
         self._writes = 0
         self._streams = MemoryStreams()
+        self._rates = RateLedger()
 
     # --- plain keys ----------------------------------------------------------------------
 
@@ -203,3 +205,8 @@ class MemoryStore:
     async def index_count(self, index: str) -> int:
         idx = self._live_index(index)
         return 0 if idx is None else len(idx.scores)
+
+    # --- rate gates ----------------------------------------------------------------------
+
+    async def rate_reserve(self, key: str, per_s: float, burst: float, max_wait_s: float) -> Reservation:
+        return self._rates.reserve(key, per_s, burst, max_wait_s)

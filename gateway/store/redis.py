@@ -13,13 +13,17 @@ from contextlib import contextmanager
 from typing import Any, cast
 from urllib.parse import urlsplit
 
-from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialWithJitterBackoff
-from redis.exceptions import RedisError, ResponseError
+from redis.commands.core import AsyncScript
+from redis.exceptions import (
+    CrossSlotTransactionError,
+    InvalidPipelineStack,
+    RedisClusterException,
+    RedisError,
+)
 
 from gateway.domain.errors import StoreUnavailable
-from gateway.store import redis_streams
+from gateway.domain.ratelimit import Reservation, check_rate
+from gateway.store import redis_durability, redis_rates, redis_streams
 from gateway.store.base import (
     DEFAULT_PREFIX,
     STREAM_START,
@@ -29,6 +33,7 @@ from gateway.store.base import (
     check_score,
     check_ttl,
 )
+from gateway.store.redis_urls import Connection, connect
 
 # A lock must only be released by its owner: GET and DEL have to happen as one step.
 _DELETE_IF_EQUALS = """
@@ -51,9 +56,6 @@ end
 return 0
 """
 
-# What idempotency needs from Redis: every acknowledged write on disk, and no key evicted.
-_DURABLE = {"appendonly": "yes", "appendfsync": "always", "maxmemory-policy": "noeviction"}
-
 
 def redact_url(url: str) -> str:
     """The URL without its user-info, safe to show in logs and error messages."""
@@ -74,40 +76,36 @@ def _rows(raw: Iterable[Any]) -> list[tuple[str, float]]:
 
 
 class RedisStore:
-    """A `Store` on a Redis server via `redis.asyncio`."""
+    """A `Store` on one Redis, a Sentinel-managed primary or a Redis Cluster, via `redis.asyncio`.
 
-    def __init__(self, client: Redis, *, prefix: str = DEFAULT_PREFIX, label: str = "redis") -> None:
-        """Wrap `client`, which must not use decode_responses; `label` names it in errors."""
+    Cluster-safe by construction: every operation touches exactly one key (see gateway/store/base.py).
+    """
+
+    def __init__(self, connection: Connection, *, prefix: str = DEFAULT_PREFIX, label: str = "redis") -> None:
+        """Wrap `connection`, whose client must not use decode_responses; `label` names it in errors."""
         self.prefix = prefix
-        self._redis = client
+        self._redis = connection.client
+        self._connection = connection
         self._label = label
-        self._delete_if_equals = client.register_script(_DELETE_IF_EQUALS)
-        self._set_if_equals = client.register_script(_SET_IF_EQUALS)
-        # Redis never echoes the password, but scrub it from messages in case a future one does.
-        self._password: str | None = client.connection_pool.connection_kwargs.get("password") or None
+        self._delete_if_equals = self._redis.register_script(_DELETE_IF_EQUALS)
+        self._set_if_equals = self._redis.register_script(_SET_IF_EQUALS)
 
     @classmethod
     def from_url(cls, url: str, *, prefix: str = DEFAULT_PREFIX) -> RedisStore:
-        """Connect lazily to `url` (redis://, rediss:// or unix://) with short timeouts."""
-        client = Redis.from_url(
-            url,
-            socket_connect_timeout=2.0,
-            socket_timeout=2.0,
-            health_check_interval=30,
-            # One quick retry survives a pooled connection dropped by a Redis restart; more
-            # would only delay the StoreUnavailable a caller needs to see promptly.
-            retry=Retry(ExponentialWithJitterBackoff(cap=0.2, base=0.02), retries=1),
-        )
-        return cls(client, prefix=prefix, label=redact_url(url))
+        """Connect lazily to `url` (any scheme of gateway/store/redis_urls.py) with short timeouts."""
+        return cls(connect(url), prefix=prefix, label=redact_url(url))
 
     @contextmanager
     def _translated(self, operation: str) -> Iterator[None]:
         try:
             yield
-        except (RedisError, OSError) as exc:
+        except (CrossSlotTransactionError, InvalidPipelineStack):
+            raise  # a multi-key bug in this module, not an outage: let it fail loudly
+        except (RedisError, RedisClusterException, OSError) as exc:
             reason = f"{type(exc).__name__}: {exc}"
-            if self._password:
-                reason = reason.replace(self._password, "***")
+            # Redis never echoes a password, but scrub them from messages in case a future one does.
+            for secret in self._connection.secrets:
+                reason = reason.replace(secret, "***")
             raise StoreUnavailable(f"State store {self._label} unavailable during {operation}: {reason}") from exc
 
     def _kv(self, key: str) -> str:
@@ -203,27 +201,15 @@ class RedisStore:
             await self._redis.ping()
 
     async def durability_problems(self) -> list[str]:
-        """Compare the server's persistence and eviction settings with what idempotency needs."""
-        try:
-            with self._translated("config_get"):
-                found = {name: await self._redis.config_get(name) for name in _DURABLE}
-        except StoreUnavailable as exc:
-            if not isinstance(exc.__cause__, ResponseError):
-                raise
-            # Managed Redis services often refuse CONFIG; say so rather than guess.
-            return [f"{self._label}: CONFIG GET is refused, so persistence and eviction could not be checked"]
-        problems = []
-        for name, wanted in _DURABLE.items():
-            # One pattern, one entry; keys and values are bytes or str by client settings.
-            raw = next(iter(found[name].values()), None)
-            value = raw.decode() if isinstance(raw, bytes) else raw
-            if value != wanted:
-                problems.append(f"{self._label}: {name} is {value!r}, idempotency needs {wanted!r}")
-        return problems
+        """Compare each primary's persistence and eviction settings with what idempotency needs."""
+        with self._translated("config_get"):
+            return await redis_durability.problems(self._redis, self._label)
 
     async def aclose(self) -> None:
         with self._translated("aclose"):
             await self._redis.aclose()
+            for companion in self._connection.companions:
+                await companion.aclose()
 
     # --- streams with consumer groups: keys `<prefix>st:<stream>` ----------------------------
 
@@ -253,3 +239,15 @@ class RedisStore:
     async def index_count(self, index: str) -> int:
         with self._translated("index_count"):
             return int(await self._redis.zcard(self._ix(index)))
+
+    # --- rate gates: keys `<prefix>rl:<key>`, one key per script (cluster-safe) ---------------
+
+    # Registered on first use, so that building a store stays as it was.
+    _rate_script: AsyncScript | None = None
+
+    async def rate_reserve(self, key: str, per_s: float, burst: float, max_wait_s: float) -> Reservation:
+        check_rate(per_s, burst, max_wait_s)
+        if self._rate_script is None:
+            self._rate_script = redis_rates.script_of(self._redis)
+        with self._translated("rate_reserve"):
+            return await redis_rates.reserve(self._rate_script, f"{self.prefix}rl:{key}", per_s, burst, max_wait_s)

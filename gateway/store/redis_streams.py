@@ -1,7 +1,7 @@
 """The Redis store's streams: XADD, XREADGROUP (creating the group on first use), XAUTOCLAIM, XACK+XDEL.
 
-Plain functions on a `redis.asyncio.Redis` client; `RedisStore` names the keys and turns
-failures into `StoreUnavailable`.
+Plain functions on a `redis.asyncio` client (one Redis, a Sentinel primary or a Cluster: each
+call touches one key); `RedisStore` names the keys and turns failures into `StoreUnavailable`.
 """
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, cast
 
-from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from gateway.store.base import STREAM_START, StreamEntry
+from gateway.store.redis_urls import RedisClient
 
 # A blocking read must answer before the client's 2 s socket timeout takes it for a dead server.
 MAX_BLOCK_S = 1.0
@@ -31,12 +31,12 @@ def _entries(raw: Iterable[Any]) -> list[StreamEntry]:
     ]
 
 
-async def add(redis: Redis, name: str, fields: dict[str, str]) -> str:
+async def add(redis: RedisClient, name: str, fields: dict[str, str]) -> str:
     """XADD; the new entry's id."""
     return _text(await redis.xadd(name, cast("Any", fields)))
 
 
-async def _create_group(redis: Redis, name: str, group: str) -> None:
+async def _create_group(redis: RedisClient, name: str, group: str) -> None:
     try:
         # From id 0: entries added before any reader existed are read too.
         await redis.xgroup_create(name, group, id="0", mkstream=True)
@@ -45,7 +45,9 @@ async def _create_group(redis: Redis, name: str, group: str) -> None:
             raise
 
 
-async def read(redis: Redis, name: str, group: str, consumer: str, count: int, block_s: float) -> list[StreamEntry]:
+async def read(
+    redis: RedisClient, name: str, group: str, consumer: str, count: int, block_s: float
+) -> list[StreamEntry]:
     """XREADGROUP of new entries (`>`), creating the group if the stream or group is missing."""
     # BLOCK 0 would wait for ever; here 0 means not to block at all.
     block = None if block_s <= 0 else max(1, int(min(block_s, MAX_BLOCK_S) * 1000))
@@ -65,7 +67,7 @@ async def read(redis: Redis, name: str, group: str, consumer: str, count: int, b
 
 
 async def claim(
-    redis: Redis, name: str, group: str, consumer: str, min_idle_s: float, count: int, start: str
+    redis: RedisClient, name: str, group: str, consumer: str, min_idle_s: float, count: int, start: str
 ) -> tuple[str, list[StreamEntry]]:
     """XAUTOCLAIM: the next start and the entries claimed (none while the group does not exist)."""
     idle_ms = max(0, int(min_idle_s * 1000))
@@ -78,7 +80,7 @@ async def claim(
     return _text(answer[0]), _entries(answer[1])
 
 
-async def ack(redis: Redis, name: str, group: str, entry_id: str) -> bool:
+async def ack(redis: RedisClient, name: str, group: str, entry_id: str) -> bool:
     """XACK and XDEL in one transaction: True if the entry was pending."""
     async with redis.pipeline(transaction=True) as pipe:
         pipe.xack(name, group, entry_id)

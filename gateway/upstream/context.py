@@ -13,3 +13,5 @@ from typing import Any
 deadline_remaining: ContextVar[Any] = ContextVar("deadline_remaining", default=None)
 # One dict per upstream call, for the request's canonical log line.
 upstream_calls: ContextVar[list[dict[str, Any]] | None] = ContextVar("upstream_calls", default=None)
+# The id of the request being served (or of a background job), sent upstream as X-Request-ID.
+request_id: ContextVar[str | None] = ContextVar("request_id", default=None)

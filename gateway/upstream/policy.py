@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import functools
 import random
 import time
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import httpx
 import structlog
@@ -26,14 +28,20 @@ from adapters.client import (
     READ_OPERATIONS,
     BodyRefused,
     CircuitOpen,
+    NoRateSlot,
     failures_behind,
 )
-from gateway.domain.ratelimit import TokenBucket
 from gateway.obs.metrics import Metrics
 from gateway.settings.models import ProviderSettings
 from gateway.upstream.breaker import STATE_VALUE, CircuitBreaker
 from gateway.upstream.context import deadline_remaining, upstream_calls
+from gateway.upstream.rate_gates import Gate, Gates
+from gateway.upstream.stamp import stamp
 from gateway.upstream.transport import DEFAULT_MAX_BODY_BYTES, read_decoded
+
+if TYPE_CHECKING:  # OpenTelemetry is loaded only when tracing is on
+    from gateway.obs.tracing import Tracing
+    from gateway.upstream.tracing import UpstreamSpans
 
 log = structlog.get_logger("gateway.upstream")
 
@@ -84,6 +92,8 @@ def _outcome(response: httpx.Response | None, exc: BaseException | None) -> str:
             return "cancelled"
         if isinstance(exc, CircuitOpen):
             return "circuit_open"
+        if isinstance(exc, NoRateSlot):
+            return "rate_limited"
         if isinstance(exc, BodyRefused):
             return "invalid_body"
         if isinstance(exc, httpx.TimeoutException):
@@ -97,15 +107,34 @@ class GuardedTransport(httpx.AsyncBaseTransport):
     """Wraps one provider's transport with its circuit, limits, retries and telemetry."""
 
     def __init__(
-        self, inner: httpx.AsyncBaseTransport, settings: ProviderSettings, breaker: CircuitBreaker, metrics: Metrics
+        self,
+        inner: httpx.AsyncBaseTransport,
+        settings: ProviderSettings,
+        breaker: CircuitBreaker,
+        metrics: Metrics,
+        gates: Gates | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
+        """`gates`: the gateway's rate gates (over its store); None keeps this provider's in this transport."""
         self.inner = inner
+        # None when tracing is off: then no span is made, no traceparent sent, OpenTelemetry not loaded.
+        self.spans: UpstreamSpans | None = None
+        if tracing is not None:
+            from gateway.upstream.tracing import UpstreamSpans
+
+            self.spans = UpstreamSpans(tracing, settings.id, _outcome)
         self.settings = settings
         self.breaker = breaker
         self.metrics = metrics
         self._slots = asyncio.Semaphore(settings.max_concurrent)
-        self._rate = TokenBucket(settings.rate_per_s) if settings.rate_per_s else None
-        self._order_rate = TokenBucket(settings.order_rate_per_s) if settings.order_rate_per_s else None
+        gates = gates or Gates(None, metrics)
+        pid, budget = settings.id, settings.timeout_s
+        self._rate = (
+            gates.gate(f"{pid}:rate", settings.rate_per_s, fallback_budget_s=budget) if settings.rate_per_s else None
+        )
+        self._order_rate: Gate | None = None
+        if settings.order_rate_per_s:
+            self._order_rate = gates.gate(f"{pid}:order-rate", settings.order_rate_per_s, fallback_budget_s=budget)
 
     def _backoff(self, attempt: int) -> float:
         base: float = self.settings.retry_backoff_s * 2.0**attempt
@@ -115,10 +144,15 @@ class GuardedTransport(httpx.AsyncBaseTransport):
         """Send with the provider's policy applied."""
         operation = str(request.extensions.get(OPERATION_EXTENSION, request.method.lower()))
         retries = self.settings.retries if may_retry(request) else 0
+        stamp(request)
         attempt = 0
         while True:
             try:
-                response = await self._attempt(request, operation, attempt)
+                if self.spans is None:
+                    response = await self._attempt(request, operation, attempt)
+                else:
+                    send = functools.partial(self._attempt, request, operation, attempt)
+                    response = await self.spans.attempt(request, operation, attempt, send)
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 delay = self._backoff(attempt)
                 if isinstance(exc, CircuitOpen) or attempt >= retries or delay >= _remaining(self.settings.timeout_s):
@@ -187,14 +221,16 @@ class GuardedTransport(httpx.AsyncBaseTransport):
         return response
 
     async def _admit(self, request: httpx.Request, operation: str) -> None:
-        """Wait for rate tokens; waiting counts against the deadline."""
-        budget = _remaining(self.settings.timeout_s)
-        buckets = [self._rate]
-        if operation in CREATE_OPERATIONS:
-            buckets.append(self._order_rate)
-        for bucket in buckets:
-            if bucket is not None and not await bucket.acquire(budget):
-                raise httpx.PoolTimeout(f"no rate token for '{self.settings.id}' before the deadline", request=request)
+        """Wait for a slot of each rate limit the call falls under; waiting counts against the deadline."""
+        gates = [self._rate, self._order_rate if operation in CREATE_OPERATIONS else None]
+        for gate in gates:
+            if gate is None:
+                continue
+            try:
+                await gate.wait()
+            except NoRateSlot as exc:
+                exc.request = request
+                raise
 
     def _slots_within(self, request: httpx.Request) -> _Slot:
         return _Slot(self._slots, _remaining(self.settings.timeout_s), request, self.settings.id)

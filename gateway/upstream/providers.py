@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import functools
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import httpx
 import structlog
@@ -17,7 +19,12 @@ from gateway.settings.models import ProviderSettings, Settings
 from gateway.upstream.breaker import CircuitBreaker
 from gateway.upstream.oauth import ClientCredentials, SharedTokens
 from gateway.upstream.policy import GuardedTransport
+from gateway.upstream.rate_gates import Gates
+from gateway.upstream.stamp import StampingTransport
 from gateway.upstream.transport import AiohttpTransport, build_client
+
+if TYPE_CHECKING:  # OpenTelemetry is loaded only when tracing is on
+    from gateway.obs.tracing import Tracing
 
 log = structlog.get_logger("gateway.providers")
 
@@ -92,19 +99,26 @@ def build_providers(
     metrics: Metrics,
     transports: Mapping[str, httpx.AsyncBaseTransport] | None = None,
     shared_tokens: SharedTokens | None = None,
+    gates: Gates | None = None,
+    tracing: Tracing | None = None,
 ) -> Providers:
     """An adapter per configured provider, each on its own pooled, guarded client; OAuth tokens
-    shared with the other replicas through `shared_tokens` when given."""
+    shared with the other replicas through `shared_tokens` when given, rate limits through `gates`
+    (None: a set of gates for these providers in this process); spans made with `tracing`."""
     transports = transports or {}
+    gates = gates or Gates(None, metrics)
     out = []
+    inject = _token_trace_context(tracing)
     for ps in settings.providers.values():
         inner = transports.get(ps.id) or AiohttpTransport(max_connections=ps.max_connections)
         breaker = CircuitBreaker(ps.circuit_failures, ps.circuit_open_s)
-        guarded = GuardedTransport(inner, ps, breaker, metrics)
+        guarded = GuardedTransport(inner, ps, breaker, metrics, gates, tracing)
         auth, token_client = None, None
         if ps.oauth is not None:
             token_transport = transports.get(f"{ps.id}{TOKEN_TRANSPORT_SUFFIX}") or AiohttpTransport(max_connections=4)
-            token_client = build_client(str(ps.oauth.token_url), timeout_s=ps.timeout_s, transport=token_transport)
+            token_client = build_client(
+                str(ps.oauth.token_url), timeout_s=ps.timeout_s, transport=StampingTransport(token_transport, inject)
+            )
             auth = ClientCredentials(
                 str(ps.oauth.token_url),
                 ps.oauth.client_id,
@@ -118,5 +132,18 @@ def build_providers(
         client = build_client(
             ps.base_url, timeout_s=ps.timeout_s, headers=dict(ps.headers), transport=guarded, auth=auth
         )
-        out.append(Provider(ps, ADAPTERS[ps.adapter].build(ps.id, client, guarded, ps.options), breaker, token_client))
+        adapter = ADAPTERS[ps.adapter].build(
+            ps.id, client, guarded, ps.options, gates.for_provider(ps.id, ps.timeout_s)
+        )
+        out.append(Provider(ps, adapter, breaker, token_client))
     return Providers(out)
+
+
+def _token_trace_context(tracing: Tracing | None) -> Callable[[httpx.Request], None] | None:
+    """What puts the trace context on OAuth token calls; None when tracing is off."""
+    if tracing is None:
+        return None
+    # Imported only now: with tracing off, OpenTelemetry is never loaded.
+    from gateway.upstream.tracing import inject_current
+
+    return functools.partial(inject_current, tracing)

@@ -476,7 +476,8 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
 
     assert set(found) == {
         f"{main}: providers.acme.headers.Authorization: environment variable ACME_TOKEN is not set",
-        f"{main}: gateway.store: must start with one of memory://, redis://, rediss://, unix://",
+        f"{main}: gateway.store: must start with one of memory://, redis://, rediss://, unix://, "
+        "redis+sentinel://, rediss+sentinel://, redis+cluster://, rediss+cluster://",
         f"{main}: gateway.deadline_s: Input should be greater than 0",
         f"{main}: providers.acme.url: Input should be a valid URL, relative URL without a base",
         f"{main}: providers.acme.timeout_s: Input should be greater than 0",
@@ -852,3 +853,14 @@ def test_federated_product_is_frozen_and_strict() -> None:
         product.title = "x"  # type: ignore[misc]
     with pytest.raises(ValidationError, match="Extra inputs"):
         FederatedProduct(id="fp", members=["a:1", "b:2"], providers=["a"])  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize("name", ["User-Agent", "x-request-id", "Traceparent", "tracestate"])
+def test_headers_the_gateway_sets_are_refused_in_provider_headers(tmp_path: Path, name: str) -> None:
+    """A provider's `headers:` cannot name User-Agent, X-Request-ID or the trace context: the gateway sets them."""
+    main = write(tmp_path, "g.yaml", MINIMAL + f"    headers:\n      {name}: something\n")
+
+    [found] = problems(main)
+
+    assert found.startswith(f"{main}: providers.acme.headers")
+    assert "is set by the gateway on every upstream call" in found

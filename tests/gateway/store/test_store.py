@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import random
 import socket
-from collections.abc import AsyncIterator, Callable
 
 import pytest
 
 from gateway.domain.errors import StoreUnavailable
 from gateway.store import MemoryStore, RedisStore, Store, open_store
+from tests.gateway.store.conftest import StoreFactory
 
 # Ties on purpose, and members whose str order differs from naive expectations ("B" < "a",
 # non-ASCII last) so both stores must agree on (score, member) order.
@@ -27,39 +27,6 @@ INDEX_ENTRIES: list[tuple[str, float]] = [
     ("z", 10.0),
 ]
 ASCENDING = sorted(INDEX_ENTRIES, key=lambda entry: (entry[1], entry[0]))
-
-StoreFactory = Callable[[str], Store]
-
-
-@pytest.fixture(params=["memory", "redis"])
-async def make_store(request: pytest.FixtureRequest) -> AsyncIterator[StoreFactory]:
-    """Factory for stores of one implementation; the suffix extends the store's key prefix."""
-    opened: list[Store] = []
-    if request.param == "redis":
-        url: str = request.getfixturevalue("redis_url")
-        base: str = request.getfixturevalue("redis_prefix")
-
-        def make(suffix: str) -> Store:
-            return open_store(url, prefix=base + suffix)
-    else:
-
-        def make(suffix: str) -> Store:
-            return open_store("memory://", prefix=f"stapi-gw-test:{suffix}")
-
-    def tracked(suffix: str) -> Store:
-        store = make(suffix)
-        opened.append(store)
-        return store
-
-    yield tracked
-    for store in opened:
-        await store.aclose()
-
-
-@pytest.fixture
-def store(make_store: StoreFactory) -> Store:
-    """One store of the implementation under test."""
-    return make_store("")
 
 
 async def _fill_index(store: Store, index: str = "idx") -> None:
@@ -322,3 +289,13 @@ async def test_index_count_of_an_expired_index_is_zero(store: Store) -> None:
     assert await store.index_count("short") == 1
     await asyncio.sleep(0.1)
     assert await store.index_count("short") == 0
+
+
+@pytest.mark.parametrize("topology", ["redis_sentinel_url", "redis_cluster_url"])
+async def test_durability_is_checked_on_every_primary(topology: str, request: pytest.FixtureRequest) -> None:
+    """The test topologies run AOF fsync always with noeviction on every node: no problem on any primary."""
+    store = open_store(request.getfixturevalue(topology), prefix="durability-check:")
+    try:
+        assert await store.durability_problems() == []
+    finally:
+        await store.aclose()

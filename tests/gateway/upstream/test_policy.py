@@ -139,13 +139,15 @@ async def test_open_circuit_fails_fast_and_shows_everywhere() -> None:
 
 
 async def test_waiting_for_a_rate_token_counts_against_the_deadline() -> None:
-    """With a rate of one call per minute, the second call cannot start before the deadline."""
+    """With a rate of one call per minute, the second call cannot start before the deadline: it is
+    not sent, and answered 503 with when a slot would be free (not 504: the provider was not slow)."""
     async with gateway_client({"acme": provider()}, provider_overrides={"rate_per_s": 1 / 60}, deadline_s=0.3) as c:
         first = await c.get("/products/acme:eo")
         second = await c.get("/products/acme:eo")
     assert first.status_code == 200
-    assert second.status_code == 504
-    assert second.json()["code"] == "provider_timeout"
+    assert second.status_code == 503
+    assert second.json()["code"] == "provider_rate_limited"
+    assert 1 <= int(second.headers["Retry-After"]) <= 60
 
 
 async def test_readiness_and_metrics_on_a_healthy_gateway() -> None:

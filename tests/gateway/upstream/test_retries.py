@@ -122,7 +122,10 @@ async def test_the_order_rate_paces_order_creation_only() -> None:
     assert first.status_code == 201, first.text
     Order[OrderStatus].model_validate(first.json())
     assert [s.status_code for s in searches] == [200, 200, 200]
-    assert second.status_code == 504
+    # Not sent, so nothing was placed: a 503 to retry later, not an unknown outcome's 504.
+    assert second.status_code == 503
+    assert second.json()["code"] == "provider_rate_limited"
+    assert "Retry-After" in second.headers
 
 
 @pytest.mark.parametrize("operation", ["create_order", "cancel_order"])
