@@ -121,7 +121,7 @@ def measure(validate: Callable[[bytes, InputLimits], Any], body: bytes) -> tuple
 
 def main() -> None:
     """Print one row per body and validation."""
-    gc.set_threshold(10_000, 20, 20)  # as `stapi-gateway serve` runs (gateway.cli.tune_gc)
+    gc.set_threshold(10_000, 20, 20)  # as `stapi-gateway serve` runs (gateway.http.serving.tune_gc)
     print("| body | KiB | validation | CPU ms (best of 5) | peak MiB | outcome |")
     print("|---|---:|---|---:|---:|---|")
     for name, body in BODIES.items():
