@@ -13,8 +13,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = {"adapters"}
-# What each folder may import of this project (besides itself). The wiring modules
-# (gateway/app.py, cli.py, runtime.py, reload.py) may import everything; services and http name the
+# What each folder may import of this project (besides itself). The wiring modules (gateway/app.py,
+# cli.py, runtime.py, reload.py, supervisor.py) may import everything; services and http name the
 # runtime only for its type.
 MAY_IMPORT: dict[str, set[str]] = {
     "adapters": set(),
@@ -68,7 +68,7 @@ def folder_of(module: str) -> str | None:
         return "adapters"
     if parts[0] != "gateway" or len(parts) == 1:
         return None
-    if parts[1] in ("app", "cli", "runtime", "reload"):
+    if parts[1] in ("app", "cli", "runtime", "reload", "supervisor"):
         return f"gateway.{parts[1]}"
     return f"gateway/{parts[1]}"
 
