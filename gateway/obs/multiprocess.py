@@ -49,10 +49,11 @@ def shared_metrics() -> Iterator[SharedMetrics]:
     path = tempfile.mkdtemp(prefix="stapi-gateway-metrics-")
     previous_dir, previous_class = os.environ.get(DIR_ENV), values.ValueClass
     os.environ[DIR_ENV] = path  # inherited by every forked worker
-    values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
+    values.ValueClass = in_files = values.get_value_class()  # type: ignore[no-untyped-call]
     try:
         yield SharedMetrics(path)
     finally:
+        in_files.close_all_files()  # any this process opened (none in the master; a test's reader)
         values.ValueClass = previous_class
         if previous_dir is None:
             os.environ.pop(DIR_ENV, None)
