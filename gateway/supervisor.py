@@ -12,6 +12,8 @@ received (uvicorn's graceful shutdown in each worker; a second SIGINT forces it,
 process) and the master exits 0 once every worker has. A worker that dies is replaced, after a
 pause that grows while replacements die young; workers that die before any was ever ready stop
 the master (exit 1): a broken configuration or an unreachable store does not loop for ever.
+Workers' metrics go to files in a directory the master makes (gateway/obs/multiprocess.py), so
+any worker's /metrics counts every worker, including those that died and were replaced.
 
 On Linux each worker slot has a listening socket of its own on the one port (SO_REUSEPORT): the
 kernel spreads new connections over them. One shared socket was measured to spread nothing:
@@ -42,6 +44,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import structlog
+
+from gateway.obs.multiprocess import SharedMetrics, shared_metrics
 
 log = structlog.get_logger("gateway.supervisor")
 
@@ -83,6 +87,7 @@ class Supervisor:
     stopping: bool = False
     ever_ready: bool = False
     failed: bool = False
+    metrics: SharedMetrics | None = None
 
     def run(self) -> int:
         """Supervise until the workers have stopped: 0 after a requested stop, 1 if none could start."""
@@ -92,7 +97,9 @@ class Supervisor:
             log.error("listen_failed", host=self.host, port=self.port, detail=str(exc))
             return 1
         try:
-            return self._supervise()
+            # Workers write their metrics to one directory, so that /metrics counts them all.
+            with shared_metrics() as self.metrics:
+                return self._supervise()
         finally:
             for sock in self.sockets:
                 sock.close()
@@ -179,6 +186,8 @@ class Supervisor:
                 return
             worker = self.workers.pop(pid, None)
             if worker is not None:
+                if self.metrics is not None:
+                    self.metrics.worker_exited(pid)
                 self._on_exit(worker, status)
 
     def _on_exit(self, worker: Worker, status: int) -> None:

@@ -1,8 +1,17 @@
-"""Prometheus metrics, one registry per running gateway. Labels never carry ids."""
+"""Prometheus metrics, one registry per running gateway. Labels never carry ids.
+
+Under `serve --workers N` every worker has its own `Metrics`, writing to files that `/metrics`
+adds up over all of them (gateway/obs/multiprocess.py). Counters and histograms simply add up; each
+gauge says how its workers' values combine (`multiprocess_mode`, ignored with one process), and a
+`live` mode drops the values of a worker once it has died.
+"""
 
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from gateway.obs.multiprocess import metrics_dir
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 # From an event to its delivery: well under a second when all is well, up to a day of retries.
@@ -14,6 +23,8 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        # Where the values of every worker are (None: in this process's memory only).
+        self.shared_dir = metrics_dir()
         r = self.registry
         self.requests = Counter(
             "stapi_gateway_requests", "Requests by STAPI operation and status", ["operation", "status"], registry=r
@@ -46,6 +57,8 @@ class Metrics:
             "Circuit per provider: 0 closed, 1 half-open, 2 open",
             ["provider"],
             registry=r,
+            # Each worker has breakers of its own: show the worst state any live worker is in.
+            multiprocess_mode="livemax",
         )
         self.store_errors = Counter("stapi_gateway_store_errors", "Store (Redis) errors", ["operation"], registry=r)
         self.search_records = Counter(
@@ -66,6 +79,8 @@ class Metrics:
             "Order attempts whose outcome is not known yet, by provider",
             ["provider"],
             registry=r,
+            # Counted in the shared store by every worker's reconciler: the latest count is the truth.
+            multiprocess_mode="livemostrecent",
         )
         self.reconcile_calls = Counter(
             "stapi_gateway_reconcile_calls",
@@ -74,7 +89,11 @@ class Metrics:
             registry=r,
         )
         self.journal_deferred = Gauge(
-            "stapi_gateway_journal_deferred", "Placed orders whose journal write waits for the store", registry=r
+            "stapi_gateway_journal_deferred",
+            "Placed orders whose journal write waits for the store",
+            registry=r,
+            # Held in each worker's memory: the total is what all live workers hold.
+            multiprocess_mode="livesum",
         )
         self.store_resets = Counter(
             "stapi_gateway_store_resets",
@@ -99,6 +118,9 @@ class Metrics:
             "Orders whose status the tracker follows (placed here, not yet terminal), by provider",
             ["provider"],
             registry=r,
+            # Every worker counts the same store's index: the most recent count, not a sum (N times
+            # too many) nor a maximum (a stale, higher count until every worker has counted again).
+            multiprocess_mode="livemostrecent",
         )
         self.status_polls = Counter(
             "stapi_gateway_status_polls",
@@ -114,5 +136,11 @@ class Metrics:
         )
 
     def exposition(self) -> bytes:
-        """The Prometheus text format."""
-        return generate_latest(self.registry)
+        """The Prometheus text format: of every worker's values when they are shared, else this registry's."""
+        if self.shared_dir is None:
+            return generate_latest(self.registry)
+        # A fresh registry each time, holding only the collector: this process's own metrics are
+        # in the files already and would otherwise be exported twice.
+        merged = CollectorRegistry()
+        MultiProcessCollector(merged, path=self.shared_dir)  # type: ignore[no-untyped-call]
+        return generate_latest(merged)

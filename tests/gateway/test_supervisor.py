@@ -9,12 +9,13 @@ import signal
 import subprocess
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.supervisor import Supervisor
@@ -278,3 +279,121 @@ def test_serve_refuses_workers_it_cannot_run(
 def test_workers_that_never_start_stop_the_master() -> None:
     """Every worker failing before it serves (uvicorn's start-up failure, 3) ends supervision with 1, not a loop."""
     assert Supervisor(2, "127.0.0.1", 0, lambda _sock, _serving: 3).run() == 1
+
+
+def products_counted(exposition: str) -> int:
+    """`stapi_gateway_requests_total` of `GET /products` in a scrape, over every status."""
+    return int(
+        sum(
+            s.value
+            for family in text_string_to_metric_families(exposition)
+            for s in family.samples
+            if s.name == "stapi_gateway_requests_total" and s.labels["operation"] == "list_products"
+        )
+    )
+
+
+@dataclass
+class Scrapes:
+    """Every `/metrics` scrape of a test: the count of `/products` requests each showed, who answered."""
+
+    gw: Gateway
+    counts: list[int] = field(default_factory=list)
+    request_ids: set[str] = field(default_factory=set)
+
+    async def settled(self, made: int) -> int:
+        """Scrape until the count is the `made` requests answered so far. Each worker counts a request
+        just after its answer has left, so a scrape may run that far ahead of it, but never further:
+        every scrape is at most `made` and never below the one before."""
+        for _ in range(100):
+            request_id = f"scrape-{len(self.counts)}"
+            answer = await self.gw.get("/metrics", request_id)
+            assert answer.status_code == 200
+            self.request_ids.add(request_id)
+            count = products_counted(answer.text)
+            assert count <= made
+            assert count >= max(self.counts, default=0)
+            self.counts.append(count)
+            if count == made:
+                return count
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"scrapes never showed {made} requests: {self.counts}")
+
+    def answered_by(self) -> set[int]:
+        """The workers that answered scrapes."""
+        return set(self.gw.answered_by(self.request_ids).values())
+
+
+def metrics_files(tmp: Path) -> dict[str, set[int]]:
+    """The masters' metrics directories under `tmp`, each with the pids its files were written by."""
+    return {
+        d.name: {int(f.stem.rsplit("_", 1)[1]) for f in d.glob("*.db")} for d in tmp.glob("stapi-gateway-metrics-*")
+    }
+
+
+async def test_every_scrape_counts_the_requests_of_both_workers(
+    tmp_path: Path, redis_url: str, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Requests and scrapes spread over two workers: whichever answers, a scrape shows every request
+    made so far; the workers' files are in one private directory, gone once the master has stopped."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp))  # where the master makes its directory
+    async with serve(build_provider([ProductSpec("optical")], name="acme")) as acme_url:
+        config = write_config(tmp_path / "gw.yaml", redis_url, redis_prefix, {"acme": acme_url})
+        async with workers(config, 2) as gw:
+            pids = await gw.ready_workers(2)
+            scrapes, sent = Scrapes(gw), set[str]()
+            for made in range(1, 201):
+                assert (await gw.get("/products", f"products-{made}")).status_code == 200
+                sent.add(f"products-{made}")
+                await scrapes.settled(made)
+                if made >= 10 and len(set(gw.answered_by(sent).values())) == len(scrapes.answered_by()) == 2:
+                    break
+            every = sent | scrapes.request_ids
+            await gw.until(lambda: len(gw.answered_by(every)) == len(every), "every request's log line")
+            products_by, scrapes_by = set(gw.answered_by(sent).values()), scrapes.answered_by()
+            files = metrics_files(tmp)
+    assert products_by == scrapes_by == pids
+    assert scrapes.counts[-1] == made >= 10
+    assert list(files.values()) == [pids]  # one directory, written by the workers (never the master)
+    assert metrics_files(tmp) == {}
+
+
+async def test_a_killed_workers_requests_are_still_counted(
+    tmp_path: Path, redis_url: str, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGKILL to a worker that served requests: scrapes still count them (prometheus_client keeps a
+    dead process's counters by design), and its replacement's add on; only its live gauges go."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp))
+    async with serve(build_provider([ProductSpec("optical")], name="acme")) as acme_url:
+        config = write_config(tmp_path / "gw.yaml", redis_url, redis_prefix, {"acme": acme_url})
+        async with workers(config, 2) as gw:
+            first = await gw.ready_workers(2)
+            scrapes, sent, made = Scrapes(gw), set[str](), 0
+
+            async def until_answered_by(wanted: set[int]) -> None:
+                nonlocal made
+                for _ in range(200):
+                    made += 1
+                    sent.add(f"products-{made}")
+                    assert (await gw.get("/products", f"products-{made}")).status_code == 200
+                    if wanted <= set(gw.answered_by(sent).values()):
+                        return
+                raise AssertionError(f"{wanted} never all answered")
+
+            await until_answered_by(first)
+            before_kill = await scrapes.settled(made)
+            victim = min(first)
+            os.kill(victim, signal.SIGKILL)
+            replacement = (await gw.ready_workers(3) - first).pop()
+            after_kill = await scrapes.settled(made)
+            victim_files = sorted(f.name for f in tmp.glob(f"*/*_{victim}.db"))
+            await until_answered_by({replacement})
+            with_replacement = await scrapes.settled(made)
+    assert before_kill == after_kill
+    assert with_replacement == made > after_kill
+    # mark_process_dead removed the victim's live gauge file (journal_deferred, livesum); counts stay.
+    assert victim_files == [f"counter_{victim}.db", f"histogram_{victim}.db"]
