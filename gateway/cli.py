@@ -137,6 +137,16 @@ def cmd_unknown_orders(config: str | None, as_json: bool) -> int:
     return 1 if rows else 0
 
 
+def _settings_or_log(config: str) -> Settings | None:
+    """The configuration, or None once each of its problems is logged."""
+    try:
+        return load_settings(config)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            log.error("config_problem", problem=str(problem))
+        return None
+
+
 def cmd_serve(config: str | None, host: str, port: int, log_level: str, workers: int = 1) -> int:
     """Load the configuration and serve until interrupted (in `workers` processes on the one port)."""
     if not config:
@@ -144,11 +154,8 @@ def cmd_serve(config: str | None, host: str, port: int, log_level: str, workers:
         return 2
     # With several workers every line names the process it came from.
     configure_logging(log_level, pid=workers > 1)
-    try:
-        settings = load_settings(config)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            log.error("config_problem", problem=str(problem))
+    settings = _settings_or_log(config)
+    if settings is None:
         return 1
     if workers > 1 and settings.gateway.store.startswith("memory://"):
         print(
@@ -179,11 +186,8 @@ def _worker_main(config: str, host: str, port: int, log_level: str) -> WorkerMai
     file), its own app with its own reloader, uvicorn on the master's socket."""
 
     def run(sock: socket.socket, on_serving: Callable[[], None]) -> int:
-        try:
-            settings = load_settings(config)
-        except ConfigError as exc:
-            for problem in exc.problems:
-                log.error("config_problem", problem=str(problem))
+        settings = _settings_or_log(config)
+        if settings is None:
             return 1
         app = create_app(settings, watch_config=True)
         server = WorkerServer(uvicorn_config(app, host, port, log_level, settings.gateway), on_serving)
