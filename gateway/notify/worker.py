@@ -45,6 +45,10 @@ class WorkerTiming:
     claim_every_s: float = 1.0
     min_idle_s: float = 2.0
     block_s: float = 1.0
+    # Every process joins under a name of its own: names idle this long with nothing pending are
+    # replicas long gone (a live one reads every `block_s`), forgotten every `prune_every_s`.
+    consumer_idle_s: float = 3600.0
+    prune_every_s: float = 600.0
 
 
 DEFAULT_TIMING = WorkerTiming()
@@ -132,8 +136,12 @@ class DeliveryWorker:
 
     async def _claim_loop(self) -> None:
         start = STREAM_START
+        pruned_at = float("-inf")
         while True:
             await asyncio.sleep(self.timing.claim_every_s)
+            if time.monotonic() - pruned_at >= self.timing.prune_every_s:
+                pruned_at = time.monotonic()
+                await self._prune()
             if self._free() <= 0:
                 continue
             try:
@@ -151,6 +159,18 @@ class DeliveryWorker:
                 continue
             for entry in entries:
                 self._spawn(entry)
+
+    async def _prune(self) -> None:
+        try:
+            gone = await self.store.stream_prune_consumers(
+                QUEUE_STREAM, QUEUE_GROUP, idle_s=self.timing.consumer_idle_s
+            )
+        except StoreUnavailable as exc:
+            self.metrics.store_errors.labels("webhook_prune").inc()
+            log.warning("webhook_store_unavailable", loop="prune", error=str(exc))
+            return
+        if gone:
+            log.info("webhook_consumers_pruned", count=gone)
 
     async def handle(self, entry: StreamEntry) -> bool:
         """Work on one queue entry; True if it was acknowledged (its delivery is final or gone)."""

@@ -117,6 +117,10 @@ class Store(Protocol):
     async def stream_ack(self, stream: str, group: str, entry_id: str) -> bool:
         """Acknowledge an entry and delete it from the stream; True if it was pending."""
 
+    async def stream_prune_consumers(self, stream: str, group: str, *, idle_s: float) -> int:
+        """Forget the group's consumers idle for `idle_s` or more that hold no pending entry (replicas
+        long gone, each of which joined under a name of its own); how many were forgotten."""
+
     async def index_count(self, index: str) -> int:
         """How many members `index` holds (0 when it does not exist); one cheap call, whatever the size."""
 

@@ -200,6 +200,9 @@ class MemoryStore:
     async def stream_ack(self, stream: str, group: str, entry_id: str) -> bool:
         return self._streams.ack(stream, group, entry_id)
 
+    async def stream_prune_consumers(self, stream: str, group: str, *, idle_s: float) -> int:
+        return self._streams.prune(stream, group, idle_s)
+
     # --- counting ------------------------------------------------------------------------
 
     async def index_count(self, index: str) -> int:

@@ -29,6 +29,8 @@ class _Group:
     # The last entry given to any consumer: reads of new entries start after it.
     last: StreamId = (0, 0)
     pending: dict[StreamId, _Pending] = field(default_factory=dict)
+    # When each consumer last read or claimed (monotonic), like XINFO CONSUMERS' idle time.
+    seen: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -103,6 +105,7 @@ class MemoryStreams:
         if found is None or held is None:
             return STREAM_START, []
         now = time.monotonic()
+        held.seen[consumer] = now
         first = parse_id(start)
         claimed: list[StreamEntry] = []
         for entry_id in sorted(i for i in held.pending if i >= first):
@@ -135,6 +138,7 @@ class MemoryStreams:
         held = found.groups.setdefault(group, _Group())
         got: list[StreamEntry] = []
         now = time.monotonic()
+        held.seen[consumer] = now
         for entry_id, fields in found.entries.items():
             if len(got) == count:
                 break
@@ -144,3 +148,16 @@ class MemoryStreams:
             held.pending[entry_id] = _Pending(consumer, now)
             got.append(StreamEntry(format_id(entry_id), dict(fields)))
         return got
+
+    def prune(self, stream: str, group: str, idle_s: float) -> int:
+        """XGROUP DELCONSUMER of every consumer idle `idle_s` or more that holds no pending entry."""
+        found = self._streams.get(stream)
+        held = None if found is None else found.groups.get(group)
+        if held is None:
+            return 0
+        holding = {p.consumer for p in held.pending.values()}
+        now = time.monotonic()
+        gone = [c for c, at in held.seen.items() if c not in holding and now - at >= idle_s]
+        for consumer in gone:
+            del held.seen[consumer]
+        return len(gone)

@@ -234,6 +234,10 @@ class RedisStore:
         with self._translated("stream_ack"):
             return await redis_streams.ack(self._redis, f"{self.prefix}st:{stream}", group, entry_id)
 
+    async def stream_prune_consumers(self, stream: str, group: str, *, idle_s: float) -> int:
+        with self._translated("stream_prune_consumers"):
+            return await redis_streams.prune(self._redis, f"{self.prefix}st:{stream}", group, idle_s)
+
     # --- counting ------------------------------------------------------------------------
 
     async def index_count(self, index: str) -> int:

@@ -87,3 +87,23 @@ async def ack(redis: RedisClient, name: str, group: str, entry_id: str) -> bool:
         pipe.xdel(name, entry_id)
         acked, _ = await pipe.execute()
     return bool(acked)
+
+
+async def prune(redis: RedisClient, name: str, group: str, idle_s: float) -> int:
+    """Delete the group's consumers idle `idle_s` or more with no pending entry; how many.
+
+    Not atomic, and need not be: a live consumer reads at least every few seconds, so one idle
+    for far longer is gone, and one holding entries is never deleted (that would orphan them).
+    """
+    try:
+        consumers = await redis.xinfo_consumers(name, group)
+    except ResponseError as exc:
+        if "NOGROUP" in str(exc) or "no such key" in str(exc):
+            return 0
+        raise
+    dropped = 0
+    for consumer in consumers:
+        if int(consumer["pending"]) == 0 and int(consumer["idle"]) >= idle_s * 1000:
+            await redis.xgroup_delconsumer(name, group, _text(consumer["name"]))
+            dropped += 1
+    return dropped

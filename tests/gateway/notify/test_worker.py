@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 import httpx
 import pytest
+import structlog
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from gateway.domain.events import Event, order_status_event
@@ -181,3 +182,22 @@ async def test_entries_a_dead_consumer_read_are_claimed_and_delivered(store: Sto
     async with running(store, receiver):
         await until(lambda: len(receiver.delivered()) == 3)
     assert [r.event_id for r in receiver.delivered()] == [e.id for e in events]
+
+
+async def test_a_long_gone_replicas_consumer_name_is_forgotten(store: Store) -> None:
+    """A replica that read and acked, then went away, leaves its name in the group; a live worker prunes
+    it once it has idled past `consumer_idle_s`, and never its own (it reads every `block_s`)."""
+    receiver = Receiver()
+    await _subscribe(store)
+    await store.stream_add(QUEUE_STREAM, {"delivery": "none"})
+    [entry] = await store.stream_read(QUEUE_STREAM, QUEUE_GROUP, "gone-replica", count=1)
+    await store.stream_ack(QUEUE_STREAM, QUEUE_GROUP, entry.id)
+    timing = WorkerTiming(claim_every_s=0.05, min_idle_s=0.15, block_s=0.05, consumer_idle_s=0.5, prune_every_s=0.1)
+    notifier = Notifier(store, SETTINGS, Metrics(), transport=httpx.ASGITransport(app=receiver), timing=timing)
+    with structlog.testing.capture_logs() as logs:
+        notifier.start()
+        try:
+            await until(lambda: any(e["event"] == "webhook_consumers_pruned" for e in logs))
+        finally:
+            await notifier.aclose()
+    assert sum(e.get("count", 0) for e in logs if e["event"] == "webhook_consumers_pruned") == 1

@@ -97,3 +97,20 @@ async def test_blocking_read_of_nothing_returns_empty(store: Store) -> None:
 async def test_claim_without_a_group_claims_nothing(store: Store) -> None:
     """Claiming on a stream no group reads is not an error."""
     assert await store.stream_claim("nothing", "g", "c", min_idle_s=0, count=5) == (STREAM_START, [])
+
+
+async def test_pruning_forgets_idle_consumers_with_nothing_pending_only(store: Store) -> None:
+    """A consumer that acked all it read is forgotten once idle; one holding an entry is kept, and its entry
+    can still be claimed by another; a group or stream that does not exist prunes nothing."""
+    for n in range(2):
+        await store.stream_add("q", {"n": str(n)})
+    [done] = await store.stream_read("q", "g", "finished", count=1)
+    await store.stream_ack("q", "g", done.id)
+    [held] = await store.stream_read("q", "g", "holding", count=1)
+    assert await store.stream_prune_consumers("q", "g", idle_s=3600) == 0
+    assert await store.stream_prune_consumers("q", "g", idle_s=0) == 1
+    assert await store.stream_prune_consumers("q", "g", idle_s=0) == 0
+    _, claimed = await store.stream_claim("q", "g", "rescuer", min_idle_s=0, count=10)
+    assert [e.id for e in claimed] == [held.id]
+    assert await store.stream_prune_consumers("q", "nobody", idle_s=0) == 0
+    assert await store.stream_prune_consumers("missing", "g", idle_s=0) == 0
