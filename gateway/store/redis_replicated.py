@@ -87,7 +87,7 @@ class ReplicatedRedisStore(RedisStore):
         await self._write("set", self._kv(key), ("SET", self._kv(key), value, *_px(px)))
 
     async def set_if_absent(self, key: str, value: bytes, ttl_s: float | None = None) -> bool:
-        """SET NX, then WAIT (also when the key existed: what was read must be replicated too)."""
+        """SET NX, then WAIT, whether or not it wrote (fails closed while replicas lag)."""
         px = ttl_ms(ttl_s)
         return bool(await self._write("set_if_absent", self._kv(key), ("SET", self._kv(key), value, "NX", *_px(px))))
 
