@@ -10,7 +10,8 @@ from urllib.parse import urlsplit
 from gateway.store.base import DEFAULT_PREFIX, STREAM_START, IndexPosition, Store, StreamEntry
 from gateway.store.memory import MemoryStore
 from gateway.store.redis import RedisStore, redact_url
-from gateway.store.redis_urls import REDIS_SCHEMES
+from gateway.store.redis_replicated import ReplicatedRedisStore
+from gateway.store.redis_urls import REDIS_SCHEMES, connect
 
 __all__ = [
     "DEFAULT_PREFIX",
@@ -18,6 +19,7 @@ __all__ = [
     "IndexPosition",
     "MemoryStore",
     "RedisStore",
+    "ReplicatedRedisStore",
     "Store",
     "StreamEntry",
     "open_store",
@@ -34,7 +36,10 @@ def open_store(url: str, *, prefix: str = DEFAULT_PREFIX) -> Store:
         return MemoryStore(prefix=prefix)
     if scheme in REDIS_SCHEMES:
         try:
-            return RedisStore.from_url(url, prefix=prefix)
+            connection = connect(url)
+            # `?wait_replicas=` (gateway/store/redis_wait.py) makes every write wait for replicas.
+            kind = RedisStore if connection.wait is None else ReplicatedRedisStore
+            return kind(connection, prefix=prefix, label=redact_url(url))
         except ValueError as exc:
             raise ValueError(f"Bad store URL {redact_url(url)!r}: {exc}") from None
     schemes = ", ".join(f"{name}://" for name in sorted(REDIS_SCHEMES))

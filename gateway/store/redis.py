@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 from urllib.parse import urlsplit
 
 from redis.commands.core import AsyncScript
@@ -64,7 +64,8 @@ def redact_url(url: str) -> str:
     return parts._replace(netloc=host, query="", fragment="").geturl()
 
 
-def _ttl_ms(ttl_s: float | None) -> int | None:
+def ttl_ms(ttl_s: float | None) -> int | None:
+    """A TTL in seconds (checked) as the whole milliseconds PX takes, or None for no TTL."""
     check_ttl(ttl_s)
     # PX takes whole milliseconds and refuses 0; round up so a key never outlives nothing.
     return None if ttl_s is None else max(1, math.ceil(ttl_s * 1000))
@@ -81,6 +82,9 @@ class RedisStore:
     Cluster-safe by construction: every operation touches exactly one key (see gateway/store/base.py).
     """
 
+    # Whether writes wait for replicas; only gateway/store/redis_replicated.py's subclass does.
+    waits_for_replicas: ClassVar[bool] = False
+
     def __init__(self, connection: Connection, *, prefix: str = DEFAULT_PREFIX, label: str = "redis") -> None:
         """Wrap `connection`, whose client must not use decode_responses; `label` names it in errors."""
         self.prefix = prefix
@@ -93,7 +97,11 @@ class RedisStore:
     @classmethod
     def from_url(cls, url: str, *, prefix: str = DEFAULT_PREFIX) -> RedisStore:
         """Connect lazily to `url` (any scheme of gateway/store/redis_urls.py) with short timeouts."""
-        return cls(connect(url), prefix=prefix, label=redact_url(url))
+        connection = connect(url)
+        if connection.wait is not None and not cls.waits_for_replicas:
+            # Silently dropping the option would promise a durability these writes lack.
+            raise ValueError("?wait_replicas= needs a ReplicatedRedisStore (open_store picks it)")
+        return cls(connection, prefix=prefix, label=redact_url(url))
 
     @contextmanager
     def _translated(self, operation: str) -> Iterator[None]:
@@ -122,12 +130,12 @@ class RedisStore:
             return cast("bytes | None", await self._redis.get(self._kv(key)))
 
     async def set(self, key: str, value: bytes, ttl_s: float | None = None) -> None:
-        px = _ttl_ms(ttl_s)
+        px = ttl_ms(ttl_s)
         with self._translated("set"):
             await self._redis.set(self._kv(key), value, px=px)
 
     async def set_if_absent(self, key: str, value: bytes, ttl_s: float | None = None) -> bool:
-        px = _ttl_ms(ttl_s)
+        px = ttl_ms(ttl_s)
         with self._translated("set_if_absent"):
             return bool(await self._redis.set(self._kv(key), value, nx=True, px=px))
 
@@ -140,7 +148,7 @@ class RedisStore:
             return bool(await self._delete_if_equals(keys=[self._kv(key)], args=[value]))
 
     async def set_if_equals(self, key: str, expected: bytes, value: bytes, ttl_s: float | None = None) -> bool:
-        px = _ttl_ms(ttl_s)
+        px = ttl_ms(ttl_s)
         with self._translated("set_if_equals"):
             args: list[bytes | str] = [expected, value, "" if px is None else str(px)]
             return bool(await self._set_if_equals(keys=[self._kv(key)], args=args))
@@ -149,7 +157,7 @@ class RedisStore:
 
     async def index_add(self, index: str, member: str, score: float, ttl_s: float | None = None) -> None:
         check_score(score)
-        px = _ttl_ms(ttl_s)
+        px = ttl_ms(ttl_s)
         name = self._ix(index)
         with self._translated("index_add"):
             async with self._redis.pipeline(transaction=True) as pipe:

@@ -36,9 +36,14 @@ def script_of(client: RedisClient) -> AsyncScript:
     return client.register_script(RATE_RESERVE)
 
 
+def arguments(per_s: float, burst: float, max_wait_s: float) -> list[str]:
+    """The script's ARGV for a gate of `per_s` calls a second, `burst` at once, and the caller's longest wait."""
+    interval_us = 1_000_000 / per_s
+    return [repr(interval_us), repr((burst - 1) * interval_us), repr(max_wait_s * 1_000_000)]
+
+
 async def reserve(script: AsyncScript, key: str, per_s: float, burst: float, max_wait_s: float) -> Reservation:
     """Reserve the next slot of the gate at `key` if it comes within `max_wait_s`: one round trip."""
-    interval_us = 1_000_000 / per_s
-    args = [repr(interval_us), repr((burst - 1) * interval_us), repr(max_wait_s * 1_000_000)]
+    args = arguments(per_s, burst, max_wait_s)
     granted, wait_us = await script(keys=[key], args=args)
     return Reservation(bool(granted), int(wait_us) / 1_000_000)

@@ -10,6 +10,8 @@
 `rediss+sentinel://` and `rediss+cluster://` speak TLS to every node (Sentinels included). The
 user-info authenticates to the Redis nodes; Sentinels that need their own credentials take
 `?sentinel_username=` and `?sentinel_password=`. Other `?` options are in `_OPTIONS`.
+Every scheme also takes `?wait_replicas=` and `?wait_timeout_ms=` (gateway/store/redis_wait.py),
+which `connect` removes before the URL reaches redis-py.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialWithJitterBackoff
+
+from gateway.store.redis_wait import ReplicaWait, split_wait
 
 #: Any client a RedisStore may wrap.
 RedisClient = Redis | RedisCluster
@@ -175,12 +179,14 @@ def _node_options(target: RedisTarget) -> dict[str, Any]:
 
 @dataclass(frozen=True, slots=True)
 class Connection:
-    """What `connect` built: the client, the passwords it uses, and clients to close along with it."""
+    """What `connect` built: the client, its passwords, clients to close with it, its replica wait."""
 
     client: RedisClient
     secrets: tuple[str, ...] = field(default=(), repr=False)
     # The Sentinel client's own connections to the Sentinels, which closing the primary's keeps open.
     companions: tuple[Redis, ...] = ()
+    # Set by `?wait_replicas=`: each write must be acknowledged by that many replicas.
+    wait: ReplicaWait | None = None
 
 
 def _sentinel_client(target: RedisTarget) -> tuple[Redis, tuple[Redis, ...]]:
@@ -219,13 +225,19 @@ def _cluster_client(target: RedisTarget) -> RedisCluster:
 
 def connect(url: str) -> Connection:
     """A lazily connecting client for a Redis store URL; ValueError if the URL is malformed."""
+    url, wait = split_wait(url)
     if topology_of(url) is Topology.SINGLE:
         client = Redis.from_url(url, **base_options())
-        password = client.connection_pool.connection_kwargs.get("password")
-        return Connection(client, (password,) if password else ())
+        kwargs = client.connection_pool.connection_kwargs
+        if wait is not None:
+            wait.check_socket_timeout(kwargs.get("socket_timeout"))
+        password = kwargs.get("password")
+        return Connection(client, (password,) if password else (), wait=wait)
     target = parse_target(url)
+    if wait is not None:
+        wait.check_socket_timeout(_node_options(target).get("socket_timeout"))
     secrets = tuple(s for s in (target.password, target.options.get("sentinel_password")) if s)
     if target.topology is Topology.SENTINEL:
         primary, sentinels = _sentinel_client(target)
-        return Connection(primary, secrets, sentinels)
-    return Connection(_cluster_client(target), secrets)
+        return Connection(primary, secrets, sentinels, wait)
+    return Connection(_cluster_client(target), secrets, wait=wait)

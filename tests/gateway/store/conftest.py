@@ -1,4 +1,5 @@
-"""Fixtures of the store contract suite: every test runs on memory, one Redis, Sentinel and Cluster."""
+"""Fixtures of the store contract suite: every test runs on memory, one Redis, Sentinel and Cluster,
+and on Sentinel with `?wait_replicas=1` (gateway/store/redis_replicated.py keeps the same contract)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,11 @@ from gateway.store import Store, open_store
 StoreFactory = Callable[[str], Store]
 
 
-@pytest.fixture(params=["memory", "redis", "sentinel", "cluster"])
+# Generous: the contract is under test here, not the replica's speed (tests of the timeout set their own).
+WAITING = "?wait_replicas=1&wait_timeout_ms=1000"
+
+
+@pytest.fixture(params=["memory", "redis", "sentinel", "cluster", "sentinel+wait"])
 async def make_store(request: pytest.FixtureRequest) -> AsyncIterator[StoreFactory]:
     """Factory for stores of one implementation; the suffix extends the store's key prefix."""
     opened: list[Store] = []
@@ -20,6 +25,8 @@ async def make_store(request: pytest.FixtureRequest) -> AsyncIterator[StoreFacto
         url, base = "memory://", "stapi-gw-test:"
     elif request.param == "redis":
         url, base = request.getfixturevalue("redis_url"), request.getfixturevalue("redis_prefix")
+    elif request.param == "sentinel+wait":
+        url, base = request.getfixturevalue("redis_sentinel_url") + WAITING, f"stapi-gw-test:{uuid4().hex}:"
     else:
         # The session's own Sentinel setup or Cluster, thrown away at the end: a fresh prefix suffices.
         url, base = request.getfixturevalue(f"redis_{request.param}_url"), f"stapi-gw-test:{uuid4().hex}:"
