@@ -8,7 +8,8 @@ calls a provider on the strength of it. Such a write did happen on the primary: 
 `StoreUnavailable`, its outcome is unknown to the caller, who retries with the same key.
 
 Reads are as in `RedisStore`, and so are the stream reads' delivery bookkeeping (consumer groups
-and pending entries): losing those redelivers an entry, which at-least-once delivery allows.
+and pending entries) and the pruning of long-gone consumers: losing those redelivers an entry, which
+at-least-once delivery allows, or leaves a dead name to be pruned again.
 """
 
 from __future__ import annotations
