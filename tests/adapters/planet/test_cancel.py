@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 import httpx
@@ -13,16 +12,10 @@ from adapters.base import OrderNotCancellable
 from gateway.domain.federation import CANCEL_CLASS
 from gateway.settings.models import Settings
 from tests.adapters.planet.helpers import POINT, adapter_for, fast_sim, interval, provider
+from tests.clients import AS_A, AS_B, two_clients
 from tests.gateways import gateway_client
 
-KEY_A = "key-of-client-a-0123456789"
-KEY_B = "key-of-client-b-0123456789"
-CLIENTS = [
-    {"id": "client-a", "key_sha256": hashlib.sha256(KEY_A.encode()).hexdigest(), "providers": ["*"], "products": ["*"]},
-    {"id": "client-b", "key": KEY_B, "providers": ["*"], "products": ["*"]},
-]
-AS_A = {"X-API-Key": KEY_A}
-AS_B = {"X-API-Key": KEY_B}
+CLIENTS = two_clients()
 
 
 def _order() -> dict[str, Any]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 import httpx
@@ -11,18 +10,12 @@ from stapi_pydantic import Order, OrderStatus
 from adapters.umbra.simulator_state import SimState
 from gateway.domain.federation import CANCEL_CLASS
 from tests.adapters.umbra.harness import POINT, WINDOW, fast_state, umbra_gateway
+from tests.clients import AS_A, AS_B, two_clients
 from tests.upstreams import ProductSpec, backend_of, build_provider
 
 ORDER: dict[str, Any] = {"datetime": WINDOW, "geometry": POINT, "order_parameters": {}}
 STAPI_ORDER: dict[str, Any] = {"datetime": WINDOW, "geometry": POINT, "order_parameters": {}}
-KEY_A = "key-of-client-a-0123456789"
-KEY_B = "key-of-client-b-0123456789"
-CLIENTS = [
-    {"id": "client-a", "key_sha256": hashlib.sha256(KEY_A.encode()).hexdigest(), "providers": ["*"], "products": ["*"]},
-    {"id": "client-b", "key": KEY_B, "providers": ["*"], "products": ["*"]},
-]
-AS_A = {"X-API-Key": KEY_A}
-AS_B = {"X-API-Key": KEY_B}
+CLIENTS = two_clients()
 
 
 def still_state() -> SimState:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 from typing import Any
 
@@ -17,13 +16,12 @@ from starlette.types import ASGIApp
 
 from gateway.settings.models import ProviderSettings, Settings
 from gateway.upstream.providers import TOKEN_TRANSPORT_SUFFIX
+from tests.clients import KEY_A, KEY_B, two_clients
 from tests.faults import StaticApp
 from tests.gateways import gateway_client, provider_settings
 from tests.hostile import HeaderEchoApp
 from tests.upstreams import ProductSpec, backend_of, build_provider
 
-KEY_A = "key-of-client-a-0123456789"
-KEY_B = "key-of-client-b-0123456789"
 WINDOW = "2026-12-01T00:00:00Z/2026-12-10T00:00:00Z"
 POINT = {"type": "Point", "coordinates": [13.4, 52.5]}
 ORDER = {"datetime": WINDOW, "geometry": POINT, "order_parameters": {}}
@@ -34,10 +32,7 @@ def upstreams() -> dict[str, Any]:
     return {"a": build_provider([ProductSpec("eo")], name="a"), "b": build_provider([ProductSpec("eo")], name="b")}
 
 
-CLIENTS = [
-    {"id": "client-a", "key_sha256": hashlib.sha256(KEY_A.encode()).hexdigest(), "providers": ["a"], "products": []},
-    {"id": "client-b", "key": KEY_B, "providers": ["*"], "products": ["*"]},
-]
+CLIENTS = two_clients(a_providers=("a",), a_products=())
 PRODUCTS = [{"id": "both", "members": ["a:eo", "b:eo"]}]
 
 

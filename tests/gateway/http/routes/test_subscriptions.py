@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 import pytest
 from standardwebhooks.webhooks import Webhook
 
+from tests.clients import AS_A, AS_B, two_clients
 from tests.gateway.notify.receivers import Receiver, until
 from tests.gateways import GATEWAY_URL, gateway_client
 from tests.upstreams import ProductSpec, build_provider, serve
 
-KEY_A = "key-of-client-a-0123456789"
-KEY_B = "key-of-client-b-0123456789"
-CLIENTS = [
-    {"id": "client-a", "key_sha256": hashlib.sha256(KEY_A.encode()).hexdigest(), "providers": ["*"], "products": []},
-    {"id": "client-b", "key": KEY_B, "providers": ["*"], "products": ["*"]},
-]
-AS_A = {"Authorization": f"Bearer {KEY_A}"}
-AS_B = {"Authorization": f"Bearer {KEY_B}"}
+CLIENTS = two_clients(a_products=())
 HOOK = {"url": "https://hooks.example.com/stapi?tenant=7", "events": ["order.status", "search.completed"]}
 
 
