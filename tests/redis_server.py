@@ -27,7 +27,8 @@ _INSTALL_HINT = (
 )
 
 
-def _answers(url: str, timeout_s: float = 0.5) -> bool:
+def answers(url: str, timeout_s: float = 0.5) -> bool:
+    """Whether a Redis answers a PING at `url` within `timeout_s`."""
     client = redis.Redis.from_url(url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s)
     try:
         return bool(client.ping())
@@ -48,7 +49,7 @@ def _free_port() -> int:
 def redis_url() -> Iterator[str]:
     """URL of a Redis the tests may write to, started for the session if none is running."""
     url = os.environ.get("STAPI_GATEWAY_TEST_REDIS", DEFAULT_TEST_REDIS)
-    if _answers(url):
+    if answers(url):
         yield url
         return
     binary = shutil.which("redis-server")
@@ -63,7 +64,7 @@ def redis_url() -> Iterator[str]:
     started = f"redis://127.0.0.1:{port}/15"
     try:
         deadline = time.monotonic() + 10
-        while not _answers(started):
+        while not answers(started):
             if proc.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"redis-server on port {port} did not start (exit code {proc.poll()})")
             time.sleep(0.05)
@@ -118,7 +119,7 @@ class RedisProcess:
         args += ["--appendonly", "yes" if self.appendonly else "no", "--appendfsync", self.appendfsync]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
-        while not _answers(self.url):
+        while not answers(self.url):
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"redis-server on port {self.port} did not start (exit code {self.proc.poll()})")
             time.sleep(0.02)

@@ -19,6 +19,8 @@ from typing import Any
 import pytest
 import redis
 
+from tests.redis_server import answers
+
 SERVICE = "mymaster"
 SLOTS = 16384
 _INSTALL_HINT = (
@@ -75,16 +77,6 @@ def _ask(port: int, *command: str | int) -> Any:
         client.close()
 
 
-def _answers(port: int) -> bool:
-    client = _client(port)
-    try:
-        return bool(client.ping())
-    except (redis.RedisError, OSError):
-        return False
-    finally:
-        client.close()
-
-
 class Processes:
     """Server processes started by one fixture, each killable by its port, all stopped at the end."""
 
@@ -96,7 +88,7 @@ class Processes:
         """Start `redis-server <args>` listening on `port` and wait until it answers PING."""
         proc = subprocess.Popen([self.binary, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.procs[port] = proc
-        _wait(lambda: _answers(port) or proc.poll() is not None, f"redis-server on port {port}")
+        _wait(lambda: answers(f"redis://127.0.0.1:{port}") or proc.poll() is not None, f"redis-server on port {port}")
         if proc.poll() is not None:
             pytest.fail(f"redis-server {' '.join(args)} exited with {proc.returncode}")
 

@@ -17,10 +17,15 @@ from tests.gateways import GATEWAY_URL, lifespan
 from tests.upstreams import ProductSpec, build_provider
 
 
-def write(path: Path, providers: list[str]) -> None:
-    """A configuration naming the given providers at http://{id}.test."""
+def write(path: Path, providers: list[str], gateway: str = "") -> None:
+    """A configuration naming the given providers at http://{id}.test (`gateway`: more lines of that section)."""
     entries = "".join(f"  {pid}:\n    url: http://{pid}.test\n" for pid in providers)
-    path.write_text(f"gateway:\n  secret: s\n  deadline_s: 5\nproviders:\n{entries}")
+    path.write_text(f"gateway:\n  secret: s\n  deadline_s: 5\n{gateway}providers:\n{entries}")
+
+
+def providers(ids: str) -> dict[str, httpx.AsyncBaseTransport]:
+    """A real provider with one product `eo` per id, reached in process."""
+    return {pid: httpx.ASGITransport(app=build_provider([ProductSpec("eo")], name=pid)) for pid in ids}
 
 
 async def provider_ids(client: httpx.AsyncClient, headers: dict[str, str] | None = None) -> set[str]:
@@ -41,7 +46,7 @@ async def test_file_change_swaps_providers_and_invalid_file_keeps_them(tmp_path:
     """Adding a provider takes effect without a restart; a broken file is logged and ignored."""
     config = tmp_path / "gateway.yaml"
     write(config, ["a"])
-    upstreams = {pid: httpx.ASGITransport(app=build_provider([ProductSpec("eo")], name=pid)) for pid in "ab"}
+    upstreams = providers("ab")
     app = create_app(load_settings(config), transports=upstreams, watch_config=True)
     with structlog.testing.capture_logs() as logs:
         async with lifespan(app), httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=GATEWAY_URL) as c:
@@ -71,10 +76,7 @@ async def test_request_in_flight_finishes_on_the_old_providers(tmp_path: Path) -
     """A slow request started before a reload that drops its provider still gets its answer."""
     config = tmp_path / "gateway.yaml"
     write(config, ["slow", "a"])
-    upstreams = {
-        "slow": httpx.ASGITransport(app=SlowApp(delay_s=1.0)),
-        "a": httpx.ASGITransport(app=build_provider([ProductSpec("eo")], name="a")),
-    }
+    upstreams = {"slow": httpx.ASGITransport(app=SlowApp(delay_s=1.0)), **providers("a")}
     app = create_app(load_settings(config), transports=upstreams, watch_config=True)
     async with lifespan(app), httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=GATEWAY_URL) as c:
         in_flight = asyncio.create_task(c.get("/products"))
@@ -108,7 +110,7 @@ async def test_a_reload_never_turns_authentication_off(tmp_path: Path) -> None:
     """A file without clients is refused with a config_problem saying a restart is needed; keys stay required."""
     config = tmp_path / "gateway.yaml"
     write_with_clients(config, ["a", "b"])
-    upstreams = {pid: httpx.ASGITransport(app=build_provider([ProductSpec("eo")], name=pid)) for pid in "ab"}
+    upstreams = providers("ab")
     app = create_app(load_settings(config), transports=upstreams, watch_config=True)
     with structlog.testing.capture_logs() as logs:
         async with lifespan(app), httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=GATEWAY_URL) as c:
@@ -132,7 +134,7 @@ async def test_a_file_written_in_steps_is_applied_only_once_it_is_still(tmp_path
     answering (and keys stay required) throughout, then the finished file is applied once."""
     config = tmp_path / "gateway.yaml"
     write_with_clients(config, ["a", "b"])
-    upstreams = {pid: httpx.ASGITransport(app=build_provider([ProductSpec("eo")], name=pid)) for pid in "abc"}
+    upstreams = providers("abc")
     app = create_app(load_settings(config), transports=upstreams)
     key = {"X-API-Key": CLIENT_KEY}
     with structlog.testing.capture_logs() as logs:
@@ -164,12 +166,11 @@ async def test_webhook_settings_wait_for_a_restart(tmp_path: Path) -> None:
     """A reload that changes `gateway.webhooks` applies the rest and says the webhook keys need a restart."""
     config = tmp_path / "gateway.yaml"
     write(config, ["a"])
-    upstreams = {pid: httpx.ASGITransport(app=build_provider([ProductSpec("eo")], name=pid)) for pid in "ab"}
+    upstreams = providers("ab")
     app = create_app(load_settings(config), transports=upstreams, watch_config=True)
     with structlog.testing.capture_logs() as logs:
         async with lifespan(app), httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=GATEWAY_URL) as c:
-            write(config, ["a", "b"])
-            config.write_text(config.read_text().replace("gateway:\n", "gateway:\n  webhooks: {allow_private: true}\n"))
+            write(config, ["a", "b"], gateway="  webhooks: {allow_private: true}\n")
 
             async def both() -> bool:
                 return await provider_ids(c) == {"a", "b"}
