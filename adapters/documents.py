@@ -1,10 +1,22 @@
-"""STAPI documents an adapter builds for a vendor that serves none: one product document shape."""
+"""STAPI documents an adapter builds for a vendor that serves none: one product document shape, and
+the look-up of a product in an adapter's table of them."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, TypeVar
 
-from adapters.base import JSONObject
+from adapters.base import JSONObject, UpstreamNotFound
+
+P = TypeVar("P")
+
+
+def vendor_product(table: Mapping[str, P], provider_id: str, product_id: str) -> P:
+    """The product `product_id` names in an adapter's table; a 404 when the vendor has none by that id."""
+    product = table.get(product_id)
+    if product is None:
+        raise UpstreamNotFound(provider_id, f"provider '{provider_id}' has no product {product_id!r}")
+    return product
 
 
 def product_document(

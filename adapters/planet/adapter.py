@@ -27,6 +27,7 @@ from adapters.base import (
     UpstreamNotFound,
 )
 from adapters.client import OPERATION_EXTENSION
+from adapters.documents import vendor_product
 from adapters.planet import wire
 from adapters.planet.checks import MAX_AHEAD, geometry_for, invalid, span, stamp
 from adapters.planet.products import API_CONFORMANCE, PRODUCTS, QUERYABLES, PlanetProduct
@@ -102,10 +103,7 @@ class PlanetAdapter:
         return body
 
     def _product(self, product_id: str) -> PlanetProduct:
-        product = PRODUCTS.get(product_id)
-        if product is None:
-            raise UpstreamNotFound(self.provider_id, f"provider '{self.provider_id}' has no product {product_id!r}")
-        return product
+        return vendor_product(PRODUCTS, self.provider_id, product_id)
 
     # --- products ----------------------------------------------------------------------
 

@@ -29,6 +29,7 @@ from adapters.base import (
     UpstreamNotFound,
 )
 from adapters.client import OPERATION_EXTENSION, RateGate, RateGates
+from adapters.documents import vendor_product
 from adapters.schemas import CheckedSchema, check_schema
 from adapters.scrub import Scrubber
 from adapters.stapi.wire import transport_error, upstream_detail, validation_errors
@@ -122,10 +123,7 @@ class UmbraAdapter:
         return body
 
     def _product(self, product_id: str) -> UmbraProduct:
-        product = PRODUCTS.get(product_id)
-        if product is None:
-            raise UpstreamNotFound(self.provider_id, f"provider '{self.provider_id}' has no product '{product_id}'")
-        return product
+        return vendor_product(PRODUCTS, self.provider_id, product_id)
 
     def _uuid(self, value: str, what: str) -> str:
         """Umbra's ids are UUIDs: anything else names no resource, so it is a 404 without asking."""
