@@ -23,6 +23,10 @@ LANE_TAIL_KEY = "webhook-lane:{subscription}:{subject}"
 # Deliveries to make: a Redis stream read by the `deliverers` consumer group of every replica.
 QUEUE_STREAM = "webhook-queue"
 QUEUE_GROUP = "deliverers"
+# Deliveries waiting for a later attempt (a retry, or a lane turn), scored by when they are due,
+# and the short lock of the replica putting one back on the queue.
+RETRY_INDEX = "webhook-retry-due"
+REQUEUE_LOCK_KEY = "webhook-requeue:{id}:{due}"
 
 
 class DeliveryState(StrEnum):

@@ -2,10 +2,12 @@
 
 Entries come from the queue stream through one consumer group shared by every replica: new
 ones by reading, and ones another consumer read and never acknowledged (it died, or left them
-for later) by claiming them once idle. An entry is acknowledged only when its delivery is final
-(or gone); one not due yet, or waiting for the delivery before it in its lane, stays pending
-and is claimed again later. A short lock per delivery keeps two replicas from sending one
-delivery at once; the record is re-read under it, so a delivery already made is not made again.
+for later) by claiming them once idle. An entry is acknowledged when its delivery is final (or
+gone), or once the delivery waits in the retry index for a later attempt (gateway/notify/
+retry_index.py puts it back on the queue when due). One whose lane predecessor is being sent
+stays pending: sent as soon as that one is final if it is here, else claimed again later. A
+short lock per delivery keeps two replicas from sending one delivery at once; the record is
+re-read under it, so a delivery already made is not made again.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import structlog
 from gateway.aio.tasks import stop_task
 from gateway.domain.errors import StoreUnavailable
 from gateway.notify.model import DELIVERY_KEY, QUEUE_GROUP, QUEUE_STREAM, Delivery, DeliveryAttempt, DeliveryState
+from gateway.notify.retry_index import RetryIndex
 from gateway.notify.schedule import after_attempt, record_ttl_s
 from gateway.notify.sender import Sender, SendResult
 from gateway.notify.subscriptions import Subscriptions
@@ -49,6 +52,11 @@ class WorkerTiming:
     # replicas long gone (a live one reads every `block_s`), forgotten every `prune_every_s`.
     consumer_idle_s: float = 3600.0
     prune_every_s: float = 600.0
+    # A delivery put back on the queue is due again this long after if nothing came of it (the
+    # replica that queued it, or the one that read it, died): see gateway/notify/retry_index.py.
+    requeue_lease_s: float = 300.0
+    # Each round puts back at most this many deliveries per free place in flight.
+    requeue_per_free: int = 4
 
 
 DEFAULT_TIMING = WorkerTiming()
@@ -81,6 +89,7 @@ class DeliveryWorker:
         # Entries left waiting for a delivery this process is making: retried as soon as it is final.
         self._waiting: dict[str, StreamEntry] = {}
         self._loops: list[asyncio.Task[None]] = []
+        self.retries = RetryIndex(store, lease_s=timing.requeue_lease_s)
         self._room = asyncio.Event()
 
     def start(self) -> None:
@@ -122,9 +131,10 @@ class DeliveryWorker:
                 self._room.clear()
                 await self._room.wait()
                 continue
+            wanted = self._free()
             try:
                 entries = await self.store.stream_read(
-                    QUEUE_STREAM, QUEUE_GROUP, self.consumer, count=self._free(), block_s=self.timing.block_s
+                    QUEUE_STREAM, QUEUE_GROUP, self.consumer, count=wanted, block_s=self.timing.block_s
                 )
             except StoreUnavailable as exc:
                 self.metrics.store_errors.labels("webhook_read").inc()
@@ -133,6 +143,10 @@ class DeliveryWorker:
                 continue
             for entry in entries:
                 self._spawn(entry)
+            if len(entries) < wanted:
+                # The queue ran dry with room to spare: bring back retries that are due now, at the
+                # pace deliveries finish, rather than only once per claim round.
+                await self._requeue()
 
     async def _claim_loop(self) -> None:
         start = STREAM_START
@@ -159,6 +173,14 @@ class DeliveryWorker:
                 continue
             for entry in entries:
                 self._spawn(entry)
+            await self._requeue()
+
+    async def _requeue(self) -> None:
+        try:
+            await self.retries.requeue_due(self._free() * self.timing.requeue_per_free)
+        except StoreUnavailable as exc:
+            self.metrics.store_errors.labels("webhook_requeue").inc()
+            log.warning("webhook_store_unavailable", loop="requeue", error=str(exc))
 
     async def _prune(self) -> None:
         try:
@@ -173,37 +195,49 @@ class DeliveryWorker:
             log.info("webhook_consumers_pruned", count=gone)
 
     async def handle(self, entry: StreamEntry) -> bool:
-        """Work on one queue entry; True if it was acknowledged (its delivery is final or gone)."""
+        """Work on one queue entry; True if it was acknowledged (its delivery is final, gone, or
+        waiting in the retry index), False if it stays pending to be looked at again."""
         did = entry.fields.get("delivery", "")
-        raw = await self.store.get(DELIVERY_KEY.format(id=did))
-        delivery = None if raw is None else Delivery.from_json(raw)
+        delivery = await self._load(did)
         if delivery is None or delivery.state.final:
-            return await self._ack(entry)
+            return await self._finish(entry, did)
         if await self.subscriptions.load(delivery.subscription_id) is None:
-            return await self._ack(entry)
+            return await self._finish(entry, did)
         if delivery.next_attempt_at > time.time():
-            return False
-        if delivery.previous is not None and not await self._is_final(delivery.previous):
-            if len(self._waiting) < _MAX_WAITING:
-                self._waiting[delivery.previous] = entry
-            return False
+            return await self._park(entry, did, delivery.next_attempt_at)
+        if delivery.previous is not None:
+            previous = await self._load(delivery.previous)
+            if previous is not None and not previous.state.final:
+                return await self._wait_for_turn(entry, delivery, previous)
         lock = SENDING_KEY.format(id=did)
         token = secrets.token_hex(8).encode()
         if not await self.store.set_if_absent(lock, token, ttl_s=self.settings.timeout_s * 2 + 30):
             return False
         try:
-            final = await self._attempt(did)
+            updated = await self._attempt(did)
         finally:
             await self.store.delete_if_equals(lock, token)
-        if final is None:
+        if updated is None:
             return False
+        if not updated.state.final:
+            return await self._park(entry, did, updated.next_attempt_at)
         waiting = self._waiting.pop(did, None)
         if waiting is not None:
             self._spawn(waiting)
-        return await self._ack(entry)
+        return await self._finish(entry, did)
+
+    async def _wait_for_turn(self, entry: StreamEntry, delivery: Delivery, previous: Delivery) -> bool:
+        """The delivery before this one in its lane is not final yet."""
+        if previous.next_attempt_at > time.time():
+            # It waits for a retry: so does this one, due right after it.
+            return await self._park(entry, delivery.id, previous.next_attempt_at)
+        # It is due, so being sent (here or elsewhere): stay pending, and go at once if it is here.
+        if len(self._waiting) < _MAX_WAITING:
+            self._waiting[previous.id] = entry
+        return False
 
     async def _attempt(self, did: str) -> Delivery | None:
-        """Send once under the lock; the delivery if that made it final, else None."""
+        """Send once under the lock; the delivery as recorded after it, or None if nothing was sent."""
         key = DELIVERY_KEY.format(id=did)
         raw = await self.store.get(key)
         # Re-read under the lock: another consumer may have sent it since the first read.
@@ -224,12 +258,22 @@ class DeliveryWorker:
             log.warning("webhook_delivery_changed", delivery_id=did)
             return None
         self._observe(updated, result, now)
-        return updated if updated.state.final else None
+        return updated
 
-    async def _is_final(self, did: str) -> bool:
+    async def _load(self, did: str) -> Delivery | None:
+        # A record that expired belonged to a delivery final long ago.
         raw = await self.store.get(DELIVERY_KEY.format(id=did))
-        # A predecessor whose record expired was final long ago.
-        return raw is None or Delivery.from_json(raw).state.final
+        return None if raw is None else Delivery.from_json(raw)
+
+    async def _park(self, entry: StreamEntry, did: str, due: float) -> bool:
+        """Leave the queue for the retry index until `due` (indexed first: a crash between keeps the entry)."""
+        await self.retries.wait(did, due)
+        return await self._ack(entry)
+
+    async def _finish(self, entry: StreamEntry, did: str) -> bool:
+        """Done with a final or gone delivery: out of the retry index (if it ever waited there), then acked."""
+        await self.retries.done(did)
+        return await self._ack(entry)
 
     async def _ack(self, entry: StreamEntry) -> bool:
         await self.store.stream_ack(QUEUE_STREAM, QUEUE_GROUP, entry.id)

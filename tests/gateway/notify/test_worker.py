@@ -127,7 +127,7 @@ async def test_a_deleted_subscription_gets_nothing_more(store: Store) -> None:
     assert left == []
 
 
-async def test_an_entry_not_due_or_waiting_for_its_lane_stays_pending(store: Store) -> None:
+async def test_an_entry_waiting_for_its_lane_stays_pending(store: Store) -> None:
     """The second status of an order is not sent while the first is undelivered: its entry is left pending."""
     receiver = Receiver()
     await _subscribe(store)

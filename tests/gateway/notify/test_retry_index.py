@@ -1,0 +1,118 @@
+"""The retry index: waiting deliveries leave the queue, come back once when due, and survive a dead replica."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+
+from gateway.notify.model import QUEUE_GROUP, QUEUE_STREAM, REQUEUE_LOCK_KEY, RETRY_INDEX
+from gateway.notify.notifier import Notifier
+from gateway.notify.outbox import deliveries_of
+from gateway.notify.retry_index import RetryIndex
+from gateway.obs.metrics import Metrics
+from gateway.store import Store
+from tests.gateway.notify.receivers import Receiver, until
+from tests.gateway.notify.test_worker import FAST, SETTINGS, _subscribe, running, status_event
+from tests.gateway.services.tracking_world import CountingStore
+
+
+async def _queued(store: Store) -> list[str]:
+    """The delivery ids on the queue that no consumer has read yet (read, then acknowledged)."""
+    entries = await store.stream_read(QUEUE_STREAM, QUEUE_GROUP, "probe", count=1000)
+    for entry in entries:
+        await store.stream_ack(QUEUE_STREAM, QUEUE_GROUP, entry.id)
+    return [entry.fields["delivery"] for entry in entries]
+
+
+async def test_a_delivery_waiting_for_its_retry_leaves_the_queue_for_the_index(store: Store) -> None:
+    """After a failed attempt the queue entry is acknowledged (nothing pending to claim again and
+    again) and the index holds the delivery at the time its record says it is due."""
+    settings = SETTINGS.model_copy(update={"retry_initial_s": 3600, "retry_max_s": 3600, "retry_for_s": 86400})
+    receiver = Receiver(statuses=lambda _: 503)
+    sub = await _subscribe(store, settings)
+    notifier = Notifier(store, settings, Metrics(), transport=httpx.ASGITransport(app=receiver), timing=FAST)
+    try:
+        await notifier.outbox.publish([status_event("o1", 0), status_event("o1", 1), status_event("o2", 0)])
+        entries = await store.stream_read(QUEUE_STREAM, QUEUE_GROUP, "w", count=10)
+        handled = [await notifier.worker.handle(entry) for entry in entries]
+        _, pending = await store.stream_claim(QUEUE_STREAM, QUEUE_GROUP, "probe", min_idle_s=0, count=10)
+        waiting = dict(await store.index_page(RETRY_INDEX, limit=10))
+    finally:
+        await notifier.aclose()
+    assert handled == [True, True, True]
+    assert pending == []
+    records = {d.event.id: d for d in (await deliveries_of(store, sub.id, limit=10)).deliveries}
+    first, second, other = (records[status_event(o, n).id] for o, n in (("o1", 0), ("o1", 1), ("o2", 0)))
+    assert [r.attempt_count for r in (first, second, other)] == [1, 0, 1]
+    # The second status of o1 was not sent: it waits right behind the first one's retry.
+    behind = first.next_attempt_at
+    assert waiting == {first.id: behind, second.id: behind, other.id: other.next_attempt_at}
+    assert min(waiting.values()) > first.attempts[0].at + 1800
+
+
+async def test_looking_at_the_index_costs_one_call_whatever_waits(store: Store) -> None:
+    """With nothing due, a round is one store call, for 1 waiting delivery as for 200."""
+    counted = CountingStore(store)
+    index = RetryIndex(counted, lease_s=60, clock=lambda: 1000.0)
+    calls = []
+    for backlog in (1, 200):
+        for n in range(backlog):
+            await store.index_add(RETRY_INDEX, f"d{backlog}-{n}", 5000.0 + n)
+        counted.ops.clear()
+        assert await index.requeue_due(64) == 0
+        calls.append(sum(counted.ops.values()))
+    assert calls == [1, 1]
+    assert await index.count() == 201
+
+
+async def test_two_replicas_requeue_each_due_delivery_once_and_leave_the_rest(store: Store) -> None:
+    """Replicas racing over the index's head put each due delivery on the queue once, leave what
+    is not due, and keep what they queued in the index a lease ahead (until the worker acts)."""
+    for n in range(30):
+        await store.index_add(RETRY_INDEX, f"due-{n}", 100.0 + n)
+    await store.index_add(RETRY_INDEX, "later", 5000.0)
+    replicas = [RetryIndex(store, lease_s=60, clock=lambda: 1000.0) for _ in range(3)]
+    counts = await asyncio.gather(*(r.requeue_due(100) for r in replicas))
+    queued = await _queued(store)
+    assert sum(counts) == 30
+    assert sorted(queued) == sorted(f"due-{n}" for n in range(30))
+    scores = dict(await store.index_page(RETRY_INDEX, limit=100))
+    assert scores.pop("later") == 5000.0
+    assert set(scores.values()) == {1060.0}
+
+
+async def test_a_replica_that_died_mid_requeue_leaves_the_delivery_due_again_after_the_lease(store: Store) -> None:
+    """A replica took the requeue lock and died before queueing: once the lock's lease ends the
+    delivery is queued by another replica (nothing is stranded)."""
+    await store.index_add(RETRY_INDEX, "d1", 100.0)
+    # What the dead replica did: the lock, nothing else.
+    assert await store.set_if_absent(REQUEUE_LOCK_KEY.format(id="d1", due=repr(100.0)), b"1", ttl_s=0.3)
+    survivor = RetryIndex(store, lease_s=0.3, clock=lambda: 1000.0)
+    assert await survivor.requeue_due(10) == 0
+    assert await _queued(store) == []
+
+    async def requeued() -> bool:
+        return await survivor.requeue_due(10) == 1
+
+    await until(requeued, within_s=10, step_s=0.05)
+    assert await _queued(store) == ["d1"]
+
+
+async def test_every_retry_arrives_and_the_index_ends_empty(store: Store) -> None:
+    """A receiver that fails each event twice gets all of them, in order per order, and once they are
+    delivered nothing is left waiting; a member left behind for a finished delivery is dropped."""
+    receiver = Receiver(statuses=lambda n: 503 if n < 2 else 204)
+    await _subscribe(store)
+    events = [status_event(order, n) for n in range(3) for order in ("o1", "o2")]
+    await store.index_add(RETRY_INDEX, "gone-long-ago", 0.0)
+    async with running(store, receiver) as notifier:
+        await notifier.outbox.publish(events)
+        await until(lambda: len(receiver.delivered()) == len(events))
+
+        async def emptied() -> bool:
+            return await notifier.worker.retries.count() == 0
+
+        await until(emptied)
+    assert receiver.first_deliveries_by_subject() == {o: [e.id for e in events if e.subject == o] for o in ("o1", "o2")}
+    assert all(receiver.tries[e.id] == 3 for e in events)
