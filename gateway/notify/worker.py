@@ -16,7 +16,7 @@ import asyncio
 import random
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import structlog
@@ -176,23 +176,22 @@ class DeliveryWorker:
             await self._requeue()
 
     async def _requeue(self) -> None:
-        try:
-            await self.retries.requeue_due(self._free() * self.timing.requeue_per_free)
-        except StoreUnavailable as exc:
-            self.metrics.store_errors.labels("webhook_requeue").inc()
-            log.warning("webhook_store_unavailable", loop="requeue", error=str(exc))
+        limit = self._free() * self.timing.requeue_per_free
+        await self._despite_store("requeue", self.retries.requeue_due(limit))
 
     async def _prune(self) -> None:
-        try:
-            gone = await self.store.stream_prune_consumers(
-                QUEUE_STREAM, QUEUE_GROUP, idle_s=self.timing.consumer_idle_s
-            )
-        except StoreUnavailable as exc:
-            self.metrics.store_errors.labels("webhook_prune").inc()
-            log.warning("webhook_store_unavailable", loop="prune", error=str(exc))
-            return
-        if gone:
+        pruning = self.store.stream_prune_consumers(QUEUE_STREAM, QUEUE_GROUP, idle_s=self.timing.consumer_idle_s)
+        if gone := await self._despite_store("prune", pruning):
             log.info("webhook_consumers_pruned", count=gone)
+
+    async def _despite_store(self, loop: str, call: Awaitable[int]) -> int:
+        """`call`'s count, or 0 when the store is away (counted and logged: the loop carries on)."""
+        try:
+            return await call
+        except StoreUnavailable as exc:
+            self.metrics.store_errors.labels(f"webhook_{loop}").inc()
+            log.warning("webhook_store_unavailable", loop=loop, error=str(exc))
+            return 0
 
     async def handle(self, entry: StreamEntry) -> bool:
         """Work on one queue entry; True if it was acknowledged (its delivery is final, gone, or
@@ -239,11 +238,10 @@ class DeliveryWorker:
     async def _attempt(self, did: str) -> Delivery | None:
         """Send once under the lock; the delivery as recorded after it, or None if nothing was sent."""
         key = DELIVERY_KEY.format(id=did)
-        raw = await self.store.get(key)
         # Re-read under the lock: another consumer may have sent it since the first read.
-        delivery = None if raw is None else Delivery.from_json(raw)
-        if raw is None or delivery is None:
+        if (raw := await self.store.get(key)) is None:
             return None
+        delivery = Delivery.from_json(raw)
         if delivery.state.final:
             return delivery
         subscription = await self.subscriptions.load(delivery.subscription_id)
