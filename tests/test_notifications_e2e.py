@@ -30,7 +30,7 @@ from starlette.routing import Route
 from adapters.registry import simulated_vendors
 from adapters.umbra.simulator_state import WALK
 from adapters.umbra.statuses import TASK_STATUSES
-from tests.test_cli import SCRIPT, free_port, process
+from tests.served import SCRIPT, free_port, served
 
 
 class Receiver:
@@ -124,8 +124,7 @@ async def test_every_status_arrives_once_per_id_in_order_across_a_killed_replica
     config = tmp_path / "gateway.yaml"
     config.write_text(yaml.safe_dump({"gateway": gateway, "providers": {"umbra": provider}}))
     receiver = Receiver(failures=2)
-    sim = ("simulate", "--vendor", "umbra", "--port", str(sim_port), "--status-step-s", "0.5")
-    async with process(*sim, port=sim_port):
+    async with served(sim_port, "--vendor", "umbra", "--status-step-s", "0.5", command="simulate"):
         async with replica(config, port_a) as (a, proc_a):
             hook = {"url": f"http://127.0.0.1:{receiver_port}/hooks", "events": ["order.status"]}
             created = await a.post("/subscriptions", json=hook)

@@ -12,7 +12,7 @@ import yaml
 from adapters.registry import simulated_vendors
 from adapters.umbra.simulator import build_app
 from adapters.umbra.simulator_state import SimConfig, SimState
-from tests.test_cli import SCRIPT, free_port, process
+from tests.served import SCRIPT, free_port, served
 from tests.upstreams import ProductSpec, backend_of, build_provider, serve
 
 WINDOW = "2026-12-01T00:00:00Z/2026-12-10T00:00:00Z"
@@ -30,9 +30,10 @@ async def test_two_processes_share_searches_and_idempotency(tmp_path: Path, redi
         )
         one_port, two_port = free_port(), free_port()
         async with (
-            process("serve", "--config", str(config), "--port", str(one_port), port=one_port) as (one, _, _),
-            process("serve", "--config", str(config), "--port", str(two_port), port=two_port) as (two, _, _),
+            served(one_port, config=config) as first_process,
+            served(two_port, config=config) as second_process,
         ):
+            one, two = first_process.client, second_process.client
             created = await one.post(
                 "/products/acme:sar/opportunities",
                 json={"datetime": WINDOW, "geometry": POINT},

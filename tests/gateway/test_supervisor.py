@@ -19,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.supervisor import Supervisor
-from tests.test_cli import SCRIPT, free_port
+from tests.served import SCRIPT, free_port
 from tests.upstreams import ProductSpec, build_provider, serve
 
 

@@ -14,7 +14,7 @@ from tests.gateway.services.orders.burst import order_for
 from tests.gateways import gateway_client, provider_settings
 from tests.order_faults import LosesOrderAnswers
 from tests.redis_server import RedisProcess
-from tests.test_cli import SCRIPT
+from tests.served import SCRIPT
 from tests.upstreams import ProductSpec, build_provider
 
 DAY = 86_400

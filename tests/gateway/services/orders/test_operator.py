@@ -10,7 +10,7 @@ from pathlib import Path
 from tests.gateway.services.orders.burst import order_for
 from tests.gateways import gateway_client
 from tests.order_faults import LosesOrderAnswers
-from tests.test_cli import SCRIPT
+from tests.served import SCRIPT
 from tests.upstreams import ProductSpec, build_provider
 
 
