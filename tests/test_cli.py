@@ -7,10 +7,6 @@ import json
 import os
 import signal
 import socket
-import subprocess
-import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -18,18 +14,10 @@ import pytest
 
 from adapters.registry import ADAPTERS, simulated_vendors
 from gateway.cli import main
+from tests.served import free_port, run, served
 from tests.upstreams import ProductSpec, build_provider, serve
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "config" / "gateway.yaml"
-SCRIPT = Path(sys.executable).parent / "stapi-gateway"
-
-
-def free_port() -> int:
-    """A port nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def test_check_config_accepts_the_example(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -82,47 +70,9 @@ def test_serve_refuses_a_bad_config_before_listening(tmp_path: Path) -> None:
     """`serve` with an invalid file prints the problems and exits non-zero without serving."""
     config = tmp_path / "gw.yaml"
     config.write_text("providers:\n  a:\n    url: http://127.0.0.1:1\n    timeout_s: ${NOT_SET_ANYWHERE}\n")
-    result = subprocess.run(
-        [str(SCRIPT), "serve", "--config", str(config)], capture_output=True, text=True, timeout=60, check=False
-    )
+    result = run("serve", "--config", str(config))
     assert result.returncode == 1
     assert "NOT_SET_ANYWHERE" in result.stderr
-
-
-@asynccontextmanager
-async def process(*args: str, port: int) -> AsyncIterator[tuple[httpx.AsyncClient, list[str], int]]:
-    """Run `stapi-gateway ARGS`; yield a client once it answers, its collected stderr, and its pid."""
-    proc = await asyncio.create_subprocess_exec(
-        str(SCRIPT), *args, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, env={**os.environ}
-    )
-    lines: list[str] = []
-
-    async def drain() -> None:
-        assert proc.stderr is not None
-        async for line in proc.stderr:
-            lines.append(line.decode())
-
-    drainer = asyncio.create_task(drain())
-    base = f"http://127.0.0.1:{port}"
-    try:
-        async with httpx.AsyncClient(base_url=base, timeout=10) as client:
-            for _ in range(300):
-                if proc.returncode is not None:
-                    raise AssertionError("gateway exited early:\n" + "".join(lines))
-                try:
-                    await client.get("/")
-                    break
-                except httpx.TransportError:
-                    await asyncio.sleep(0.05)
-            yield client, lines, proc.pid
-    finally:
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGTERM)
-        code = await asyncio.wait_for(proc.wait(), 15)
-        await drainer
-        # uvicorn re-raises the SIGTERM it handled once shutdown is complete.
-        assert code in (0, -signal.SIGTERM), "".join(lines)
-        assert any("Application shutdown complete" in line for line in lines)
 
 
 async def test_serve_end_to_end_against_two_stapi_fastapi_providers(tmp_path: Path) -> None:
@@ -138,23 +88,19 @@ async def test_serve_end_to_end_against_two_stapi_fastapi_providers(tmp_path: Pa
             f"include: [providers/*.yaml]\nproviders:\n  acme:\n    url: {acme_url}\n"
             "    headers:\n      Authorization: Bearer ${E2E_TOKEN}\n"
         )
-        os.environ["E2E_TOKEN"] = "e2e-secret-token"
         port = free_port()
-        try:
-            async with process("serve", "--config", str(config), "--port", str(port), port=port) as (client, logs, _):
-                listing = (await client.get("/products", headers={"X-Request-ID": "e2e-1"})).json()
-                product = await client.get("/products/acme:optical-hd")
-        finally:
-            del os.environ["E2E_TOKEN"]
+        async with served(port, config=config, env={"E2E_TOKEN": "e2e-secret-token"}) as gateway:
+            listing = (await gateway.client.get("/products", headers={"X-Request-ID": "e2e-1"})).json()
+            product = await gateway.client.get("/products/acme:optical-hd")
     ids = sorted(p["id"] for p in listing["products"])
     assert ids == ["acme:optical", "acme:optical-hd", "orbit:sar"]
     assert product.status_code == 200
     assert product.json()["id"] == "acme:optical-hd"
     self_href = next(link["href"] for link in product.json()["links"] if link["rel"] == "self")
     assert self_href == f"http://127.0.0.1:{port}/products/acme:optical-hd"
-    records = [json.loads(line) for line in logs if line.startswith("{")]
-    assert any(r.get("request_id") == "e2e-1" and r.get("path") == "/products" for r in records), logs
-    assert not [line for line in logs if "e2e-secret-token" in line]
+    records = gateway.records()
+    assert any(r.get("request_id") == "e2e-1" and r.get("path") == "/products" for r in records), gateway.lines
+    assert not [line for line in gateway.lines if "e2e-secret-token" in line]
 
 
 async def test_demo_serves_products_of_two_providers() -> None:
@@ -164,9 +110,9 @@ async def test_demo_serves_products_of_two_providers() -> None:
         "datetime": "2026-12-01T00:00:00Z/2026-12-03T00:00:00Z",
         "geometry": {"type": "Point", "coordinates": [9, 48]},
     }
-    async with process("demo", "--port", str(port), port=port) as (client, _, _):
-        body = (await client.get("/products?limit=100")).json()
-        found = await client.post("/products/vhr-50cm/opportunities", json=search)
+    async with served(port, command="demo") as demo:
+        body = (await demo.client.get("/products?limit=100")).json()
+        found = await demo.client.post("/products/vhr-50cm/opportunities", json=search)
     providers = {p["id"].split(":")[0] for p in body["products"] if ":" in p["id"]}
     # The STAPI demo vendors and every simulated non-STAPI vendor, side by side.
     assert providers == {"acme", "orbit", *simulated_vendors()}
@@ -185,35 +131,28 @@ async def test_running_gateway_reloads_on_sighup_and_on_file_change(tmp_path: Pa
         base = f"providers:\n  acme:\n    url: {acme_url}\n"
         config.write_text(f"gateway:\n  title: Title-A1\n{base}")
         port = free_port()
-        async with process("serve", "--config", str(config), "--port", str(port), port=port) as (client, logs, pid):
+        async with served(port, config=config) as gateway:
             # Same size, same mtime: only the signal can reveal this edit.
             stat = config.stat()
             config.write_text(f"gateway:\n  title: Title-B2\n{base}")
             os.utime(config, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-            pid = int(
-                next(
-                    json.loads(line)["event"].split("[")[1].split("]")[0]
-                    for line in logs
-                    if "Started server process" in line
-                )
-            )
-            os.kill(pid, signal.SIGHUP)
+            os.kill(gateway.server_pid(), signal.SIGHUP)
             title = ""
             for _ in range(200):
-                title = (await client.get("/")).json()["title"]
+                title = (await gateway.client.get("/")).json()["title"]
                 if title == "Title-B2":
                     break
                 await asyncio.sleep(0.05)
             config.write_text(f"gateway:\n  title: Title-B2\n{base}  orbit:\n    url: {orbit_url}\n")
             ids: list[str] = []
             for _ in range(200):
-                ids = sorted(p["id"] for p in (await client.get("/products")).json()["products"])
+                ids = sorted(p["id"] for p in (await gateway.client.get("/products")).json()["products"])
                 if len(ids) == 2:
                     break
                 await asyncio.sleep(0.05)
     assert title == "Title-B2"
     assert ids == ["acme:optical", "orbit:sar"]
-    reasons = [json.loads(line).get("reason") for line in logs if '"config_reloaded"' in line]
+    reasons = [json.loads(line).get("reason") for line in gateway.lines if '"config_reloaded"' in line]
     assert reasons[:2] == ["signal", "file_change"]
 
 
@@ -223,9 +162,7 @@ def test_demo_on_a_busy_port_exits_at_once_without_the_banner() -> None:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        result = subprocess.run(
-            [str(SCRIPT), "demo", "--port", str(port)], capture_output=True, text=True, timeout=60, check=False
-        )
+        result = run("demo", "--port", str(port))
     assert result.returncode == 2
     assert f"port {port}" in result.stderr
     assert "Open http" not in result.stderr
@@ -236,8 +173,8 @@ async def test_demo_vendors_listen_on_the_ports_asked_for() -> None:
     port, base = free_port(), free_port()
     while base + 1 == port or _in_use(base + 1):
         base = free_port()
-    async with process("demo", "--port", str(port), "--vendor-port-base", str(base), port=port) as (client, _, _):
-        assert (await client.get("/products")).status_code == 200
+    async with served(port, "--vendor-port-base", str(base), command="demo") as demo:
+        assert (await demo.client.get("/products")).status_code == 200
         async with httpx.AsyncClient() as direct:
             vendors = [await direct.get(f"http://127.0.0.1:{p}/products") for p in (base, base + 1)]
     assert [v.status_code for v in vendors] == [200, 200]

@@ -35,7 +35,7 @@ from schemathesis import GenerationMode
 from schemathesis.core.result import Err
 
 from tests.gateways import gateway_client
-from tests.test_cli import free_port, process
+from tests.served import free_port, served
 from tests.upstreams import ProductSpec, build_provider, serve
 
 EXAMPLES_PER_OPERATION = 25
@@ -283,8 +283,8 @@ async def test_schemathesis_finds_no_500_and_only_contract_errors(tmp_path: Path
             "products:\n  vhr:\n    members: [acme:optical, orbit:sar]\n"
         )
         port = free_port()
-        async with process("serve", "--config", str(config), "--port", str(port), port=port) as running:
-            fixed = await seed(running[0])
+        async with served(port, config=config) as running:
+            fixed = await seed(running.client)
             started = time.monotonic()
             findings = await asyncio.to_thread(fuzz, f"http://127.0.0.1:{port}", fixed)
             elapsed = time.monotonic() - started

@@ -9,7 +9,6 @@ replicas on one real Redis, and a uvicorn receiver in the test's own loop.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,7 +16,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import orjson
 import uvicorn
 import yaml
@@ -30,7 +28,7 @@ from starlette.routing import Route
 from adapters.registry import simulated_vendors
 from adapters.umbra.simulator_state import WALK
 from adapters.umbra.statuses import TASK_STATUSES
-from tests.test_cli import SCRIPT, free_port, process
+from tests.served import free_port, served
 
 
 class Receiver:
@@ -71,29 +69,6 @@ async def listening(app: Any, port: int) -> AsyncIterator[None]:
         await task
 
 
-@asynccontextmanager
-async def replica(config: Path, port: int) -> AsyncIterator[tuple[httpx.AsyncClient, asyncio.subprocess.Process]]:
-    """A `stapi-gateway serve` process the test may SIGKILL; killed at the end if still running."""
-    proc = await asyncio.create_subprocess_exec(
-        str(SCRIPT), "serve", "--config", str(config), "--port", str(port),
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL, env={**os.environ},
-    )  # fmt: skip
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=20) as client:
-            for _ in range(400):
-                assert proc.returncode is None, "the gateway exited early"
-                try:
-                    await client.get("/healthz")
-                    break
-                except httpx.TransportError:
-                    await asyncio.sleep(0.05)
-            yield client, proc
-    finally:
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGKILL)
-        await proc.wait()
-
-
 def _order() -> dict[str, Any]:
     start = datetime.now(UTC) + timedelta(days=1)
     window = "/".join(t.isoformat().replace("+00:00", "Z") for t in (start, start + timedelta(days=2)))
@@ -124,9 +99,10 @@ async def test_every_status_arrives_once_per_id_in_order_across_a_killed_replica
     config = tmp_path / "gateway.yaml"
     config.write_text(yaml.safe_dump({"gateway": gateway, "providers": {"umbra": provider}}))
     receiver = Receiver(failures=2)
-    sim = ("simulate", "--vendor", "umbra", "--port", str(sim_port), "--status-step-s", "0.5")
-    async with process(*sim, port=sim_port):
-        async with replica(config, port_a) as (a, proc_a):
+    async with served(sim_port, "--vendor", "umbra", "--status-step-s", "0.5", command="simulate"):
+        # Neither replica's exit is checked: A is killed on purpose, and B's shutdown is not what this is about.
+        async with served(port_a, config=config, check_exit=False) as replica_a:
+            a = replica_a.client
             hook = {"url": f"http://127.0.0.1:{receiver_port}/hooks", "events": ["order.status"]}
             created = await a.post("/subscriptions", json=hook)
             assert created.status_code == 201, created.text
@@ -136,9 +112,10 @@ async def test_every_status_arrives_once_per_id_in_order_across_a_killed_replica
             order_id = placed.json()["id"]
             # The receiver is down while the first statuses come in; then replica A dies.
             await asyncio.sleep(2.0)
-            proc_a.send_signal(signal.SIGKILL)
-            await proc_a.wait()
-        async with replica(config, port_b) as (b, _), listening(receiver.app, receiver_port):
+            replica_a.proc.send_signal(signal.SIGKILL)
+            await replica_a.proc.wait()
+        async with served(port_b, config=config, check_exit=False) as replica_b, listening(receiver.app, receiver_port):
+            b = replica_b.client
 
             def delivered() -> bool:
                 return any(e["data"]["provider:status"] == "DELIVERED" for _, e in receiver.received)

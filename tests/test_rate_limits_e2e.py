@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 
 from tests.rate_clock import CreateClock, most_in_a_second
-from tests.test_cli import free_port, process
+from tests.served import free_port, served
 from tests.upstreams import ProductSpec, build_provider, serve
 
 ORDER = {
@@ -46,13 +46,17 @@ async def test_three_processes_on_one_redis_keep_one_order_rate(
         ports = [free_port() for _ in range(3)]
         statuses: list[int] = []
         async with (
-            process("serve", "--config", str(config), "--port", str(ports[0]), port=ports[0]) as (one, _, _),
-            process("serve", "--config", str(config), "--port", str(ports[1]), port=ports[1]) as (two, _, _),
-            process("serve", "--config", str(config), "--port", str(ports[2]), port=ports[2]) as (three, _, _),
+            served(ports[0], config=config) as one,
+            served(ports[1], config=config) as two,
+            served(ports[2], config=config) as three,
         ):
             until = time.monotonic() + DURATION_S
             await asyncio.gather(
-                *(keep_creating(c, until, statuses) for c in (one, two, three) for _ in range(CLIENTS_PER_PROCESS))
+                *(
+                    keep_creating(gw.client, until, statuses)
+                    for gw in (one, two, three)
+                    for _ in range(CLIENTS_PER_PROCESS)
+                )
             )
     assert set(statuses) <= {201, 429, 503}, statuses
     assert most_in_a_second(provider.arrivals) <= 3

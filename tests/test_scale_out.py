@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import signal
 from pathlib import Path
 
-import httpx
 import yaml
 
 from adapters.registry import simulated_vendors
 from adapters.umbra.simulator import build_app
 from adapters.umbra.simulator_state import SimConfig, SimState
-from tests.test_cli import SCRIPT, free_port, process
+from tests.served import free_port, served, together
 from tests.upstreams import ProductSpec, backend_of, build_provider, serve
 
 WINDOW = "2026-12-01T00:00:00Z/2026-12-10T00:00:00Z"
@@ -30,9 +28,10 @@ async def test_two_processes_share_searches_and_idempotency(tmp_path: Path, redi
         )
         one_port, two_port = free_port(), free_port()
         async with (
-            process("serve", "--config", str(config), "--port", str(one_port), port=one_port) as (one, _, _),
-            process("serve", "--config", str(config), "--port", str(two_port), port=two_port) as (two, _, _),
+            served(one_port, config=config) as first_process,
+            served(two_port, config=config) as second_process,
         ):
+            one, two = first_process.client, second_process.client
             created = await one.post(
                 "/products/acme:sar/opportunities",
                 json={"datetime": WINDOW, "geometry": POINT},
@@ -79,28 +78,7 @@ async def test_three_replicas_starting_together_make_one_token_exchange(
         config = tmp_path / "gateway.yaml"
         config.write_text(yaml.safe_dump({"gateway": gateway, "providers": {"umbra": provider}}))
         ports = [free_port() for _ in range(3)]
-        procs = [
-            await asyncio.create_subprocess_exec(
-                str(SCRIPT), "serve", "--config", str(config), "--port", str(port),
-                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-            )
-            for port in ports
-        ]  # fmt: skip
-        try:
-            clients = [httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=20) for port in ports]
-            for client in clients:
-                for _ in range(400):
-                    try:
-                        await client.get("/healthz")
-                        break
-                    except httpx.TransportError:
-                        await asyncio.sleep(0.05)
-            answers = await asyncio.gather(*(c.get("/orders") for c in clients for _ in range(3)))
-            for client in clients:
-                await client.aclose()
-        finally:
-            for proc in procs:
-                proc.send_signal(signal.SIGTERM)
-            await asyncio.gather(*(proc.wait() for proc in procs))
+        async with together(*(served(port, config=config, check_exit=False) for port in ports)) as replicas:
+            answers = await asyncio.gather(*(r.client.get("/orders") for r in replicas for _ in range(3)))
     assert [a.status_code for a in answers] == [200] * 9
     assert state.token_exchanges == 1

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.test_cli import free_port, process
+from tests.served import free_port, served
 from tests.upstreams import ProductSpec, build_provider, serve
 
 WINDOW = "2026-12-01T00:00:00Z/2026-12-03T00:00:00Z"
@@ -56,13 +56,8 @@ async def gateway(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Gat
             f"providers:\n  acme:\n    url: {url}\n"
         )
         port = free_port()
-        async with process("serve", "--config", str(config), "--port", str(port), port=port) as (client, lines, _):
-            pid = next(
-                int(json.loads(line)["event"].split("[")[1].split("]")[0])
-                for line in lines
-                if "Started server process" in line
-            )
-            yield Gateway(client, port, pid, lines)
+        async with served(port, config=config) as running:
+            yield Gateway(running.client, port, running.server_pid(), running.lines)
 
 
 async def read_all(reader: asyncio.StreamReader, timeout_s: float = CLOSED_WITHIN_S) -> bytes:

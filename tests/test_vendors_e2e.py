@@ -18,7 +18,7 @@ import yaml
 from stapi_pydantic import Order, OrderStatus, OrderStatuses, Product
 
 from adapters.registry import simulated_vendors
-from tests.test_cli import free_port, process
+from tests.served import free_port, served
 
 VENDORS = sorted(simulated_vendors())
 POINT = {"type": "Point", "coordinates": [13.35, 52.51]}
@@ -58,9 +58,10 @@ async def test_the_four_flows_through_a_served_gateway(vendor: str, tmp_path: Pa
     provider = {"url": sim_url, "title": sim.title, **sim.provider(sim_url)}
     config.write_text(yaml.safe_dump({"gateway": {"deadline_s": 20}, "providers": {vendor: provider}}))
     async with (
-        process("simulate", "--vendor", vendor, "--port", str(sim_port), port=sim_port),
-        process("serve", "--config", str(config), "--port", str(port), port=port) as (client, logs, _),
+        served(sim_port, "--vendor", vendor, command="simulate"),
+        served(port, config=config) as gateway,
     ):
+        client = gateway.client
         products = (await client.get("/products")).json()["products"]
         assert products
         assert all(p["id"].startswith(f"{vendor}:") for p in products)
@@ -84,4 +85,4 @@ async def test_the_four_flows_through_a_served_gateway(vendor: str, tmp_path: Pa
         statuses = await client.get(f"/orders/{order.id}/statuses")
         assert statuses.status_code == 200, statuses.text
         OrderStatuses.model_validate(statuses.json())
-    assert not [line for line in logs if "Traceback" in line], logs
+    assert not [line for line in gateway.lines if "Traceback" in line], gateway.lines

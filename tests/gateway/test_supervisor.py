@@ -6,12 +6,8 @@ import asyncio
 import json
 import os
 import signal
-import subprocess
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -19,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.supervisor import Supervisor
-from tests.test_cli import SCRIPT, free_port
+from tests.served import Served, free_port, run, served
 from tests.upstreams import ProductSpec, build_provider, serve
 
 
@@ -38,78 +34,14 @@ class DelayedProducts:
         await self.app(scope, receive, send)
 
 
-@dataclass
-class Gateway:
-    """A running `serve --workers` master: its process, its stderr lines so far, a client."""
-
-    proc: asyncio.subprocess.Process
-    lines: list[str]
-    client: httpx.AsyncClient
-
-    def events(self, name: str) -> list[dict[str, Any]]:
-        """The JSON log records of event `name`, in order."""
-        records = [json.loads(line) for line in list(self.lines) if line.startswith("{")]
-        return [r for r in records if r.get("event") == name]
-
-    async def until(self, found: Callable[[], Any], what: str) -> Any:
-        """Poll `found` until it is truthy (a few seconds at most); return it."""
-        for _ in range(300):
-            if value := found():
-                return value
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"never saw {what}:\n" + "".join(self.lines))
-
-    async def ready_workers(self, count: int) -> set[int]:
-        """The pids of the first `count` workers to report ready (waits for them)."""
-        pids: set[int] = await self.until(
-            lambda: (
-                {r["worker"] for r in self.events("worker_ready")}
-                if len(self.events("worker_ready")) >= count
-                else None
-            ),
-            f"{count} workers ready",
-        )
-        return pids
-
-    async def get(self, path: str, request_id: str) -> httpx.Response:
-        """GET on a fresh connection (a kept-alive one would stay with one worker)."""
-        return await self.client.get(path, headers={"X-Request-ID": request_id})
-
-    def answered_by(self, request_ids: set[str]) -> dict[str, int]:
-        """Which process logged the request line of each of `request_ids`."""
-        return {r["request_id"]: r["pid"] for r in self.events("request") if r.get("request_id") in request_ids}
+async def get(gw: Served, path: str, request_id: str) -> httpx.Response:
+    """GET on a fresh connection (a kept-alive one would stay with one worker: `served` keeps none)."""
+    return await gw.client.get(path, headers={"X-Request-ID": request_id})
 
 
-@asynccontextmanager
-async def workers(config: Path, count: int) -> AsyncIterator[Gateway]:
-    """`stapi-gateway serve --workers COUNT`, stopped with SIGTERM at the end (exit 0 required)."""
-    port = free_port()
-    proc = await asyncio.create_subprocess_exec(
-        str(SCRIPT),
-        *("serve", "--config", str(config), "--port", str(port), "--workers", str(count)),
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    lines: list[str] = []
-
-    async def drain() -> None:
-        assert proc.stderr is not None
-        async for line in proc.stderr:
-            lines.append(line.decode())
-
-    drainer = asyncio.create_task(drain())
-    fresh = httpx.Limits(max_keepalive_connections=0)
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10, limits=fresh) as client:
-            gateway = Gateway(proc, lines, client)
-            await gateway.ready_workers(count)
-            yield gateway
-    finally:
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGTERM)
-        code = await asyncio.wait_for(proc.wait(), 20)
-        await drainer
-        assert code == 0, "".join(lines)
+def answered_by(gw: Served, request_ids: set[str]) -> dict[str, int]:
+    """Which process logged the request line of each of `request_ids`."""
+    return {r["request_id"]: r["pid"] for r in gw.events("request") if r.get("request_id") in request_ids}
 
 
 def write_config(path: Path, redis_url: str, prefix: str, providers: dict[str, str], title: str = "T") -> Path:
@@ -126,17 +58,17 @@ async def test_two_workers_answer_on_one_port_from_two_pids(tmp_path: Path, redi
     """Requests on fresh connections to the one port are served by both workers, never by the master."""
     async with serve(build_provider([ProductSpec("optical")], name="acme")) as acme_url:
         config = write_config(tmp_path / "gw.yaml", redis_url, redis_prefix, {"acme": acme_url})
-        async with workers(config, 2) as gw:
+        async with served(free_port(), config=config, workers=2) as gw:
             pids = await gw.ready_workers(2)
             sent: set[str] = set()
             for i in range(200):
-                answer = await gw.get("/products", f"spread-{i}")
+                answer = await get(gw, "/products", f"spread-{i}")
                 assert answer.status_code == 200
                 sent.add(f"spread-{i}")
-                if len(set(gw.answered_by(sent).values())) == 2:
+                if len(set(answered_by(gw, sent).values())) == 2:
                     break
-            await gw.until(lambda: len(gw.answered_by(sent)) == len(sent), "every request's log line")
-            answered = set(gw.answered_by(sent).values())
+            await gw.until(lambda: len(answered_by(gw, sent)) == len(sent), "every request's log line")
+            answered = set(answered_by(gw, sent).values())
             master = gw.proc.pid
     assert answered == pids
     assert master not in pids
@@ -148,7 +80,7 @@ async def test_sighup_and_file_change_reach_every_worker(tmp_path: Path, redis_u
     orbit = build_provider([ProductSpec("sar")], name="orbit")
     async with serve(acme) as acme_url, serve(orbit) as orbit_url:
         config = write_config(tmp_path / "gw.yaml", redis_url, redis_prefix, {"acme": acme_url}, title="Title-A1")
-        async with workers(config, 2) as gw:
+        async with served(free_port(), config=config, workers=2) as gw:
             pids = await gw.ready_workers(2)
             # Same size and mtime: only the signal can reveal this edit.
             stat = config.stat()
@@ -159,13 +91,13 @@ async def test_sighup_and_file_change_reach_every_worker(tmp_path: Path, redis_u
                 lambda: {r["pid"] for r in gw.events("config_reloaded") if r["reason"] == "signal"} == pids,
                 "both workers reloaded on the signal",
             )
-            titles = {(await gw.get("/", f"title-{i}")).json()["title"] for i in range(10)}
+            titles = {(await get(gw, "/", f"title-{i}")).json()["title"] for i in range(10)}
             write_config(config, redis_url, redis_prefix, {"acme": acme_url, "orbit": orbit_url}, title="Title-B2")
             await gw.until(
                 lambda: {r["pid"] for r in gw.events("config_reloaded") if r["reason"] == "file_change"} == pids,
                 "both workers reloaded on the file change",
             )
-            listings = [await gw.get("/products", f"after-{i}") for i in range(10)]
+            listings = [await get(gw, "/products", f"after-{i}") for i in range(10)]
             restarted = {r["worker"] for r in gw.events("worker_started")} - pids
     assert by_signal
     assert titles == {"Title-B2"}
@@ -181,8 +113,8 @@ async def test_sigterm_lets_a_request_in_flight_finish(tmp_path: Path, redis_url
     slow = DelayedProducts(build_provider([ProductSpec("optical")], name="acme"), delay_s=1.5)
     async with serve(slow) as acme_url:
         config = write_config(tmp_path / "gw.yaml", redis_url, redis_prefix, {"acme": acme_url})
-        async with workers(config, 2) as gw:
-            in_flight = asyncio.create_task(gw.get("/products", "in-flight"))
+        async with served(free_port(), config=config, workers=2) as gw:
+            in_flight = asyncio.create_task(get(gw, "/products", "in-flight"))
             await asyncio.wait_for(slow.arrived.wait(), 10)
             gw.proc.send_signal(signal.SIGTERM)
             answer = await in_flight
@@ -202,7 +134,7 @@ async def test_a_killed_worker_is_replaced(tmp_path: Path, redis_url: str, redis
     """SIGKILL to a worker: the master starts another, which serves; the survivor kept serving."""
     async with serve(build_provider([ProductSpec("optical")], name="acme")) as acme_url:
         config = write_config(tmp_path / "gw.yaml", redis_url, redis_prefix, {"acme": acme_url})
-        async with workers(config, 2) as gw:
+        async with served(free_port(), config=config, workers=2) as gw:
             first = await gw.ready_workers(2)
             victim = min(first)
             os.kill(victim, signal.SIGKILL)
@@ -211,11 +143,11 @@ async def test_a_killed_worker_is_replaced(tmp_path: Path, redis_url: str, redis
             sent: set[str] = set()
             for i in range(200):
                 sent.add(f"after-kill-{i}")
-                assert (await gw.get("/products", f"after-kill-{i}")).status_code == 200
-                if set(gw.answered_by(sent).values()) == {replacement, *(first - {victim})}:
+                assert (await get(gw, "/products", f"after-kill-{i}")).status_code == 200
+                if set(answered_by(gw, sent).values()) == {replacement, *(first - {victim})}:
                     break
-            await gw.until(lambda: len(gw.answered_by(sent)) == len(sent), "every request's log line")
-            answered = set(gw.answered_by(sent).values())
+            await gw.until(lambda: len(answered_by(gw, sent)) == len(sent), "every request's log line")
+            answered = set(answered_by(gw, sent).values())
             died = [r["worker"] for r in gw.events("worker_died")]
     assert died == [victim]
     assert answered == {replacement, *(first - {victim})}
@@ -225,24 +157,15 @@ async def test_workers_stop_when_the_master_is_killed(tmp_path: Path, redis_url:
     """SIGKILL to the master (no chance to pass anything on): its workers notice and shut down by themselves."""
     async with serve(build_provider([ProductSpec("optical")], name="acme")) as acme_url:
         config = write_config(tmp_path / "gw.yaml", redis_url, redis_prefix, {"acme": acme_url})
-        port = free_port()
-        proc = await asyncio.create_subprocess_exec(
-            str(SCRIPT),
-            *("serve", "--config", str(config), "--port", str(port), "--workers", "2"),
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        assert proc.stderr is not None
-        lines: list[str] = []
-        while len([line for line in lines if '"worker_ready"' in line]) < 2:
-            line = (await asyncio.wait_for(proc.stderr.readline(), 20)).decode()
-            assert line, "".join(lines)
-            lines.append(line)
-        pids = {json.loads(line)["worker"] for line in lines if '"worker_ready"' in line}
-        proc.kill()
-        await proc.wait()
-        # The workers share the master's stderr: it ends once both have exited.
-        rest = (await asyncio.wait_for(proc.stderr.read(), 20)).decode().splitlines()
+        async with served(free_port(), config=config, workers=2, check_exit=False) as gw:
+            pids = await gw.ready_workers(2)
+            gw.proc.kill()
+            await gw.proc.wait()
+            # The workers share the master's stderr: it ends once both have exited.
+            await gw.output_ended(20)
+    # Every line after the second worker's ready line (each must be JSON).
+    ready_at = [i for i, line in enumerate(gw.lines) if '"worker_ready"' in line]
+    rest = gw.lines[ready_at[1] + 1 :]
     finished = {
         int(r["event"].split("[")[1].rstrip("]")) for r in map(json.loads, rest) if "Finished server" in r["event"]
     }
@@ -264,14 +187,7 @@ def test_serve_refuses_workers_it_cannot_run(
     """Several workers on memory:// (state would split between processes), or a count that is not one: exit 2."""
     config = tmp_path / "gw.yaml"
     config.write_text("gateway:\n  store: memory://\nproviders:\n  a:\n    url: http://127.0.0.1:1\n")
-    result = subprocess.run(
-        [str(SCRIPT), "serve", "--config", str(config), "--port", str(free_port()), *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env={**os.environ, **env},
-    )
+    result = run("serve", "--config", str(config), "--port", str(free_port()), *args, env=env)
     assert result.returncode == 2
     assert message in result.stderr
 
@@ -297,7 +213,7 @@ def products_counted(exposition: str) -> int:
 class Scrapes:
     """Every `/metrics` scrape of a test: the count of `/products` requests each showed, who answered."""
 
-    gw: Gateway
+    gw: Served
     counts: list[int] = field(default_factory=list)
     request_ids: set[str] = field(default_factory=set)
 
@@ -307,7 +223,7 @@ class Scrapes:
         every scrape is at most `made` and never below the one before."""
         for _ in range(100):
             request_id = f"scrape-{len(self.counts)}"
-            answer = await self.gw.get("/metrics", request_id)
+            answer = await get(self.gw, "/metrics", request_id)
             assert answer.status_code == 200
             self.request_ids.add(request_id)
             count = products_counted(answer.text)
@@ -321,7 +237,7 @@ class Scrapes:
 
     def answered_by(self) -> set[int]:
         """The workers that answered scrapes."""
-        return set(self.gw.answered_by(self.request_ids).values())
+        return set(answered_by(self.gw, self.request_ids).values())
 
 
 def metrics_files(tmp: Path) -> dict[str, set[int]]:
@@ -341,18 +257,18 @@ async def test_every_scrape_counts_the_requests_of_both_workers(
     monkeypatch.setenv("TMPDIR", str(tmp))  # where the master makes its directory
     async with serve(build_provider([ProductSpec("optical")], name="acme")) as acme_url:
         config = write_config(tmp_path / "gw.yaml", redis_url, redis_prefix, {"acme": acme_url})
-        async with workers(config, 2) as gw:
+        async with served(free_port(), config=config, workers=2) as gw:
             pids = await gw.ready_workers(2)
             scrapes, sent = Scrapes(gw), set[str]()
             for made in range(1, 201):
-                assert (await gw.get("/products", f"products-{made}")).status_code == 200
+                assert (await get(gw, "/products", f"products-{made}")).status_code == 200
                 sent.add(f"products-{made}")
                 await scrapes.settled(made)
-                if made >= 10 and len(set(gw.answered_by(sent).values())) == len(scrapes.answered_by()) == 2:
+                if made >= 10 and len(set(answered_by(gw, sent).values())) == len(scrapes.answered_by()) == 2:
                     break
             every = sent | scrapes.request_ids
-            await gw.until(lambda: len(gw.answered_by(every)) == len(every), "every request's log line")
-            products_by, scrapes_by = set(gw.answered_by(sent).values()), scrapes.answered_by()
+            await gw.until(lambda: len(answered_by(gw, every)) == len(every), "every request's log line")
+            products_by, scrapes_by = set(answered_by(gw, sent).values()), scrapes.answered_by()
             files = metrics_files(tmp)
     assert products_by == scrapes_by == pids
     assert scrapes.counts[-1] == made >= 10
@@ -370,7 +286,7 @@ async def test_a_killed_workers_requests_are_still_counted(
     monkeypatch.setenv("TMPDIR", str(tmp))
     async with serve(build_provider([ProductSpec("optical")], name="acme")) as acme_url:
         config = write_config(tmp_path / "gw.yaml", redis_url, redis_prefix, {"acme": acme_url})
-        async with workers(config, 2) as gw:
+        async with served(free_port(), config=config, workers=2) as gw:
             first = await gw.ready_workers(2)
             scrapes, sent, made = Scrapes(gw), set[str](), 0
 
@@ -379,8 +295,8 @@ async def test_a_killed_workers_requests_are_still_counted(
                 for _ in range(200):
                     made += 1
                     sent.add(f"products-{made}")
-                    assert (await gw.get("/products", f"products-{made}")).status_code == 200
-                    if wanted <= set(gw.answered_by(sent).values()):
+                    assert (await get(gw, "/products", f"products-{made}")).status_code == 200
+                    if wanted <= set(answered_by(gw, sent).values()):
                         return
                 raise AssertionError(f"{wanted} never all answered")
 

@@ -10,7 +10,7 @@ import pytest
 from gateway.obs.metrics import Metrics
 from gateway.obs.multiprocess import DIR_ENV
 from tests.gateway.obs.test_multiprocess import REQUESTS, samples
-from tests.test_cli import free_port, process
+from tests.served import free_port, served
 from tests.upstreams import ProductSpec, build_provider, serve
 
 CREATED = ("stapi_gateway_requests_created", REQUESTS[1])
@@ -36,10 +36,10 @@ async def test_serve_with_one_worker_keeps_metrics_in_memory(tmp_path: Path, mon
         config = tmp_path / "gw.yaml"
         config.write_text(f"gateway:\n  store: memory://\nproviders:\n  acme:\n    url: {acme_url}\n")
         port = free_port()
-        async with process("serve", "--config", str(config), "--port", str(port), port=port) as (client, _, _):
+        async with served(port, config=config) as gateway:
             for _ in range(5):
-                assert (await client.get("/products")).status_code == 200
-            exported = samples((await client.get("/metrics")).content)
+                assert (await gateway.client.get("/products")).status_code == 200
+            exported = samples((await gateway.client.get("/metrics")).content)
             made = sorted(p.name for p in tmp.glob("stapi-gateway-metrics-*"))
     assert (exported[REQUESTS], CREATED in exported) == (5, True)
     assert made == []

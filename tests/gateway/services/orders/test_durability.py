@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,7 @@ from tests.gateway.services.orders.burst import order_for
 from tests.gateways import gateway_client, provider_settings
 from tests.order_faults import LosesOrderAnswers
 from tests.redis_server import RedisProcess
-from tests.test_cli import SCRIPT
+from tests.served import run
 from tests.upstreams import ProductSpec, build_provider
 
 DAY = 86_400
@@ -38,13 +37,7 @@ def test_serve_refuses_a_store_that_can_lose_keys_when_durability_is_required(re
         f"gateway:\n  store: {redis_url}\n  store_prefix: durability-test\n  store_durability: require\n"
         "providers:\n  acme:\n    url: http://127.0.0.1:1\n"
     )
-    result = subprocess.run(
-        [str(SCRIPT), "serve", "--config", str(config), "--port", "0"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run("serve", "--config", str(config), "--port", "0")
     assert result.returncode != 0
     assert "appendonly" in result.stderr
     assert "Traceback" not in result.stderr

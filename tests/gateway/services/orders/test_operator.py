@@ -4,19 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 from pathlib import Path
 
 from tests.gateway.services.orders.burst import order_for
 from tests.gateways import gateway_client
 from tests.order_faults import LosesOrderAnswers
-from tests.test_cli import SCRIPT
+from tests.served import run
 from tests.upstreams import ProductSpec, build_provider
-
-
-def run(*args: str) -> subprocess.CompletedProcess[str]:
-    """Run the `stapi-gateway` script."""
-    return subprocess.run([str(SCRIPT), *args], capture_output=True, text=True, timeout=60, check=False)
 
 
 async def test_unknown_orders_command_lists_attempts_with_provider_and_age(
