@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 
 import redis
-from common import machine
+from common import drop_keys, machine
 
 from gateway.obs.metrics import Metrics
 from gateway.store import open_store
@@ -85,9 +85,7 @@ async def main() -> None:
     finally:
         await memory.aclose()
         await shared.aclose()
-        keys = list(sync.scan_iter(match=f"{prefix}*", count=500))
-        if keys:
-            sync.delete(*keys)
+        drop_keys(sync, prefix)
         sync.close()
     print(machine())
     print()

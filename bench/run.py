@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from common import interrupt_on_sigterm, machine
+from common import drop_keys, interrupt_on_sigterm, machine
 
 HERE = Path(__file__).resolve().parent
 LOADGEN = HERE / "loadgen.py"
@@ -490,10 +490,7 @@ class Bench:
                     Row("d store", "GET /searches/opportunities/{id}", 32, through, direct, "redis GET of the record")
                 )
         finally:
-            keys = list(client.scan_iter(match=prefix + "*", count=1000))
-            if keys:
-                client.delete(*keys)
-            progress(f"d. removed {len(keys)} key(s) under {prefix}")
+            progress(f"d. removed {drop_keys(client, prefix)} key(s) under {prefix}")
             client.close()
 
     def workers(self) -> None:

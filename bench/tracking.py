@@ -27,12 +27,11 @@ import subprocess
 import sys
 import time
 import uuid
-from collections import Counter
 from pathlib import Path
 from typing import Any, cast
 
 import redis
-from common import machine
+from common import CountingStore, drop_keys, machine
 
 from gateway.domain.attempts import AttemptState, OrderAttempt
 from gateway.domain.events import Event
@@ -58,23 +57,6 @@ class Clock:
     def __call__(self) -> float:
         """The current simulated time."""
         return self.now
-
-
-class CountingStore:
-    """The real store, each call counted by operation."""
-
-    def __init__(self, inner: Store) -> None:
-        self.inner = inner
-        self.ops: Counter[str] = Counter()
-
-    def __getattr__(self, name: str) -> Any:
-        target = getattr(self.inner, name)
-
-        async def counted(*args: Any, **kwargs: Any) -> Any:
-            self.ops[name] += 1
-            return await target(*args, **kwargs)
-
-        return counted
 
 
 class CountingSink:
@@ -194,9 +176,7 @@ async def bench(args: argparse.Namespace, origins: list[str]) -> dict[str, Any]:
     finally:
         await tracker.stop()
         await built.aclose()
-        keys = list(server.scan_iter(match=f"{prefix}*", count=1000))
-        for chunk in range(0, len(keys), 1000):
-            server.delete(*keys[chunk : chunk + 1000])
+        drop_keys(server, prefix)
         server.close()
         await inner.aclose()
 

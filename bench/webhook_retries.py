@@ -24,13 +24,12 @@ import statistics
 import sys
 import time
 import uuid
-from collections import Counter
 from typing import Any
 
 import httpx
 import redis
 import structlog
-from common import machine
+from common import CountingStore, drop_keys, machine
 
 from gateway.domain.events import Event, order_status_event
 from gateway.notify.model import DELIVERIES_OF, DELIVERY_KEY, Delivery
@@ -38,26 +37,9 @@ from gateway.notify.notifier import Notifier
 from gateway.notify.subscriptions import Subscriptions
 from gateway.obs.metrics import Metrics
 from gateway.settings.models import WebhookSettings
-from gateway.store import Store, open_store
+from gateway.store import open_store
 
 WAIT_WINDOW_S = 10.0
-
-
-class CountingStore:
-    """The real store, each call counted by operation."""
-
-    def __init__(self, inner: Store) -> None:
-        self.inner = inner
-        self.ops: Counter[str] = Counter()
-
-    def __getattr__(self, name: str) -> Any:
-        target = getattr(self.inner, name)
-
-        async def counted(*args: Any, **kwargs: Any) -> Any:
-            self.ops[name] += 1
-            return await target(*args, **kwargs)
-
-        return counted
 
 
 class Receiver:
@@ -157,9 +139,7 @@ async def wait_row(url: str, n: int) -> dict[str, float]:
 async def _drop(url: str, prefix: str) -> None:
     client = redis.Redis.from_url(url)
     try:
-        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-        if keys:
-            client.delete(*keys)
+        drop_keys(client, prefix)
     finally:
         client.close()
 

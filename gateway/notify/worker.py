@@ -23,10 +23,11 @@ import structlog
 
 from gateway.aio.tasks import stop_task
 from gateway.domain.errors import StoreUnavailable
-from gateway.notify.model import DELIVERY_KEY, QUEUE_GROUP, QUEUE_STREAM, Delivery, DeliveryAttempt, DeliveryState
+from gateway.notify.model import DELIVERY_KEY, QUEUE_GROUP, QUEUE_STREAM, Delivery, DeliveryAttempt
+from gateway.notify.reporting import report_attempt
 from gateway.notify.retry_index import RetryIndex
 from gateway.notify.schedule import after_attempt, record_ttl_s
-from gateway.notify.sender import Sender, SendResult
+from gateway.notify.sender import Sender
 from gateway.notify.subscriptions import Subscriptions
 from gateway.obs.metrics import Metrics
 from gateway.settings.models import WebhookSettings
@@ -52,6 +53,8 @@ class WorkerTiming:
     # replicas long gone (a live one reads every `block_s`), forgotten every `prune_every_s`.
     consumer_idle_s: float = 3600.0
     prune_every_s: float = 600.0
+    # How often the waiting-retries gauge is counted again (one cheap store call).
+    gauge_every_s: float = 15.0
     # A delivery put back on the queue is due again this long after if nothing came of it (the
     # replica that queued it, or the one that read it, died): see gateway/notify/retry_index.py.
     requeue_lease_s: float = 300.0
@@ -150,12 +153,16 @@ class DeliveryWorker:
 
     async def _claim_loop(self) -> None:
         start = STREAM_START
-        pruned_at = float("-inf")
+        pruned_at = counted_at = float("-inf")
         while True:
             await asyncio.sleep(self.timing.claim_every_s)
             if time.monotonic() - pruned_at >= self.timing.prune_every_s:
                 pruned_at = time.monotonic()
                 await self._prune()
+            if time.monotonic() - counted_at >= self.timing.gauge_every_s:
+                counted_at = time.monotonic()
+                if (waiting := await self._despite_store("count", self.retries.count())) is not None:
+                    self.metrics.webhook_retries_waiting.set(waiting)
             if self._free() <= 0:
                 continue
             try:
@@ -184,14 +191,14 @@ class DeliveryWorker:
         if gone := await self._despite_store("prune", pruning):
             log.info("webhook_consumers_pruned", count=gone)
 
-    async def _despite_store(self, loop: str, call: Awaitable[int]) -> int:
-        """`call`'s count, or 0 when the store is away (counted and logged: the loop carries on)."""
+    async def _despite_store(self, loop: str, call: Awaitable[int]) -> int | None:
+        """`call`'s count, or None when the store is away (counted and logged: the loop carries on)."""
         try:
             return await call
         except StoreUnavailable as exc:
             self.metrics.store_errors.labels(f"webhook_{loop}").inc()
             log.warning("webhook_store_unavailable", loop=loop, error=str(exc))
-            return 0
+            return None
 
     async def handle(self, entry: StreamEntry) -> bool:
         """Work on one queue entry; True if it was acknowledged (its delivery is final, gone, or
@@ -255,7 +262,7 @@ class DeliveryWorker:
         if not await self.store.set_if_equals(key, raw, updated.to_json(), ttl):
             log.warning("webhook_delivery_changed", delivery_id=did)
             return None
-        self._observe(updated, result, now)
+        report_attempt(self.metrics, updated, result, now)
         return updated
 
     async def _load(self, did: str) -> Delivery | None:
@@ -276,25 +283,3 @@ class DeliveryWorker:
     async def _ack(self, entry: StreamEntry) -> bool:
         await self.store.stream_ack(QUEUE_STREAM, QUEUE_GROUP, entry.id)
         return True
-
-    def _observe(self, delivery: Delivery, result: SendResult, now: float) -> None:
-        if delivery.state is DeliveryState.DELIVERED:
-            outcome = "delivered"
-            self.metrics.webhook_lag_seconds.observe(max(0.0, now - delivery.event.occurred))
-        elif delivery.state is DeliveryState.FAILED:
-            outcome = "failed"
-        else:
-            outcome = "refused" if result.refused else "retry"
-        self.metrics.webhook_deliveries.labels(outcome=outcome).inc()
-        log.info(
-            "webhook_attempt",
-            event_id=delivery.event.id,
-            event_type=delivery.event.type.value,
-            subscription_id=delivery.subscription_id,
-            delivery_id=delivery.id,
-            attempt=delivery.attempt_count,
-            status=result.status,
-            outcome=outcome,
-            error=result.error,
-            duration_ms=result.duration_ms,
-        )

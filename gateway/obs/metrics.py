@@ -112,6 +112,13 @@ class Metrics:
             buckets=LAG_BUCKETS,
             registry=r,
         )
+        self.webhook_retries_waiting = Gauge(
+            "stapi_gateway_webhook_retries_waiting",
+            "Webhook deliveries waiting for a later attempt (a retry, or their turn behind one), in the shared store",
+            registry=r,
+            # Every worker counts the same store's index: the most recent count (see tracked_orders).
+            multiprocess_mode="livemostrecent",
+        )
 
         self.tracked_orders = Gauge(
             "stapi_gateway_tracked_orders",

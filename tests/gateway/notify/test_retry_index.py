@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 import httpx
 
@@ -116,3 +117,16 @@ async def test_every_retry_arrives_and_the_index_ends_empty(store: Store) -> Non
         await until(emptied)
     assert receiver.first_deliveries_by_subject() == {o: [e.id for e in events if e.subject == o] for o in ("o1", "o2")}
     assert all(receiver.tries[e.id] == 3 for e in events)
+
+
+async def test_the_waiting_gauge_counts_what_waits_in_the_index(store: Store) -> None:
+    """`stapi_gateway_webhook_retries_waiting` says how many deliveries wait for a later attempt."""
+    settings = SETTINGS.model_copy(update={"retry_initial_s": 3600, "retry_max_s": 3600, "retry_for_s": 86400})
+    receiver = Receiver(statuses=lambda _: 503)
+    await _subscribe(store, settings)
+    metrics = Metrics()
+    timing = replace(FAST, gauge_every_s=0.05)
+    async with running(store, receiver, settings, metrics, timing=timing) as notifier:
+        await notifier.outbox.publish([status_event("o1", 0), status_event("o2", 0)])
+        await until(lambda: b"stapi_gateway_webhook_retries_waiting 2.0" in metrics.exposition())
+    assert len(receiver.got) == 2

@@ -33,10 +33,15 @@ def status_event(order: str, n: int) -> Event:
 
 @asynccontextmanager
 async def running(
-    store: Store, receiver: Receiver, settings: WebhookSettings = SETTINGS, metrics: Metrics | None = None
+    store: Store,
+    receiver: Receiver,
+    settings: WebhookSettings = SETTINGS,
+    metrics: Metrics | None = None,
+    timing: WorkerTiming = FAST,
 ) -> AsyncIterator[Notifier]:
     """A started notifier whose HTTP client reaches `receiver` in-process."""
-    notifier = Notifier(store, settings, metrics or Metrics(), transport=httpx.ASGITransport(app=receiver), timing=FAST)
+    transport = httpx.ASGITransport(app=receiver)
+    notifier = Notifier(store, settings, metrics or Metrics(), transport=transport, timing=timing)
     notifier.start()
     try:
         yield notifier
