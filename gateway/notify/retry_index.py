@@ -22,6 +22,10 @@ from collections.abc import Callable
 from gateway.notify.model import QUEUE_STREAM, REQUEUE_LOCK_KEY, RETRY_INDEX
 from gateway.store import Store
 
+# The field that marks a queue entry put back from the index: only a delivery that came back
+# this way can still be in the index when it is final (every wait is left through here).
+REQUEUED = "requeued"
+
 
 class RetryIndex:
     """The due-time index of deliveries waiting for their next attempt, shared by every replica."""
@@ -30,13 +34,17 @@ class RetryIndex:
         self.store = store
         self.lease_s = lease_s
         self.clock = clock
+        # Whether this replica's last look found the index empty: then looking again at every
+        # short read can wait for the next round (or for this replica's next `wait`).
+        self.seen_empty = False
 
     async def wait(self, delivery_id: str, due: float) -> None:
         """Keep `delivery_id` here until `due` (moving it if it is here already)."""
         await self.store.index_add(RETRY_INDEX, delivery_id, due)
+        self.seen_empty = False
 
     async def done(self, delivery_id: str) -> None:
-        """Forget `delivery_id`: it is final, or gone."""
+        """Forget `delivery_id`: it is final, or gone (called for entries marked `REQUEUED`)."""
         await self.store.index_remove(RETRY_INDEX, delivery_id)
 
     async def requeue_due(self, limit: int) -> int:
@@ -45,14 +53,16 @@ class RetryIndex:
             return 0
         now = self.clock()
         queued = 0
-        for delivery_id, due in await self.store.index_page(RETRY_INDEX, limit=limit):
+        head = await self.store.index_page(RETRY_INDEX, limit=limit)
+        self.seen_empty = not head
+        for delivery_id, due in head:
             if due > now:
                 break
             lock = REQUEUE_LOCK_KEY.format(id=delivery_id, due=repr(due))
             if not await self.store.set_if_absent(lock, b"1", ttl_s=self.lease_s):
                 continue
             await self.store.index_add(RETRY_INDEX, delivery_id, now + self.lease_s)
-            await self.store.stream_add(QUEUE_STREAM, {"delivery": delivery_id})
+            await self.store.stream_add(QUEUE_STREAM, {"delivery": delivery_id, REQUEUED: "1"})
             queued += 1
         return queued
 

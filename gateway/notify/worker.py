@@ -25,7 +25,7 @@ from gateway.aio.tasks import stop_task
 from gateway.domain.errors import StoreUnavailable
 from gateway.notify.model import DELIVERY_KEY, QUEUE_GROUP, QUEUE_STREAM, Delivery, DeliveryAttempt
 from gateway.notify.reporting import report_attempt
-from gateway.notify.retry_index import RetryIndex
+from gateway.notify.retry_index import REQUEUED, RetryIndex
 from gateway.notify.schedule import after_attempt, record_ttl_s
 from gateway.notify.sender import Sender
 from gateway.notify.subscriptions import Subscriptions
@@ -146,7 +146,7 @@ class DeliveryWorker:
                 continue
             for entry in entries:
                 self._spawn(entry)
-            if len(entries) < wanted:
+            if len(entries) < wanted and not self.retries.seen_empty:
                 # The queue ran dry with room to spare: bring back retries that are due now, at the
                 # pace deliveries finish, rather than only once per claim round.
                 await self._requeue()
@@ -276,8 +276,9 @@ class DeliveryWorker:
         return await self._ack(entry)
 
     async def _finish(self, entry: StreamEntry, did: str) -> bool:
-        """Done with a final or gone delivery: out of the retry index (if it ever waited there), then acked."""
-        await self.retries.done(did)
+        """Done with a final or gone delivery: out of the retry index if it came from there, then acked."""
+        if entry.fields.get(REQUEUED):
+            await self.retries.done(did)
         return await self._ack(entry)
 
     async def _ack(self, entry: StreamEntry) -> bool:

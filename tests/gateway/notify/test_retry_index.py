@@ -130,3 +130,21 @@ async def test_the_waiting_gauge_counts_what_waits_in_the_index(store: Store) ->
         await notifier.outbox.publish([status_event("o1", 0), status_event("o2", 0)])
         await until(lambda: b"stapi_gateway_webhook_retries_waiting 2.0" in metrics.exposition())
     assert len(receiver.got) == 2
+
+
+async def test_a_delivery_made_at_the_first_try_never_touches_the_index(store: Store) -> None:
+    """The common case pays nothing for retries: no index call from queue entry to acknowledgement."""
+    counted = CountingStore(store)
+    receiver = Receiver()
+    await _subscribe(store)
+    notifier = Notifier(counted, SETTINGS, Metrics(), transport=httpx.ASGITransport(app=receiver), timing=FAST)
+    try:
+        await notifier.outbox.publish([status_event("o1", 0), status_event("o2", 0)])
+        entries = await store.stream_read(QUEUE_STREAM, QUEUE_GROUP, "w", count=10)
+        counted.ops.clear()
+        handled = [await notifier.worker.handle(entry) for entry in entries]
+    finally:
+        await notifier.aclose()
+    assert handled == [True, True]
+    assert len(receiver.delivered()) == 2
+    assert {op for op in counted.ops if op.startswith("index_")} == set()
