@@ -14,9 +14,10 @@ import uuid
 import httpx
 
 from gateway.notify.outbox import Outbox
+from gateway.notify.schedule import DEFAULT_TIMING, WorkerTiming
 from gateway.notify.sender import Resolver, Sender, resolve
 from gateway.notify.subscriptions import Subscriptions
-from gateway.notify.worker import DEFAULT_TIMING, DeliveryWorker, WorkerTiming
+from gateway.notify.worker import DeliveryWorker
 from gateway.obs.metrics import Metrics
 from gateway.settings.models import WebhookSettings
 from gateway.store import Store

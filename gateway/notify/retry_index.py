@@ -7,11 +7,12 @@ Instead its queue entry is acknowledged and its id kept here, in one index score
 is due. Every replica looks at the index's head each round and puts what is due back on the
 queue: store work per round is one read plus three calls per delivery due, whatever the backlog.
 
-Putting one back is: a set-if-absent lock on (delivery, due time), so one replica does it; the
-score moved a lease ahead; the queue entry. The index thus keeps every delivery until it is final:
-a replica that dies after the lock or before the entry is read leaves the member, due again once
-the lease ends. The worker records the next due time (or removes the member) once it has acted,
-which also ends the lease.
+Putting one back is: a short set-if-absent lock on (delivery, due time), so one replica does it;
+the score moved a lease ahead; the queue entry. The index thus keeps every delivery until it is
+final: a replica that dies after the lock leaves the member, due again once the lock expires, and
+one that dies after queueing (or the one that read the entry) leaves it due again once the lease
+ends. The worker records the next due time (or removes the member) once it has acted, which also
+ends the lease.
 """
 
 from __future__ import annotations
@@ -22,17 +23,25 @@ from collections.abc import Callable
 from gateway.notify.model import QUEUE_STREAM, REQUEUE_LOCK_KEY, RETRY_INDEX
 from gateway.store import Store
 
-# The field that marks a queue entry put back from the index: only a delivery that came back
-# this way can still be in the index when it is final (every wait is left through here).
+# The field that marks a queue entry put back from the index. Such an entry removes its delivery
+# from the index once final; a delivery made final by another entry (a republished event, a
+# claimed original) leaves its member behind until it is put back once more and found final.
 REQUEUED = "requeued"
 
 
 class RetryIndex:
     """The due-time index of deliveries waiting for their next attempt, shared by every replica."""
 
-    def __init__(self, store: Store, *, lease_s: float, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, store: Store, *, lease_s: float, lock_s: float = 5.0, clock: Callable[[], float] = time.time
+    ) -> None:
         self.store = store
         self.lease_s = lease_s
+        # The lock only spans one replica's read-then-move of a member (the moved score keeps the
+        # others off it): short, so a lock left by a dead replica, by a store error after the
+        # lock, or by a handler whose clock runs behind re-parking at the same due time, holds
+        # the delivery back seconds, not a whole lease.
+        self.lock_s = lock_s
         self.clock = clock
         # Whether this replica's last look found the index empty: then looking again at every
         # short read can wait for the next round (or for this replica's next `wait`).
@@ -59,7 +68,7 @@ class RetryIndex:
             if due > now:
                 break
             lock = REQUEUE_LOCK_KEY.format(id=delivery_id, due=repr(due))
-            if not await self.store.set_if_absent(lock, b"1", ttl_s=self.lease_s):
+            if not await self.store.set_if_absent(lock, b"1", ttl_s=self.lock_s):
                 continue
             await self.store.index_add(RETRY_INDEX, delivery_id, now + self.lease_s)
             await self.store.stream_add(QUEUE_STREAM, {"delivery": delivery_id, REQUEUED: "1"})

@@ -1,4 +1,5 @@
-"""When a delivery is tried again, when it is given up, and how long its records are kept. No I/O.
+"""When a delivery is tried again, when it is given up, how long its records are kept, and the
+delivery worker's own cadence. No I/O.
 
 Backoff is exponential with equal jitter: the n-th retry waits between half and all of
 `min(retry_max_s, retry_initial_s * 2**n)`, so retries spread out (no thundering herd after a
@@ -7,7 +8,7 @@ receiver's outage) but never come sooner than half the nominal delay.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from gateway.notify.model import Delivery, DeliveryAttempt, DeliveryState
 from gateway.settings.models import WebhookSettings
@@ -56,3 +57,26 @@ def after_attempt(
         # One last try as the window closes rather than none when the delay overshoots it.
         next_attempt_at=min(now + delay, deadline),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerTiming:
+    """How often the worker looks for left-over entries, and how long one must idle to be taken."""
+
+    claim_every_s: float = 1.0
+    min_idle_s: float = 2.0
+    block_s: float = 1.0
+    # Every process joins under a name of its own: names idle this long with nothing pending are
+    # replicas long gone (a live one reads every `block_s`), forgotten every `prune_every_s`.
+    consumer_idle_s: float = 3600.0
+    prune_every_s: float = 600.0
+    # How often the waiting-retries gauge is counted again (one cheap store call).
+    gauge_every_s: float = 15.0
+    # A delivery put back on the queue is due again this long after if nothing came of it (the
+    # replica that queued it, or the one that read it, died): see gateway/notify/retry_index.py.
+    requeue_lease_s: float = 300.0
+    # Each round puts back at most this many deliveries per free place in flight.
+    requeue_per_free: int = 4
+
+
+DEFAULT_TIMING = WorkerTiming()

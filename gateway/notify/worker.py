@@ -17,7 +17,7 @@ import random
 import secrets
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import replace
 
 import structlog
 
@@ -26,7 +26,7 @@ from gateway.domain.errors import StoreUnavailable
 from gateway.notify.model import DELIVERY_KEY, QUEUE_GROUP, QUEUE_STREAM, Delivery, DeliveryAttempt
 from gateway.notify.reporting import report_attempt
 from gateway.notify.retry_index import REQUEUED, RetryIndex
-from gateway.notify.schedule import after_attempt, record_ttl_s
+from gateway.notify.schedule import DEFAULT_TIMING, WorkerTiming, after_attempt, record_ttl_s
 from gateway.notify.sender import Sender
 from gateway.notify.subscriptions import Subscriptions
 from gateway.obs.metrics import Metrics
@@ -40,29 +40,6 @@ SENDING_KEY = "webhook-sending:{id}"
 _STORE_PAUSE_S = 1.0
 # Waiting entries remembered for a prompt retry; beyond this they wait for the next claim.
 _MAX_WAITING = 1024
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerTiming:
-    """How often the worker looks for left-over entries, and how long one must idle to be taken."""
-
-    claim_every_s: float = 1.0
-    min_idle_s: float = 2.0
-    block_s: float = 1.0
-    # Every process joins under a name of its own: names idle this long with nothing pending are
-    # replicas long gone (a live one reads every `block_s`), forgotten every `prune_every_s`.
-    consumer_idle_s: float = 3600.0
-    prune_every_s: float = 600.0
-    # How often the waiting-retries gauge is counted again (one cheap store call).
-    gauge_every_s: float = 15.0
-    # A delivery put back on the queue is due again this long after if nothing came of it (the
-    # replica that queued it, or the one that read it, died): see gateway/notify/retry_index.py.
-    requeue_lease_s: float = 300.0
-    # Each round puts back at most this many deliveries per free place in flight.
-    requeue_per_free: int = 4
-
-
-DEFAULT_TIMING = WorkerTiming()
 
 
 class DeliveryWorker:
@@ -122,8 +99,12 @@ class DeliveryWorker:
             self.metrics.store_errors.labels("webhook_delivery").inc()
             log.warning("webhook_store_unavailable", entry=entry.id, error=str(exc))
         except Exception:
-            # A bug must not stop the worker; the entry stays pending and is tried again later.
+            # A bug must not stop the worker. The entry stays pending and is tried again later,
+            # unless it came from the retry index, which brings it back after its lease anyway
+            # (so a delivery that always fails this way piles up no entries).
             log.exception("webhook_worker_error", entry=entry.id)
+            if entry.fields.get(REQUEUED):
+                await self._despite_store("ack", self.store.stream_ack(QUEUE_STREAM, QUEUE_GROUP, entry.id))
         finally:
             self._tasks.pop(entry.id, None)
             self._room.set()
@@ -204,8 +185,9 @@ class DeliveryWorker:
         """Work on one queue entry; True if it was acknowledged (its delivery is final, gone, or
         waiting in the retry index), False if it stays pending to be looked at again."""
         did = entry.fields.get("delivery", "")
-        delivery = await self._load(did)
-        if delivery is None or delivery.state.final:
+        raw = await self.store.get(DELIVERY_KEY.format(id=did))
+        delivery = None if raw is None else Delivery.from_json(raw)
+        if raw is None or delivery is None or delivery.state.final:
             return await self._finish(entry, did)
         if await self.subscriptions.load(delivery.subscription_id) is None:
             return await self._finish(entry, did)
@@ -214,7 +196,7 @@ class DeliveryWorker:
         if delivery.previous is not None:
             previous = await self._load(delivery.previous)
             if previous is not None and not previous.state.final:
-                return await self._wait_for_turn(entry, delivery, previous)
+                return await self._wait_for_turn(entry, raw, delivery, previous)
         lock = SENDING_KEY.format(id=did)
         token = secrets.token_hex(8).encode()
         if not await self.store.set_if_absent(lock, token, ttl_s=self.settings.timeout_s * 2 + 30):
@@ -227,20 +209,28 @@ class DeliveryWorker:
             return False
         if not updated.state.final:
             return await self._park(entry, did, updated.next_attempt_at)
-        waiting = self._waiting.pop(did, None)
-        if waiting is not None:
-            self._spawn(waiting)
         return await self._finish(entry, did)
 
-    async def _wait_for_turn(self, entry: StreamEntry, delivery: Delivery, previous: Delivery) -> bool:
+    async def _wait_for_turn(self, entry: StreamEntry, raw: bytes, delivery: Delivery, previous: Delivery) -> bool:
         """The delivery before this one in its lane is not final yet."""
         if previous.next_attempt_at > time.time():
-            # It waits for a retry: so does this one, due right after it.
+            # It waits for a retry: so does this one, due right after it. The record says so too,
+            # so the one behind this one parks as well instead of taking it for being sent.
+            later = replace(delivery, next_attempt_at=previous.next_attempt_at)
+            ttl = record_ttl_s(later, self.settings, time.time())
+            await self.store.set_if_equals(DELIVERY_KEY.format(id=delivery.id), raw, later.to_json(), ttl)
             return await self._park(entry, delivery.id, previous.next_attempt_at)
         # It is due, so being sent (here or elsewhere): stay pending, and go at once if it is here.
-        if len(self._waiting) < _MAX_WAITING:
-            self._waiting[previous.id] = entry
+        if len(self._waiting) >= _MAX_WAITING:
+            # Stale ones (their predecessor was handled elsewhere) are still pending: claimed later.
+            self._waiting.clear()
+        self._waiting[previous.id] = entry
         return False
+
+    def _wake(self, did: str) -> None:
+        """`did` is final or parked: the entry waiting behind it here, if any, is looked at now."""
+        if (waiting := self._waiting.pop(did, None)) is not None:
+            self._spawn(waiting)
 
     async def _attempt(self, did: str) -> Delivery | None:
         """Send once under the lock; the delivery as recorded after it, or None if nothing was sent."""
@@ -273,12 +263,14 @@ class DeliveryWorker:
     async def _park(self, entry: StreamEntry, did: str, due: float) -> bool:
         """Leave the queue for the retry index until `due` (indexed first: a crash between keeps the entry)."""
         await self.retries.wait(did, due)
+        self._wake(did)
         return await self._ack(entry)
 
     async def _finish(self, entry: StreamEntry, did: str) -> bool:
         """Done with a final or gone delivery: out of the retry index if it came from there, then acked."""
         if entry.fields.get(REQUEUED):
             await self.retries.done(did)
+        self._wake(did)
         return await self._ack(entry)
 
     async def _ack(self, entry: StreamEntry) -> bool:

@@ -6,8 +6,9 @@ import asyncio
 from dataclasses import replace
 
 import httpx
+import structlog
 
-from gateway.notify.model import QUEUE_GROUP, QUEUE_STREAM, REQUEUE_LOCK_KEY, RETRY_INDEX
+from gateway.notify.model import DELIVERY_KEY, QUEUE_GROUP, QUEUE_STREAM, REQUEUE_LOCK_KEY, RETRY_INDEX
 from gateway.notify.notifier import Notifier
 from gateway.notify.outbox import deliveries_of
 from gateway.notify.retry_index import RetryIndex
@@ -28,27 +29,30 @@ async def _queued(store: Store) -> list[str]:
 
 async def test_a_delivery_waiting_for_its_retry_leaves_the_queue_for_the_index(store: Store) -> None:
     """After a failed attempt the queue entry is acknowledged (nothing pending to claim again and
-    again) and the index holds the delivery at the time its record says it is due."""
+    again) and the index holds the delivery at the time its record says it is due; the rest of its
+    lane, however long, waits right behind it, each record saying so."""
     settings = SETTINGS.model_copy(update={"retry_initial_s": 3600, "retry_max_s": 3600, "retry_for_s": 86400})
     receiver = Receiver(statuses=lambda _: 503)
     sub = await _subscribe(store, settings)
     notifier = Notifier(store, settings, Metrics(), transport=httpx.ASGITransport(app=receiver), timing=FAST)
+    published = [status_event("o1", 0), status_event("o1", 1), status_event("o1", 2), status_event("o2", 0)]
     try:
-        await notifier.outbox.publish([status_event("o1", 0), status_event("o1", 1), status_event("o2", 0)])
+        await notifier.outbox.publish(published)
         entries = await store.stream_read(QUEUE_STREAM, QUEUE_GROUP, "w", count=10)
         handled = [await notifier.worker.handle(entry) for entry in entries]
         _, pending = await store.stream_claim(QUEUE_STREAM, QUEUE_GROUP, "probe", min_idle_s=0, count=10)
         waiting = dict(await store.index_page(RETRY_INDEX, limit=10))
     finally:
         await notifier.aclose()
-    assert handled == [True, True, True]
+    assert handled == [True, True, True, True]
     assert pending == []
     records = {d.event.id: d for d in (await deliveries_of(store, sub.id, limit=10)).deliveries}
-    first, second, other = (records[status_event(o, n).id] for o, n in (("o1", 0), ("o1", 1), ("o2", 0)))
-    assert [r.attempt_count for r in (first, second, other)] == [1, 0, 1]
-    # The second status of o1 was not sent: it waits right behind the first one's retry.
+    first, second, third, other = (records[e.id] for e in published)
+    assert [r.attempt_count for r in (first, second, third, other)] == [1, 0, 0, 1]
+    # Only the first status of o1 was sent; the others wait behind its retry.
     behind = first.next_attempt_at
-    assert waiting == {first.id: behind, second.id: behind, other.id: other.next_attempt_at}
+    assert waiting == {first.id: behind, second.id: behind, third.id: behind, other.id: other.next_attempt_at}
+    assert second.next_attempt_at == third.next_attempt_at == behind
     assert min(waiting.values()) > first.attempts[0].at + 1800
 
 
@@ -148,3 +152,19 @@ async def test_a_delivery_made_at_the_first_try_never_touches_the_index(store: S
     assert handled == [True, True]
     assert len(receiver.delivered()) == 2
     assert {op for op in counted.ops if op.startswith("index_")} == set()
+
+
+async def test_a_requeued_entry_that_breaks_the_worker_is_not_left_pending(store: Store) -> None:
+    """A delivery whose record the worker can't read (a bug, not the store): the entry put back from
+    the index is acknowledged, as the index brings the delivery back after its lease anyway, so no
+    entries pile up on the queue for it."""
+    await store.set(DELIVERY_KEY.format(id="broken"), b"not a delivery")
+    await store.index_add(RETRY_INDEX, "broken", 0.0)
+    receiver = Receiver()
+    with structlog.testing.capture_logs() as logs:
+        async with running(store, receiver):
+            await until(lambda: any(e["event"] == "webhook_worker_error" for e in logs))
+    _, pending = await store.stream_claim(QUEUE_STREAM, QUEUE_GROUP, "probe", min_idle_s=0, count=10)
+    assert pending == []
+    assert [member for member, _ in await store.index_page(RETRY_INDEX, limit=10)] == ["broken"]
+    assert receiver.got == []

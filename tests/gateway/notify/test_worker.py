@@ -14,8 +14,8 @@ from gateway.domain.events import Event, order_status_event
 from gateway.notify.model import QUEUE_GROUP, QUEUE_STREAM, DeliveryState, Subscription
 from gateway.notify.notifier import Notifier
 from gateway.notify.outbox import deliveries_of
+from gateway.notify.schedule import WorkerTiming
 from gateway.notify.subscriptions import Subscriptions, new_secret
-from gateway.notify.worker import WorkerTiming
 from gateway.obs.metrics import Metrics
 from gateway.settings.models import WebhookSettings
 from gateway.store import Store, open_store
