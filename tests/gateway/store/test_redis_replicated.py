@@ -7,6 +7,7 @@ whose replica the tests freeze with SIGSTOP, which delays its acknowledgements a
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -135,9 +136,12 @@ LAST_STEP: dict[str, Write] = {
 @pytest.mark.parametrize("operation", list(LAST_STEP))
 async def test_a_write_the_replica_does_not_acknowledge_is_unavailable(setup: SentinelSetup, operation: str) -> None:
     """Replica frozen: each write answers StoreUnavailable from WAIT's own timeout; reads still answer."""
-    store = await _open(setup, f"stapi-gw-test:{uuid4().hex}:", timeout_ms=50)
+    prefix = f"stapi-gw-test:{uuid4().hex}:"
+    store = await _open(setup, prefix, timeout_ms=50)
+    # The step before, while the replica answers, waits as long as the store allows (a loaded machine).
+    patient = await _open(setup, prefix, timeout_ms=1000)
     try:
-        await store.set("k", b"old")
+        await patient.set("k", b"old")
         with frozen_replica(setup):
             with pytest.raises(StoreUnavailable) as info:
                 await LAST_STEP[operation](store)
@@ -146,14 +150,20 @@ async def test_a_write_the_replica_does_not_acknowledge_is_unavailable(setup: Se
             assert await store.get("k") is not None or operation.startswith("delete")
     finally:
         await store.aclose()
+        await patient.aclose()
 
 
-async def test_a_write_succeeds_again_once_the_replica_is_back(setup: SentinelSetup) -> None:
+async def test_a_write_succeeds_again_once_the_replica_is_back(setup: SentinelSetup, replica: aioredis.Redis) -> None:
     """A thawed replica catches up, and the next write is acknowledged as before."""
     store = await _open(setup, f"stapi-gw-test:{uuid4().hex}:", timeout_ms=1000)
     try:
         with frozen_replica(setup), pytest.raises(StoreUnavailable):
             await store.set("k", b"lost?")
+        # Back from SIGSTOP, the replica may first reconnect to its primary (slow on a loaded machine).
+        for _ in range(400):
+            if (await replica.info("replication")).get("master_link_status") == "up":
+                break
+            await asyncio.sleep(0.05)
         await store.set("k", b"kept")
         assert await store.get("k") == b"kept"
     finally:
