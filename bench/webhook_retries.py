@@ -26,6 +26,9 @@ import statistics
 import sys
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -81,91 +84,81 @@ def events(n: int) -> list[Event]:
     return [order_status_event("alice", f"o{i}", status) for i in range(n)]
 
 
-async def _run(store: CountingStore, settings: WebhookSettings, receiver: Receiver) -> tuple[Notifier, str]:
+@dataclass
+class World:
+    """One started notifier on a counted store under a fresh prefix, and its one subscription."""
+
+    store: CountingStore
+    notifier: Notifier
+    subscription_id: str
+
+
+@asynccontextmanager
+async def world(url: str, settings: WebhookSettings, receiver: Receiver) -> AsyncIterator[World]:
+    """A notifier delivering to `receiver`; stopped, its keys deleted and its store closed afterwards."""
+    prefix = f"bench-webhooks-{uuid.uuid4().hex[:8]}:"
+    store = CountingStore(open_store(url, prefix=prefix))
     typed: Any = store
-    subscriptions = Subscriptions(typed, settings)
-    subscription = await subscriptions.create("alice", "http://127.0.0.1:9/hook", ["order.status"])
+    subscription = await Subscriptions(typed, settings).create("alice", "http://127.0.0.1:9/hook", ["order.status"])
     notifier = Notifier(typed, settings, Metrics(), transport=httpx.ASGITransport(app=receiver))
     notifier.start()
-    return notifier, subscription.id
+    try:
+        yield World(store, notifier, subscription.id)
+    finally:
+        await notifier.aclose()
+        client = redis.Redis.from_url(url)
+        try:
+            drop_keys(client, prefix)
+        finally:
+            client.close()
+        await store.inner.aclose()
 
 
 async def first_try_row(url: str, n: int) -> dict[str, float]:
     """Every event is delivered at its first attempt: store calls per event, publishing included."""
-    prefix = f"bench-webhooks-{uuid.uuid4().hex[:8]}:"
-    store = CountingStore(open_store(url, prefix=prefix))
     receiver = Receiver(fail=0, expect=n)
-    notifier, _ = await _run(store, WebhookSettings(allow_private=True), receiver)
-    try:
-        before = sum(store.ops.values())
-        await notifier.outbox.publish(events(n))
+    async with world(url, WebhookSettings(allow_private=True), receiver) as w:
+        before = sum(w.store.ops.values())
+        await w.notifier.outbox.publish(events(n))
         await receiver.done.wait()
-        ops = sum(store.ops.values()) - before
-    finally:
-        await notifier.aclose()
-        await _drop(url, prefix)
-        await store.inner.aclose()
+        ops = sum(w.store.ops.values()) - before
     return {"ops_per_event": ops / n}
 
 
 async def retry_row(url: str, n: int) -> dict[str, float]:
     """Every event fails once: time to deliver all, and how late the retries were."""
-    prefix = f"bench-webhooks-{uuid.uuid4().hex[:8]}:"
-    store = CountingStore(open_store(url, prefix=prefix))
-    settings = WebhookSettings(retry_initial_s=5, allow_private=True)
     receiver = Receiver(fail=1, expect=n)
-    notifier, subscription_id = await _run(store, settings, receiver)
-    published = time.time()
-    try:
-        await notifier.outbox.publish(events(n))
+    async with world(url, WebhookSettings(retry_initial_s=5, allow_private=True), receiver) as w:
+        published = time.time()
+        await w.notifier.outbox.publish(events(n))
         await receiver.done.wait()
         drained = time.time() - published
         late = []
-        index = DELIVERIES_OF.format(subscription=subscription_id)
-        for record_id, _ in await store.inner.index_page(index, limit=n):
-            raw = await store.inner.get(DELIVERY_KEY.format(id=record_id))
+        index = DELIVERIES_OF.format(subscription=w.subscription_id)
+        for record_id, _ in await w.store.inner.index_page(index, limit=n):
+            raw = await w.store.inner.get(DELIVERY_KEY.format(id=record_id))
             delivery = Delivery.from_json(raw or b"")
             # A delivered record keeps the due time of its last retry.
             late.append(max(0.0, delivery.attempts[1].at - delivery.next_attempt_at))
-    finally:
-        await notifier.aclose()
-        await _drop(url, prefix)
-        await store.inner.aclose()
     return {"drain_s": drained, "late_p50_s": statistics.median(late), "late_max_s": max(late)}
 
 
 async def wait_row(url: str, n: int) -> dict[str, float]:
     """Every delivery failed once and waits an hour: store operations per second while it waits."""
-    prefix = f"bench-webhooks-{uuid.uuid4().hex[:8]}:"
-    store = CountingStore(open_store(url, prefix=prefix))
-    settings = WebhookSettings(retry_initial_s=3600, allow_private=True)
     receiver = Receiver(fail=10**9, expect=n)
-    notifier, _ = await _run(store, settings, receiver)
-    try:
-        await notifier.outbox.publish(events(n))
+    async with world(url, WebhookSettings(retry_initial_s=3600, allow_private=True), receiver) as w:
+        await w.notifier.outbox.publish(events(n))
         await receiver.tried.wait()
         # Let the last attempts settle and the worker reach its waiting rhythm.
         await asyncio.sleep(3.0)
-        before = sum(store.ops.values())
+        before = sum(w.store.ops.values())
         await asyncio.sleep(WAIT_WINDOW_S)
-        ops = sum(store.ops.values()) - before
-    finally:
-        await notifier.aclose()
-        await _drop(url, prefix)
-        await store.inner.aclose()
+        ops = sum(w.store.ops.values()) - before
     return {"store_ops_per_s": ops / WAIT_WINDOW_S}
 
 
-async def _drop(url: str, prefix: str) -> None:
-    client = redis.Redis.from_url(url)
-    try:
-        drop_keys(client, prefix)
-    finally:
-        client.close()
-
-
 def main() -> None:
-    """Run both rows and print the table."""
+    """Run the three rows and print the table."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=5000)
     parser.add_argument("--quick", action="store_true", help="500 events")

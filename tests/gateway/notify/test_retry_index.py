@@ -168,3 +168,17 @@ async def test_a_requeued_entry_that_breaks_the_worker_is_not_left_pending(store
     assert pending == []
     assert [member for member, _ in await store.index_page(RETRY_INDEX, limit=10)] == ["broken"]
     assert receiver.got == []
+
+
+async def test_an_idle_worker_looks_at_an_empty_index_once_a_round_not_once_a_read(store: Store) -> None:
+    """With nothing waiting, the many short reads of an idle queue do not each look at the index:
+    only the claim rounds do (before `seen_empty`, every read that found the queue dry looked)."""
+    counted = CountingStore(store)
+    timing = replace(FAST, block_s=0.01, claim_every_s=0.5)
+    notifier = Notifier(counted, SETTINGS, Metrics(), transport=httpx.ASGITransport(app=Receiver()), timing=timing)
+    notifier.start()
+    try:
+        await until(lambda: counted.ops["stream_read"] >= 40)
+    finally:
+        await notifier.aclose()
+    assert counted.ops["index_page"] <= counted.ops["stream_claim"] + 1
