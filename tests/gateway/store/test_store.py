@@ -60,12 +60,13 @@ async def test_get_set_delete(store: Store) -> None:
 
 async def test_ttl_expiry(store: Store) -> None:
     """Keys and indexes given a TTL vanish after it; keys without one stay."""
-    await store.set("short", b"v", ttl_s=0.2)
-    await store.set_if_absent("lock", b"me", ttl_s=0.2)
-    await store.index_add("idx", "m", 1.0, ttl_s=0.2)
+    # TTLs long enough that a loaded machine still reads the key before it expires.
+    await store.set("short", b"v", ttl_s=0.5)
+    await store.set_if_absent("lock", b"me", ttl_s=0.5)
+    await store.index_add("idx", "m", 1.0, ttl_s=0.5)
     await store.set("forever", b"v")
     assert await store.get("short") == b"v"
-    await asyncio.sleep(0.4)
+    await asyncio.sleep(0.8)
     assert await store.get("short") is None
     assert await store.get("lock") is None
     assert await store.set_if_absent("lock", b"you") is True
@@ -239,9 +240,9 @@ async def test_set_if_equals_replaces_only_what_was_read(store: Store) -> None:
 
 async def test_set_if_equals_ttl_is_set_or_cleared(store: Store) -> None:
     """A TTL given with the swap applies; none given makes the key permanent, like set()."""
-    await store.set("cas-ttl", b"a", ttl_s=0.2)
+    await store.set("cas-ttl", b"a", ttl_s=0.5)
     assert await store.set_if_equals("cas-ttl", b"a", b"b")
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(0.6)
     assert await store.get("cas-ttl") == b"b"
     assert await store.set_if_equals("cas-ttl", b"b", b"c", ttl_s=0.2)
     await asyncio.sleep(0.3)
@@ -285,9 +286,9 @@ async def test_index_count_counts_members_once(store: Store) -> None:
 
 async def test_index_count_of_an_expired_index_is_zero(store: Store) -> None:
     """An index past its TTL counts nothing, in both stores."""
-    await store.index_add("short", "m", 1.0, ttl_s=0.05)
+    await store.index_add("short", "m", 1.0, ttl_s=0.5)
     assert await store.index_count("short") == 1
-    await asyncio.sleep(0.1)
+    await asyncio.sleep(0.7)
     assert await store.index_count("short") == 0
 
 

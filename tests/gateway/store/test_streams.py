@@ -47,7 +47,7 @@ async def test_unacked_entries_are_claimed_once_idle(store: Store) -> None:
     assert claimed[0].fields == {"d": "1"}
     assert nxt == STREAM_START
     # Claiming reset its idle time: no one else takes it straight away.
-    _, again = await store.stream_claim("s", "g", "third", min_idle_s=0.5, count=10)
+    _, again = await store.stream_claim("s", "g", "third", min_idle_s=5, count=10)
     assert again == []
 
 
@@ -82,7 +82,7 @@ async def test_claim_pages_through_pending_entries(store: Store, count: int) -> 
 async def test_blocking_read_wakes_on_a_new_entry(store: Store) -> None:
     """A reader blocked on an empty stream gets an entry added meanwhile."""
     await store.stream_read("s", "g", "c", count=1)
-    reader = asyncio.create_task(store.stream_read("s", "g", "c", count=1, block_s=1.0))
+    reader = asyncio.create_task(store.stream_read("s", "g", "c", count=1, block_s=5.0))
     await asyncio.sleep(0.05)
     added = await store.stream_add("s", {"d": "1"})
     got = await reader
