@@ -178,7 +178,7 @@ async def test_an_idle_worker_looks_at_an_empty_index_once_a_round_not_once_a_re
     notifier = Notifier(counted, SETTINGS, Metrics(), transport=httpx.ASGITransport(app=Receiver()), timing=timing)
     notifier.start()
     try:
-        await until(lambda: counted.ops["stream_read"] >= 40)
+        await until(lambda: counted.ops["stream_read"] >= 20)
     finally:
         await notifier.aclose()
     assert counted.ops["index_page"] <= counted.ops["stream_claim"] + 1
