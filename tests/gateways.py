@@ -45,6 +45,13 @@ async def lifespan(app: ASGIApp) -> AsyncIterator[None]:
         await task
 
 
+@asynccontextmanager
+async def client_of(app: ASGIApp) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of `app` reached in process, with the app started (lifespan) for the block."""
+    async with lifespan(app), httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=GATEWAY_URL) as client:
+        yield client
+
+
 def provider_settings(ids: list[str], **overrides: Any) -> list[ProviderSettings]:
     """Providers at http://{id}.test, where tests route them to in-process apps."""
     return [ProviderSettings(id=pid, url=f"http://{pid}.test", title=f"Provider {pid}", **overrides) for pid in ids]
@@ -70,7 +77,7 @@ async def gateway_client(
         for pid, up in upstreams.items()
     }
     app = create_app(settings, transports=transports, events=events, tracer_provider=tracer_provider)
-    async with lifespan(app), httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=GATEWAY_URL) as client:
+    async with client_of(app) as client:
         yield client
 
 

@@ -13,8 +13,9 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import redis
@@ -238,21 +239,12 @@ class ClusterSetup:
         return str(info.get("cluster_state", "")) if isinstance(info, dict) else ""
 
 
-@pytest.fixture(scope="session")
-def redis_sentinel_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A Sentinel-managed Redis shared by the session's tests (each uses its own key prefix)."""
-    setup = SentinelSetup(tmp_path_factory.mktemp("sentinel"))
-    try:
-        setup.start()
-        yield setup.url
-    finally:
-        setup.processes.stop_all()
+SetupT = TypeVar("SetupT", SentinelSetup, ClusterSetup)
 
 
-@pytest.fixture
-def sentinel_setup(tmp_path: Path) -> Iterator[SentinelSetup]:
-    """A Sentinel setup of the test's own, whose primary it may kill."""
-    setup = SentinelSetup(tmp_path)
+@contextmanager
+def running(setup: SetupT) -> Iterator[SetupT]:
+    """`setup` started for the block, and every process it started stopped after it (also when starting failed)."""
     try:
         setup.start()
         yield setup
@@ -261,11 +253,21 @@ def sentinel_setup(tmp_path: Path) -> Iterator[SentinelSetup]:
 
 
 @pytest.fixture(scope="session")
+def redis_sentinel_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Sentinel-managed Redis shared by the session's tests (each uses its own key prefix)."""
+    with running(SentinelSetup(tmp_path_factory.mktemp("sentinel"))) as setup:
+        yield setup.url
+
+
+@pytest.fixture
+def sentinel_setup(tmp_path: Path) -> Iterator[SentinelSetup]:
+    """A Sentinel setup of the test's own, whose primary it may kill."""
+    with running(SentinelSetup(tmp_path)) as setup:
+        yield setup
+
+
+@pytest.fixture(scope="session")
 def redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A 3-node Redis Cluster shared by the session's tests (each uses its own key prefix)."""
-    setup = ClusterSetup(tmp_path_factory.mktemp("cluster"))
-    try:
-        setup.start()
+    with running(ClusterSetup(tmp_path_factory.mktemp("cluster"))) as setup:
         yield setup.url
-    finally:
-        setup.processes.stop_all()

@@ -13,7 +13,7 @@ from gateway.app import create_app
 from gateway.reload import Reloader
 from gateway.settings.loader import load_settings
 from tests.faults import SlowApp
-from tests.gateways import GATEWAY_URL, lifespan
+from tests.gateways import client_of
 from tests.upstreams import ProductSpec, build_provider
 
 
@@ -49,7 +49,7 @@ async def test_file_change_swaps_providers_and_invalid_file_keeps_them(tmp_path:
     upstreams = providers("ab")
     app = create_app(load_settings(config), transports=upstreams, watch_config=True)
     with structlog.testing.capture_logs() as logs:
-        async with lifespan(app), httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=GATEWAY_URL) as c:
+        async with client_of(app) as c:
             assert await provider_ids(c) == {"a"}
             write(config, ["a", "b"])
 
@@ -78,7 +78,7 @@ async def test_request_in_flight_finishes_on_the_old_providers(tmp_path: Path) -
     write(config, ["slow", "a"])
     upstreams = {"slow": httpx.ASGITransport(app=SlowApp(delay_s=1.0)), **providers("a")}
     app = create_app(load_settings(config), transports=upstreams, watch_config=True)
-    async with lifespan(app), httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=GATEWAY_URL) as c:
+    async with client_of(app) as c:
         in_flight = asyncio.create_task(c.get("/products"))
         await asyncio.sleep(0.2)
         write(config, ["a"])
@@ -113,7 +113,7 @@ async def test_a_reload_never_turns_authentication_off(tmp_path: Path) -> None:
     upstreams = providers("ab")
     app = create_app(load_settings(config), transports=upstreams, watch_config=True)
     with structlog.testing.capture_logs() as logs:
-        async with lifespan(app), httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=GATEWAY_URL) as c:
+        async with client_of(app) as c:
             write_with_clients(config, ["a", "b"], clients=False)
 
             async def rejected() -> bool:
@@ -138,7 +138,7 @@ async def test_a_file_written_in_steps_is_applied_only_once_it_is_still(tmp_path
     app = create_app(load_settings(config), transports=upstreams)
     key = {"X-API-Key": CLIENT_KEY}
     with structlog.testing.capture_logs() as logs:
-        async with lifespan(app), httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=GATEWAY_URL) as c:
+        async with client_of(app) as c:
             # A quiet period far longer than the pause between the two steps, so the test does not
             # depend on how fast this machine is.
             reloader = Reloader(str(config), app.state, poll_s=0.02, quiet_s=2.0)
@@ -169,7 +169,7 @@ async def test_webhook_settings_wait_for_a_restart(tmp_path: Path) -> None:
     upstreams = providers("ab")
     app = create_app(load_settings(config), transports=upstreams, watch_config=True)
     with structlog.testing.capture_logs() as logs:
-        async with lifespan(app), httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=GATEWAY_URL) as c:
+        async with client_of(app) as c:
             write(config, ["a", "b"], gateway="  webhooks: {allow_private: true}\n")
 
             async def both() -> bool:

@@ -16,7 +16,7 @@ from gateway.settings.loader import load_settings
 from gateway.store import open_store
 from tests.gateway.http.routes.test_opportunities import POINT, WINDOW, settle
 from tests.gateway.test_reload import until
-from tests.gateways import GATEWAY_URL, follow_get, gateway_client, lifespan
+from tests.gateways import GATEWAY_URL, client_of, follow_get, gateway_client
 from tests.upstreams import ProductSpec, backend_of, build_provider
 
 ASYNC = {"Prefer": "respond-async"}
@@ -57,7 +57,7 @@ async def test_open_record_finishes_with_the_members_it_started_with(tmp_path: P
     ups = providers()
     transports = {pid: httpx.ASGITransport(app=app) for pid, app in ups.items()}
     app = create_app(load_settings(config), transports=transports, watch_config=True)
-    async with lifespan(app), httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=GATEWAY_URL) as c:
+    async with client_of(app) as c:
         created = await c.post("/products/fed/opportunities", json=BODY, headers=ASYNC)
         location = created.headers["location"].removeprefix(GATEWAY_URL)
         b = backend_of(ups["b"])

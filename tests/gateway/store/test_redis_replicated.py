@@ -20,7 +20,7 @@ import redis.asyncio as aioredis
 
 from gateway.domain.errors import StoreUnavailable
 from gateway.store import ReplicatedRedisStore, Store, open_store
-from tests.redis_topologies import SentinelSetup
+from tests.redis_topologies import SentinelSetup, running
 
 Write = Callable[[Store], Awaitable[object]]
 Check = Callable[[aioredis.Redis, str], Awaitable[bool]]
@@ -29,12 +29,8 @@ Check = Callable[[aioredis.Redis, str], Awaitable[bool]]
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SentinelSetup]:
     """A Sentinel setup for this module, whose replica its tests freeze and thaw."""
-    started = SentinelSetup(Path(tmp_path_factory.mktemp("waiting")))
-    try:
-        started.start()
+    with running(SentinelSetup(Path(tmp_path_factory.mktemp("waiting")))) as started:
         yield started
-    finally:
-        started.processes.stop_all()
 
 
 @contextmanager
