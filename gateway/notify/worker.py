@@ -18,6 +18,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from typing import TypeVar
 
 import structlog
 
@@ -34,6 +35,8 @@ from gateway.settings.models import WebhookSettings
 from gateway.store import STREAM_START, Store, StreamEntry
 
 log = structlog.get_logger("gateway.webhooks")
+
+T = TypeVar("T")
 
 SENDING_KEY = "webhook-sending:{id}"
 # After a store failure, a loop waits this long before trying again.
@@ -116,13 +119,10 @@ class DeliveryWorker:
                 await self._room.wait()
                 continue
             wanted = self._free()
-            try:
-                entries = await self.store.stream_read(
-                    QUEUE_STREAM, QUEUE_GROUP, self.consumer, count=wanted, block_s=self.timing.block_s
-                )
-            except StoreUnavailable as exc:
-                self.metrics.store_errors.labels("webhook_read").inc()
-                log.warning("webhook_store_unavailable", loop="read", error=str(exc))
+            reading = self.store.stream_read(
+                QUEUE_STREAM, QUEUE_GROUP, self.consumer, count=wanted, block_s=self.timing.block_s
+            )
+            if (entries := await self._despite_store("read", reading)) is None:
                 await asyncio.sleep(_STORE_PAUSE_S)
                 continue
             for entry in entries:
@@ -146,19 +146,13 @@ class DeliveryWorker:
                     self.metrics.webhook_retries_waiting.set(waiting)
             if self._free() <= 0:
                 continue
-            try:
-                start, entries = await self.store.stream_claim(
-                    QUEUE_STREAM,
-                    QUEUE_GROUP,
-                    self.consumer,
-                    min_idle_s=self.timing.min_idle_s,
-                    count=self._free(),
-                    start=start,
-                )
-            except StoreUnavailable as exc:
-                self.metrics.store_errors.labels("webhook_claim").inc()
-                log.warning("webhook_store_unavailable", loop="claim", error=str(exc))
+            idle_s, count = self.timing.min_idle_s, self._free()
+            claiming = self.store.stream_claim(
+                QUEUE_STREAM, QUEUE_GROUP, self.consumer, min_idle_s=idle_s, count=count, start=start
+            )
+            if (claimed := await self._despite_store("claim", claiming)) is None:
                 continue
+            start, entries = claimed
             for entry in entries:
                 self._spawn(entry)
             await self._requeue()
@@ -172,8 +166,8 @@ class DeliveryWorker:
         if gone := await self._despite_store("prune", pruning):
             log.info("webhook_consumers_pruned", count=gone)
 
-    async def _despite_store(self, loop: str, call: Awaitable[int]) -> int | None:
-        """`call`'s count, or None when the store is away (counted and logged: the loop carries on)."""
+    async def _despite_store(self, loop: str, call: Awaitable[T]) -> T | None:
+        """`call`'s answer, or None when the store is away (counted and logged: the loop carries on)."""
         try:
             return await call
         except StoreUnavailable as exc:
@@ -185,18 +179,16 @@ class DeliveryWorker:
         """Work on one queue entry; True if it was acknowledged (its delivery is final, gone, or
         waiting in the retry index), False if it stays pending to be looked at again."""
         did = entry.fields.get("delivery", "")
-        raw = await self.store.get(DELIVERY_KEY.format(id=did))
-        delivery = None if raw is None else Delivery.from_json(raw)
-        if raw is None or delivery is None or delivery.state.final:
+        if (found := await self._read(did)) is None or found[1].state.final:
             return await self._finish(entry, did)
+        raw, delivery = found
         if await self.subscriptions.load(delivery.subscription_id) is None:
             return await self._finish(entry, did)
         if delivery.next_attempt_at > time.time():
             return await self._park(entry, did, delivery.next_attempt_at)
-        if delivery.previous is not None:
-            previous = await self._load(delivery.previous)
-            if previous is not None and not previous.state.final:
-                return await self._wait_for_turn(entry, raw, delivery, previous)
+        before = None if delivery.previous is None else await self._read(delivery.previous)
+        if before is not None and not before[1].state.final:
+            return await self._wait_for_turn(entry, raw, delivery, before[1])
         lock = SENDING_KEY.format(id=did)
         token = secrets.token_hex(8).encode()
         if not await self.store.set_if_absent(lock, token, ttl_s=self.settings.timeout_s * 2 + 30):
@@ -234,11 +226,10 @@ class DeliveryWorker:
 
     async def _attempt(self, did: str) -> Delivery | None:
         """Send once under the lock; the delivery as recorded after it, or None if nothing was sent."""
-        key = DELIVERY_KEY.format(id=did)
         # Re-read under the lock: another consumer may have sent it since the first read.
-        if (raw := await self.store.get(key)) is None:
+        if (found := await self._read(did)) is None:
             return None
-        delivery = Delivery.from_json(raw)
+        raw, delivery = found
         if delivery.state.final:
             return delivery
         subscription = await self.subscriptions.load(delivery.subscription_id)
@@ -249,16 +240,17 @@ class DeliveryWorker:
         attempt = DeliveryAttempt(at=now, status=result.status, error=result.error, duration_ms=result.duration_ms)
         updated = after_attempt(delivery, attempt, self.settings, now=now, draw=self._draw())
         ttl = record_ttl_s(updated, self.settings, now)
-        if not await self.store.set_if_equals(key, raw, updated.to_json(), ttl):
+        if not await self.store.set_if_equals(DELIVERY_KEY.format(id=did), raw, updated.to_json(), ttl):
             log.warning("webhook_delivery_changed", delivery_id=did)
             return None
         report_attempt(self.metrics, updated, result, now)
         return updated
 
-    async def _load(self, did: str) -> Delivery | None:
-        # A record that expired belonged to a delivery final long ago.
+    async def _read(self, did: str) -> tuple[bytes, Delivery] | None:
+        """The delivery's stored bytes (what a compare-and-set expects) and its record; None once
+        the record expired (it belonged to a delivery final long ago)."""
         raw = await self.store.get(DELIVERY_KEY.format(id=did))
-        return None if raw is None else Delivery.from_json(raw)
+        return None if raw is None else (raw, Delivery.from_json(raw))
 
     async def _park(self, entry: StreamEntry, did: str, due: float) -> bool:
         """Leave the queue for the retry index until `due` (indexed first: a crash between keeps the entry)."""
