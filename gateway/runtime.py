@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import httpx
 import structlog
 
+from gateway.aio.tasks import cancel_all
 from gateway.domain.access import Gatekeeper
 from gateway.domain.cursor import CursorCodec
 from gateway.domain.events import EventSink
@@ -208,14 +209,9 @@ class Runtime:
 
     async def aclose(self) -> None:
         """Stop background work, then release every resource."""
-        checks = [t for t in (self.member_check, self.base_check) if t is not None]
-        for task in checks:
-            task.cancel()
-        await asyncio.gather(*checks, return_exceptions=True)
+        await cancel_all(t for t in (self.member_check, self.base_check) if t is not None)
         await self.runner.stop()
-        for task in list(self.retiring):
-            task.cancel()
-        await asyncio.gather(*self.retiring, return_exceptions=True)
+        await cancel_all(self.retiring)
         await self.reconciler.stop()
         await self.tracker.stop()
         await self.notifier.aclose()

@@ -1,4 +1,4 @@
-"""Waiting in background loops without losing a cancellation.
+"""Waiting in background loops without losing a cancellation, and stopping their work.
 
 On Python 3.11, `asyncio.timeout` and `asyncio.wait_for` can swallow a cancellation that lands
 as their timeout fires (fixed in 3.12). A background loop that waits with them can then miss
@@ -8,6 +8,8 @@ its `stop()` and run forever, which hung test runs on shutdown. `asyncio.wait` h
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
+from typing import Any
 
 
 async def wait_event(event: asyncio.Event, timeout_s: float) -> bool:
@@ -33,3 +35,11 @@ async def stop_task(task: asyncio.Task[None] | None, *, every_s: float = 0.5) ->
         await asyncio.wait({task}, timeout=every_s)
     if not task.cancelled() and task.exception() is not None:
         task.result()  # let a crash surface instead of vanishing at shutdown
+
+
+async def cancel_all(tasks: Iterable[asyncio.Task[Any]]) -> None:
+    """Cancel tasks in flight and wait until each has ended (what they raised is theirs: not re-raised)."""
+    cancelling = list(tasks)  # a copy: a task's done-callback may remove it from the caller's set
+    for task in cancelling:
+        task.cancel()
+    await asyncio.gather(*cancelling, return_exceptions=True)

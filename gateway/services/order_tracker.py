@@ -22,7 +22,7 @@ from functools import partial
 import structlog
 
 from adapters.base import DeliberateError, JSONObject, NotFound
-from gateway.aio.tasks import stop_task
+from gateway.aio.tasks import cancel_all, stop_task
 from gateway.domain.errors import StoreUnavailable
 from gateway.domain.events import EventSink, order_status_event
 from gateway.domain.ratelimit import TokenBucket
@@ -146,10 +146,7 @@ class OrderTracker:
     async def stop(self) -> None:
         """Stop the passes and cancel polls in flight (their orders fall due again after the lease)."""
         await stop_task(self._loop_task)
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_all(self._tasks)
 
     async def run_due(self) -> int:
         """One pass, waiting for the polls it started (tests, the bench); the number of polls."""

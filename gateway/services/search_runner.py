@@ -33,7 +33,7 @@ from adapters.base import (
     SearchResult,
 )
 from adapters.scrub import printable
-from gateway.aio.tasks import stop_task
+from gateway.aio.tasks import cancel_all, stop_task
 from gateway.domain import ids, merge
 from gateway.domain.errors import StoreUnavailable
 from gateway.domain.events import EventSink, NoEvents, search_event
@@ -108,10 +108,7 @@ class SearchRunner:
         # stop_task cancels until the poller has ended: a Redis call cancelled mid-read may surface
         # as a store error the poller survives, which once kept shutdown waiting for ever.
         await stop_task(self._poller)
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_all(self._tasks)
 
     def kick(self, record_id: str) -> None:
         """Advance a record soon, unless this process already is."""
