@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from importlib import metadata
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
@@ -22,16 +21,11 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from gateway.obs.version import VERSION
+
 SERVICE_NAME = "stapi-gateway"
 # OTEL_EXPORTER_OTLP_(TRACES_)PROTOCOL values the installed exporter speaks.
 _HTTP_PROTOCOLS = frozenset({"", "http/protobuf"})
-
-
-def _version() -> str:
-    try:
-        return metadata.version("stapi-gateway")
-    except metadata.PackageNotFoundError:
-        return "0+unknown"
 
 
 def _exporters(names: str) -> list[SpanExporter]:
@@ -76,12 +70,12 @@ class Tracing:
     @classmethod
     def of(cls, provider: trace.TracerProvider) -> Tracing:
         """Tracing with a tracer provider the caller owns (tests give one with an in-memory exporter)."""
-        return cls(provider.get_tracer("stapi-gateway", _version()), TraceContextTextMapPropagator())
+        return cls(provider.get_tracer(SERVICE_NAME, VERSION), TraceContextTextMapPropagator())
 
     @classmethod
     def from_environment(cls) -> Tracing:
         """Tracing exported as the OTEL_* environment variables say (OTLP/HTTP by default)."""
-        resource = Resource.create({"service.version": _version()})
+        resource = Resource.create({"service.version": VERSION})
         # Attributes given to create() would override OTEL_SERVICE_NAME: the default goes in only
         # where the environment named no service.
         if str(resource.attributes.get("service.name", "")).startswith("unknown_service"):
@@ -90,7 +84,7 @@ class Tracing:
         provider = TracerProvider(resource=resource, shutdown_on_exit=False)
         for exporter in _exporters(os.environ.get("OTEL_TRACES_EXPORTER", "otlp")):
             provider.add_span_processor(BatchSpanProcessor(exporter))
-        return cls(provider.get_tracer("stapi-gateway", _version()), TraceContextTextMapPropagator(), provider)
+        return cls(provider.get_tracer(SERVICE_NAME, VERSION), TraceContextTextMapPropagator(), provider)
 
     def shutdown(self) -> None:
         """Export what is still queued and stop, if this gateway owns its tracer provider."""

@@ -10,21 +10,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from importlib import metadata
 
 import httpx
 
+from gateway.obs.version import VERSION
 from gateway.upstream.context import request_id
 
-
-def _version() -> str:
-    try:
-        return metadata.version("stapi-gateway")
-    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
-        return "0+unknown"
-
-
-USER_AGENT = f"stapi-gateway/{_version()}"
+USER_AGENT = f"stapi-gateway/{VERSION}"
 
 
 def new_request_id(kind: str) -> str:
