@@ -34,7 +34,7 @@ from adapters.client import (
 from gateway.obs.metrics import Metrics
 from gateway.settings.models import ProviderSettings
 from gateway.upstream.breaker import STATE_VALUE, CircuitBreaker
-from gateway.upstream.context import deadline_remaining, upstream_calls
+from gateway.upstream.context import remaining_s, upstream_calls
 from gateway.upstream.rate_gates import Gate, Gates
 from gateway.upstream.stamp import stamp
 from gateway.upstream.transport import DEFAULT_MAX_BODY_BYTES, read_decoded
@@ -48,11 +48,6 @@ log = structlog.get_logger("gateway.upstream")
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
 _MAX_RETRY_AFTER_S = 30.0
-
-
-def _remaining(fallback: float) -> float:
-    remaining = deadline_remaining.get()
-    return float(remaining()) if remaining is not None else fallback
 
 
 def may_retry(request: httpx.Request) -> bool:
@@ -155,7 +150,7 @@ class GuardedTransport(httpx.AsyncBaseTransport):
                     response = await self.spans.attempt(request, operation, attempt, send)
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 delay = self._backoff(attempt)
-                if isinstance(exc, CircuitOpen) or attempt >= retries or delay >= _remaining(self.settings.timeout_s):
+                if isinstance(exc, CircuitOpen) or attempt >= retries or delay >= remaining_s(self.settings.timeout_s):
                     raise
             else:
                 # An upstream gateway's answer that a provider behind it failed: that gateway
@@ -165,7 +160,7 @@ class GuardedTransport(httpx.AsyncBaseTransport):
                 asked = retry_after(response)
                 delay = self._backoff(attempt) if asked is None else asked
                 # A wait the deadline cannot afford is not waited: the answer goes back now.
-                if delay >= _remaining(self.settings.timeout_s):
+                if delay >= remaining_s(self.settings.timeout_s):
                     return response
                 await response.aclose()
             await asyncio.sleep(delay)
@@ -233,7 +228,7 @@ class GuardedTransport(httpx.AsyncBaseTransport):
                 raise
 
     def _slots_within(self, request: httpx.Request) -> _Slot:
-        return _Slot(self._slots, _remaining(self.settings.timeout_s), request, self.settings.id)
+        return _Slot(self._slots, remaining_s(self.settings.timeout_s), request, self.settings.id)
 
     def _record(
         self,

@@ -22,7 +22,7 @@ from adapters.client import NoRateSlot, RateGate, RateGates
 from gateway.domain.errors import StoreUnavailable
 from gateway.domain.ratelimit import RateLedger, Reservation
 from gateway.obs.metrics import Metrics
-from gateway.upstream.context import deadline_remaining
+from gateway.upstream.context import remaining_s
 
 log = structlog.get_logger("gateway.rate_gates")
 
@@ -100,8 +100,7 @@ class Gate:
         call itself: a slot taken just before the deadline would send a create the deadline then
         cuts off, an outcome unknown (504) instead of a clean refusal (503) that placed nothing.
         """
-        remaining = deadline_remaining.get()
-        left = float(remaining()) if remaining is not None else self.fallback_budget_s
+        left = remaining_s(self.fallback_budget_s)
         answer = await self.gates.reserve("provider", self.key, self.per_s, self.burst, max(0.0, left / 2))
         if not answer.granted:
             raise NoRateSlot(f"no slot of rate limit '{self.key}' before the deadline", retry_after_s=answer.wait_s)
