@@ -160,11 +160,20 @@ class Supervisor:
         if sig == signal.SIGHUP:
             log.info("reload_forwarded", workers=sorted(self.workers))
         elif not self.stopping:
-            self.stopping = True
             log.info("shutdown_forwarded", signal=sig.name, workers=sorted(self.workers))
-            # Once the workers close theirs, new connections are refused rather than left queued.
-            for sock in self.sockets:
-                sock.close()
+            self._stop_all(sig)
+            return
+        self._signal_workers(sig)
+
+    def _stop_all(self, sig: signal.Signals) -> None:
+        """Stop taking connections and pass `sig` to every worker; no worker is replaced after this."""
+        self.stopping = True
+        # Once the workers close theirs, new connections are refused rather than left queued.
+        for sock in self.sockets:
+            sock.close()
+        self._signal_workers(sig)
+
+    def _signal_workers(self, sig: signal.Signals) -> None:
         for pid in self.workers:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
@@ -199,12 +208,8 @@ class Supervisor:
         slot = self._slots[worker.slot]
         if not worker.ready and not self.ever_ready:
             log.error("worker_failed_to_start", worker=worker.pid, exit_code=exit_code)
-            self.failed = self.stopping = True
-            for sock in self.sockets:
-                sock.close()
-            for pid in self.workers:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGTERM)
+            self.failed = True
+            self._stop_all(signal.SIGTERM)
             return
         slot.young_deaths = slot.young_deaths + 1 if lived_s < YOUNG_S else 0
         pause_s = min(MAX_PAUSE_S, 0.5 * 2 ** (slot.young_deaths - 1)) if slot.young_deaths else 0.0
