@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any, ClassVar, cast
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 from redis.commands.core import AsyncScript
@@ -33,7 +33,7 @@ from gateway.store.base import (
     check_score,
     check_ttl,
 )
-from gateway.store.redis_urls import Connection, connect
+from gateway.store.redis_urls import Connection
 
 # A lock must only be released by its owner: GET and DEL have to happen as one step.
 _DELETE_IF_EQUALS = """
@@ -82,9 +82,6 @@ class RedisStore:
     Cluster-safe by construction: every operation touches exactly one key (see gateway/store/base.py).
     """
 
-    # Whether writes wait for replicas; only gateway/store/redis_replicated.py's subclass does.
-    waits_for_replicas: ClassVar[bool] = False
-
     def __init__(self, connection: Connection, *, prefix: str = DEFAULT_PREFIX, label: str = "redis") -> None:
         """Wrap `connection`, whose client must not use decode_responses; `label` names it in errors."""
         self.prefix = prefix
@@ -93,15 +90,6 @@ class RedisStore:
         self._label = label
         self._delete_if_equals = self._redis.register_script(_DELETE_IF_EQUALS)
         self._set_if_equals = self._redis.register_script(_SET_IF_EQUALS)
-
-    @classmethod
-    def from_url(cls, url: str, *, prefix: str = DEFAULT_PREFIX) -> RedisStore:
-        """Connect lazily to `url` (any scheme of gateway/store/redis_urls.py) with short timeouts."""
-        connection = connect(url)
-        if connection.wait is not None and not cls.waits_for_replicas:
-            # Silently dropping the option would promise a durability these writes lack.
-            raise ValueError("?wait_replicas= needs a ReplicatedRedisStore (open_store picks it)")
-        return cls(connection, prefix=prefix, label=redact_url(url))
 
     @contextmanager
     def _translated(self, operation: str) -> Iterator[None]:

@@ -49,8 +49,6 @@ return acked
 class ReplicatedRedisStore(RedisStore):
     """A `RedisStore` each of whose writes waits for `wait.replicas` replica acknowledgements."""
 
-    waits_for_replicas = True
-
     def __init__(self, connection: Connection, *, prefix: str = DEFAULT_PREFIX, label: str = "redis") -> None:
         """Wrap `connection`, which must carry a `ReplicaWait` (a `?wait_replicas=` URL)."""
         if connection.wait is None:

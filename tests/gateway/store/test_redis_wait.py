@@ -86,9 +86,3 @@ async def test_open_store_picks_the_waiting_store_only_with_the_option(query: st
         assert type(store) is kind
     finally:
         await store.aclose()
-
-
-def test_redis_store_from_url_refuses_rather_than_drops_the_option() -> None:
-    """RedisStore.from_url cannot honour `wait_replicas`, so it says so instead of ignoring it."""
-    with pytest.raises(ValueError, match="ReplicatedRedisStore"):
-        RedisStore.from_url("redis://127.0.0.1:1/0?wait_replicas=1")
