@@ -13,7 +13,6 @@ from contextlib import contextmanager
 from typing import Any, cast
 from urllib.parse import urlsplit
 
-from redis.commands.core import AsyncScript
 from redis.exceptions import (
     CrossSlotTransactionError,
     InvalidPipelineStack,
@@ -90,6 +89,7 @@ class RedisStore:
         self._label = label
         self._delete_if_equals = self._redis.register_script(_DELETE_IF_EQUALS)
         self._set_if_equals = self._redis.register_script(_SET_IF_EQUALS)
+        self._rate_script = redis_rates.script_of(self._redis)
 
     @contextmanager
     def _translated(self, operation: str) -> Iterator[None]:
@@ -242,12 +242,7 @@ class RedisStore:
 
     # --- rate gates: keys `<prefix>rl:<key>`, one key per script (cluster-safe) ---------------
 
-    # Registered on first use, so that building a store stays as it was.
-    _rate_script: AsyncScript | None = None
-
     async def rate_reserve(self, key: str, per_s: float, burst: float, max_wait_s: float) -> Reservation:
         check_rate(per_s, burst, max_wait_s)
-        if self._rate_script is None:
-            self._rate_script = redis_rates.script_of(self._redis)
         with self._translated("rate_reserve"):
             return await redis_rates.reserve(self._rate_script, f"{self.prefix}rl:{key}", per_s, burst, max_wait_s)

@@ -42,8 +42,12 @@ def arguments(per_s: float, burst: float, max_wait_s: float) -> list[str]:
     return [repr(interval_us), repr((burst - 1) * interval_us), repr(max_wait_s * 1_000_000)]
 
 
+def reservation(answer: list[int]) -> Reservation:
+    """The script's answer, {granted, wait in µs}, as a `Reservation`."""
+    granted, wait_us = answer
+    return Reservation(bool(granted), int(wait_us) / 1_000_000)
+
+
 async def reserve(script: AsyncScript, key: str, per_s: float, burst: float, max_wait_s: float) -> Reservation:
     """Reserve the next slot of the gate at `key` if it comes within `max_wait_s`: one round trip."""
-    args = arguments(per_s, burst, max_wait_s)
-    granted, wait_us = await script(keys=[key], args=args)
-    return Reservation(bool(granted), int(wait_us) / 1_000_000)
+    return reservation(await script(keys=[key], args=arguments(per_s, burst, max_wait_s)))

@@ -57,7 +57,6 @@ class ReplicatedRedisStore(RedisStore):
         self._wait: ReplicaWait = connection.wait
         self._index_add = self._redis.register_script(_INDEX_ADD)
         self._stream_ack = self._redis.register_script(_STREAM_ACK)
-        self._rate_reserve = redis_rates.script_of(self._redis)
 
     def _acknowledged(self, operation: str, acked: int) -> None:
         if acked < self._wait.replicas:
@@ -134,8 +133,8 @@ class ReplicatedRedisStore(RedisStore):
         """The GCRA reservation script, then WAIT: a granted slot another gateway could lose is not granted."""
         check_rate(per_s, burst, max_wait_s)
         args = redis_rates.arguments(per_s, burst, max_wait_s)
-        granted, wait_us = await self._script("rate_reserve", self._rate_reserve, f"{self.prefix}rl:{key}", args)
-        return Reservation(bool(granted), int(wait_us) / 1_000_000)
+        answer = await self._script("rate_reserve", self._rate_script, f"{self.prefix}rl:{key}", args)
+        return redis_rates.reservation(answer)
 
 
 def _px(px: int | None) -> tuple[EncodableT, ...]:
