@@ -76,7 +76,7 @@ async def test_redis_down_then_back_under_traffic(redis_process: RedisProcess) -
         providers,
         store=redis_process.url,
         secret="s",
-        deadline_s=1.0,
+        deadline_s=3.0,
         search_refresh_s=0.1,
         reconcile_scan_interval_s=0.05,
     )

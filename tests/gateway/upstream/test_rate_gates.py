@@ -58,7 +58,7 @@ async def test_a_create_with_no_slot_before_the_deadline_is_503_with_retry_after
     with Retry-After, and nothing placed (the provider saw one create)."""
     acme = build_provider([ProductSpec("eo")], name="acme")
     overrides = {"order_rate_per_s": 1 / 120}
-    settings = shared(redis_url, redis_prefix, deadline_s=0.5)
+    settings = shared(redis_url, redis_prefix, deadline_s=2.0)
     async with (
         gateway_client({"acme": acme}, provider_overrides=overrides, **settings) as one,
         gateway_client({"acme": acme}, provider_overrides=overrides, **settings) as two,
