@@ -52,7 +52,7 @@ async def test_a_cancelled_probe_reopens_the_circuit_which_recovers_and_readyz_a
     says so while calls fail fast), then the next probe closes it when the provider is back."""
     switch = SwitchApp(build_provider([ProductSpec("eo")], name="acme"), mode="fail")
     overrides = {"retries": 0, "circuit_failures": 2, "circuit_open_s": 0.2, "timeout_s": 5}
-    async with gateway_client({"acme": switch}, provider_overrides=overrides, deadline_s=1.0) as client:
+    async with gateway_client({"acme": switch}, provider_overrides=overrides, deadline_s=2.0) as client:
         for _ in range(2):
             assert (await client.get("/products/acme:eo")).status_code == 502
         assert (await client.get("/readyz")).status_code == 503

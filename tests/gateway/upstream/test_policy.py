@@ -141,7 +141,7 @@ async def test_open_circuit_fails_fast_and_shows_everywhere() -> None:
 async def test_waiting_for_a_rate_token_counts_against_the_deadline() -> None:
     """With a rate of one call per minute, the second call cannot start before the deadline: it is
     not sent, and answered 503 with when a slot would be free (not 504: the provider was not slow)."""
-    async with gateway_client({"acme": provider()}, provider_overrides={"rate_per_s": 1 / 60}, deadline_s=1) as c:
+    async with gateway_client({"acme": provider()}, provider_overrides={"rate_per_s": 1 / 60}, deadline_s=3) as c:
         first = await c.get("/products/acme:eo")
         second = await c.get("/products/acme:eo")
     assert first.status_code == 200

@@ -115,7 +115,7 @@ async def test_order_creation_is_not_retried_even_when_asked_to_come_back() -> N
 async def test_the_order_rate_paces_order_creation_only() -> None:
     """`order_rate_per_s` applies to the `create_order` operation, not to other POSTs (searches)."""
     overrides = {"order_rate_per_s": 1 / 600}
-    async with gateway_client({"acme": provider()}, provider_overrides=overrides, deadline_s=1.0) as client:
+    async with gateway_client({"acme": provider()}, provider_overrides=overrides, deadline_s=3.0) as client:
         first = await client.post("/products/acme:eo/orders", json=ORDER)
         searches = [await client.post("/products/acme:eo/opportunities", json=SEARCH) for _ in range(3)]
         second = await client.post("/products/acme:eo/orders", json=ORDER)

@@ -200,7 +200,7 @@ async def test_order_whose_answer_is_lost_is_504_then_reconciled_on_retry() -> N
     """A timeout after sending is 504 order_outcome_unknown; the retry finds it, placing nothing new."""
     provider = acme()
     headers = {"Idempotency-Key": "lost-1"}
-    async with gateway_client({"acme": HangsAfterOrdering(provider, delay_s=3)}, deadline_s=1.0) as client:
+    async with gateway_client({"acme": HangsAfterOrdering(provider, delay_s=6)}, deadline_s=2.0) as client:
         lost = await client.post("/products/acme:eo/orders", json=ORDER, headers=headers)
         retried = await client.post("/products/acme:eo/orders", json=ORDER, headers=headers)
     assert lost.status_code == 504
