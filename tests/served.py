@@ -22,6 +22,8 @@ from typing import Any
 
 import httpx
 
+from tests.waiting import eventually
+
 # The console script installed beside the interpreter running the tests (the venv's own).
 SCRIPT = Path(sys.executable).parent / "stapi-gateway"
 # Bounds with room for a loaded machine: to answer once started, and to stop once signalled.
@@ -71,12 +73,11 @@ class Served:
         )
 
     async def until(self, found: Callable[[], Any], what: str) -> Any:
-        """Poll `found` until it is truthy (a few seconds at most); return it."""
-        for _ in range(300):
-            if value := found():
-                return value
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"never saw {what}:\n" + "".join(self.lines))
+        """Poll `found` until it is truthy; return it. A failure shows the process's log."""
+        try:
+            return await eventually(found, every_s=0.05, what=what)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}:\n" + "".join(self.lines)) from None
 
     async def ready_workers(self, count: int) -> set[int]:
         """The pids of the first `count` workers to report ready (waits for them)."""

@@ -26,6 +26,7 @@ from gateway.settings.models import ProviderSettings, Settings
 from tests.gateways import gateway_client
 from tests.hostile import ExplodingTransport, GzipBombApp, SchemaApp, listener
 from tests.upstreams import DefaultOrderParameters, ProductSpec, backend_of, build_provider, serve
+from tests.waiting import eventually
 
 WINDOW = "2026-12-01T00:00:00Z/2026-12-10T00:00:00Z"
 POINT = {"type": "Point", "coordinates": [13.4, 52.5]}
@@ -226,10 +227,7 @@ async def test_ids_cannot_choose_other_paths_on_the_provider(path: str, loopback
     alpha = build_provider([ProductSpec("optical")], name="alpha")
     async with contextlib_gateway(alpha, loopback) as client:
         # The gateway reads the landing page once at start (link bases); only what the id reaches counts.
-        for _ in range(200):
-            if any(r.path == "/" for r in backend_of(alpha).requests):
-                break
-            await asyncio.sleep(0.01)
+        await eventually(lambda: any(r.path == "/" for r in backend_of(alpha).requests))
         before = len(backend_of(alpha).requests)
         response = await client.get(path)
         control = await client.get("/products/alpha:optical/queryables")

@@ -29,6 +29,7 @@ from adapters.registry import simulated_vendors
 from adapters.umbra.simulator_state import WALK
 from adapters.umbra.statuses import TASK_STATUSES
 from tests.served import free_port, served
+from tests.waiting import eventually
 
 
 class Receiver:
@@ -75,14 +76,6 @@ def _order() -> dict[str, Any]:
     return {"datetime": window, "geometry": {"type": "Point", "coordinates": [13.35, 52.51]}, "order_parameters": {}}
 
 
-async def _until(check: Any, timeout_s: float = 90.0) -> None:
-    for _ in range(int(timeout_s / 0.1)):
-        if check():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError("timed out waiting")
-
-
 async def test_every_status_arrives_once_per_id_in_order_across_a_killed_replica(
     tmp_path: Path, redis_url: str, redis_prefix: str
 ) -> None:
@@ -120,7 +113,7 @@ async def test_every_status_arrives_once_per_id_in_order_across_a_killed_replica
             def delivered() -> bool:
                 return any(e["data"]["provider:status"] == "DELIVERED" for _, e in receiver.received)
 
-            await _until(delivered)
+            await eventually(delivered, within_s=90, every_s=0.1, what="the DELIVERED status at the receiver")
             await asyncio.sleep(1.0)  # anything sent twice would arrive by now
             shown = (await b.get(f"/subscriptions/{created.json()['id']}/deliveries?limit=100")).json()
     deliveries = shown["deliveries"]

@@ -7,7 +7,6 @@ tracker and webhook worker loops) running throughout.
 
 from __future__ import annotations
 
-import asyncio
 import re
 
 import httpx
@@ -18,6 +17,7 @@ from tests.gateway.services.tracking_world import STAPI_ORDER, CollectingSink
 from tests.gateways import gateway_client, provider_settings
 from tests.redis_server import RedisProcess
 from tests.upstreams import ProductSpec, backend_of, build_provider
+from tests.waiting import eventually
 
 SEARCH = {"datetime": "2030-01-01T00:00:00Z/2030-01-03T00:00:00Z", "geometry": STAPI_ORDER["geometry"]}
 
@@ -31,16 +31,6 @@ def _store_errors(metrics: str, operation: str) -> float:
 def _published_completed(sink: CollectingSink, order_id: str) -> bool:
     """Whether the tracker published the order's `completed` status."""
     return any(e.subject == order_id and str(e.data.get("status_code")) == "completed" for e in sink.events)
-
-
-async def _until(check: object, client: httpx.AsyncClient, tries: int = 200) -> None:
-    """Poll /metrics until `check(metrics_text)` holds (fails the test after `tries` tenths of a second)."""
-    assert callable(check)
-    for _ in range(tries):
-        if check((await client.get("/metrics")).text):
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("the gateway never reached the expected state")
 
 
 async def _codes_while_down(client: httpx.AsyncClient, order_id: str, record_id: str) -> dict[str, tuple[int, str]]:
@@ -91,22 +81,20 @@ async def test_redis_down_then_back_under_traffic(redis_process: RedisProcess) -
         down = await _codes_while_down(client, order_id, record_id)
         # The background loops meet the outage, count it and carry on.
         loops = ("order_tracking", "order_reconcile", "search_poll", "webhook_read")
-        await _until(lambda m: all(_store_errors(m, loop) > 0 for loop in loops), client)
+        counted = await eventually(
+            lambda: client.get("/metrics"),
+            until=lambda m: all(_store_errors(m.text, loop) > 0 for loop in loops),
+            what="a store error counted by every background loop",
+        )
+        assert counted.status_code == 200
         redis_process.start()
-        for _ in range(100):
-            ready = await client.get("/readyz")
-            if ready.status_code == 200:
-                break
-            await asyncio.sleep(0.05)
+        ready = await eventually(lambda: client.get("/readyz"), until=lambda r: r.status_code == 200, every_s=0.05)
         retried = await client.post("/products/acme:eo/orders", json=STAPI_ORDER, headers={"Idempotency-Key": "k-up"})
         fresh = await client.post("/products/acme:eo/orders", json=STAPI_ORDER, headers={"Idempotency-Key": "k-down"})
         record = await client.get(f"/searches/opportunities/{record_id}")
         # The tracker polls again: a status the provider reaches after the outage is published.
         backend_of(app).set_order_status(order_id.partition(":")[2], OrderStatusCode.completed)
-        for _ in range(200):
-            if _published_completed(sink, order_id):
-                break
-            await asyncio.sleep(0.05)
+        await eventually(lambda: _published_completed(sink, order_id), what="the completed status published")
     for name in ("products", "product", "search_sync", "list_orders", "healthz"):
         assert down[name] == (200, ""), (name, down[name])
     for name in ("order", "order_without_key", "read_order", "search_async", "search_record"):

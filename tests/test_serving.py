@@ -17,6 +17,7 @@ import pytest
 
 from tests.served import free_port, served
 from tests.upstreams import ProductSpec, build_provider, serve
+from tests.waiting import eventually
 
 WINDOW = "2026-12-01T00:00:00Z/2026-12-03T00:00:00Z"
 HEADER_TIMEOUT_S = 1.0
@@ -179,12 +180,12 @@ async def test_a_client_gone_mid_body_is_logged_as_such(gateway: Gateway) -> Non
     await asyncio.sleep(0.3)
     writer.close()
     await writer.wait_closed()
-    mine: list[dict[str, Any]] = []
-    for _ in range(100):
-        mine = [r for r in gateway.records() if r.get("request_id") == request_id]
-        if any(r.get("event") == "request" for r in mine):
-            break
-        await asyncio.sleep(0.05)
+    mine: list[dict[str, Any]] = await eventually(
+        lambda: [r for r in gateway.records() if r.get("request_id") == request_id],
+        until=lambda rows: any(r.get("event") == "request" for r in rows),
+        every_s=0.05,
+        what="the request's log line",
+    )
     events = [r["event"] for r in mine]
     assert "client_disconnected" in events, mine
     assert next(r for r in mine if r["event"] == "request")["status"] == 499

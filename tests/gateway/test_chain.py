@@ -8,7 +8,6 @@ against the same models in the tests.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from tests.gateway.http.routes.test_federated_orders import create_product_order
 from tests.gateway.http.routes.test_opportunities import POINT, WINDOW, settle
 from tests.gateways import GATEWAY_URL, follow_get, gateway_client, hrefs, lifespan, provider_settings
 from tests.upstreams import ProductSpec, backend_of, build_provider
+from tests.waiting import eventually
 
 FED = {"id": "fed", "title": "Any optical", "members": ["alpha:optical", "bravo:optical"]}
 FAST = {"search_refresh_s": 0.05}
@@ -270,12 +270,12 @@ async def test_an_order_g1_could_not_send_frees_g2s_idempotency_key() -> None:
     async with chain(bravo_down=True, g1_providers={"circuit_open_s": 0.05}) as c:
         refused = await c.client.post("/products/g1:bravo:optical/orders", json=order, headers=headers)
         c.bravo_link.down = False
-        placed = refused
-        for _ in range(50):  # bounded: G1's circuit towards bravo lets a probe through after 50 ms
-            placed = await c.client.post("/products/g1:bravo:optical/orders", json=order, headers=headers)
-            if placed.status_code == 201:
-                break
-            await asyncio.sleep(0.02)  # a loaded machine must still reach the half-open probe
+        # G1's circuit towards bravo lets a probe through after 50 ms.
+        placed = await eventually(
+            lambda: c.client.post("/products/g1:bravo:optical/orders", json=order, headers=headers),
+            until=lambda r: r.status_code == 201,
+            what="the order placed once bravo is back",
+        )
         again = await c.client.post("/products/g1:bravo:optical/orders", json=order, headers=headers)
     assert refused.status_code in (502, 503), refused.text
     assert refused.json()["provider"] == "g1:bravo"

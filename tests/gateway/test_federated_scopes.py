@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import httpx
 
 from tests.gateways import GATEWAY_URL, gateway_client
 from tests.upstreams import ProductSpec, backend_of, build_provider
+from tests.waiting import eventually
 
 KEY = "key-of-the-alpha-client-0123"
 OTHER_KEY = "key-of-the-all-client-012345"
@@ -40,14 +40,13 @@ def calls(app: Any, method: str = "POST") -> int:
 
 
 async def settle(client: httpx.AsyncClient, location: str) -> dict[str, Any]:
-    """Poll a search record until it is finished (bounded), and return it."""
-    record: dict[str, Any] = {}
-    for _ in range(200):
-        record = (await client.get(location.removeprefix(GATEWAY_URL), headers=ALPHA)).json()
-        if record["status"]["status_code"] in ("completed", "failed", "cancelled"):
-            return record
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"search never finished: {record}")
+    """Poll a search record until it is finished, and return it."""
+    answer = await eventually(
+        lambda: client.get(location.removeprefix(GATEWAY_URL), headers=ALPHA),
+        until=lambda r: r.json()["status"]["status_code"] in ("completed", "failed", "cancelled"),
+        what="a finished search",
+    )
+    return dict(answer.json())
 
 
 async def test_a_federated_product_shows_only_the_members_the_client_may_use() -> None:

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import MutableMapping
 from typing import Any
 
@@ -29,6 +28,7 @@ from gateway.settings.models import ProviderSettings
 from tests.gateway.http.routes.test_opportunities import POINT, WINDOW, settle
 from tests.gateways import GATEWAY_URL, follow_get, gateway_client, hrefs
 from tests.upstreams import ProductSpec, build_provider
+from tests.waiting import eventually
 
 PUBLIC = "https://stapi.vendor.example/v1"
 SEARCH = {"datetime": WINDOW, "geometry": POINT, "limit": 5}
@@ -112,11 +112,10 @@ async def walk(client: httpx.AsyncClient) -> list[Any]:
 async def _learned(client: httpx.AsyncClient, logs: list[MutableMapping[str, Any]]) -> None:
     """Wait (bounded) until the gateway has read the provider's landing page."""
     await client.get("/")
-    for _ in range(200):
-        if any(e["event"] == "provider_link_base_learned" for e in logs):
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("the landing page's self link was never learned")
+    await eventually(
+        lambda: any(e["event"] == "provider_link_base_learned" for e in logs),
+        what="the landing page's self link learned",
+    )
 
 
 @pytest.mark.parametrize("source", ["link_bases", "landing-page"])

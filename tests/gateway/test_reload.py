@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
 
 import httpx
 import structlog
@@ -15,6 +14,7 @@ from gateway.settings.loader import load_settings
 from tests.faults import SlowApp
 from tests.gateways import client_of
 from tests.upstreams import ProductSpec, build_provider
+from tests.waiting import eventually
 
 
 def write(path: Path, providers: list[str], gateway: str = "") -> None:
@@ -33,15 +33,6 @@ async def provider_ids(client: httpx.AsyncClient, headers: dict[str, str] | None
     return {p["id"] for p in (await client.get("/", headers=headers)).json()["providers"]}
 
 
-async def until(check: Any, timeout_s: float = 10.0) -> None:
-    """Wait (bounded) until an async check is true."""
-    for _ in range(int(timeout_s / 0.05)):
-        if await check():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition never became true")
-
-
 async def test_file_change_swaps_providers_and_invalid_file_keeps_them(tmp_path: Path) -> None:
     """Adding a provider takes effect without a restart; a broken file is logged and ignored."""
     config = tmp_path / "gateway.yaml"
@@ -56,14 +47,14 @@ async def test_file_change_swaps_providers_and_invalid_file_keeps_them(tmp_path:
             async def both() -> bool:
                 return await provider_ids(c) == {"a", "b"}
 
-            await until(both)
+            await eventually(both)
             products = {p["id"] for p in (await c.get("/products")).json()["products"]}
             config.write_text("providers:\n  a:\n    url: not a url\n    colour: red\n")
 
             async def rejected() -> bool:
                 return any(e["event"] == "config_reload_rejected" for e in logs)
 
-            await until(rejected)
+            await eventually(rejected)
             still = await provider_ids(c)
     assert products == {"a:eo", "b:eo"}
     assert still == {"a", "b"}
@@ -86,7 +77,7 @@ async def test_request_in_flight_finishes_on_the_old_providers(tmp_path: Path) -
         async def dropped() -> bool:
             return await provider_ids(c) == {"a"}
 
-        await until(dropped)
+        await eventually(dropped)
         response = await in_flight
     assert response.status_code == 200
     assert "federation:missing" not in response.json()
@@ -119,7 +110,7 @@ async def test_a_reload_never_turns_authentication_off(tmp_path: Path) -> None:
             async def rejected() -> bool:
                 return any(e["event"] == "config_reload_rejected" for e in logs)
 
-            await until(rejected)
+            await eventually(rejected)
             without_key = await c.get("/products")
             with_key = await c.get("/products", headers={"X-API-Key": CLIENT_KEY})
     assert without_key.status_code == 401
@@ -154,7 +145,7 @@ async def test_a_file_written_in_steps_is_applied_only_once_it_is_still(tmp_path
                 write_with_clients(config, ["a", "b", "c"], federated=False)  # the first step
                 await asyncio.sleep(0.2)
                 write_with_clients(config, ["a", "b", "c"])  # complete
-                await until(probe)
+                await eventually(probe)
             finally:
                 await reloader.stop()
     assert statuses.count(200) == statuses.count(401) > 0
@@ -175,7 +166,7 @@ async def test_webhook_settings_wait_for_a_restart(tmp_path: Path) -> None:
             async def both() -> bool:
                 return await provider_ids(c) == {"a", "b"}
 
-            await until(both)
+            await eventually(both)
             refused = await c.post("/subscriptions", json={"url": "http://127.0.0.1/h", "events": ["order.status"]})
     assert any(e["event"] == "config_reload_webhooks_unchanged" for e in logs)
     assert refused.status_code == 422

@@ -12,6 +12,7 @@ from gateway.settings.models import ProviderSettings, Settings
 from tests.adapters.planet.helpers import POINT, fast_sim, interval, provider, search_body
 from tests.gateways import gateway_client
 from tests.upstreams import ProductSpec, build_provider
+from tests.waiting import eventually
 
 
 def _settings(*extra: ProviderSettings, **gateway: object) -> Settings:
@@ -82,11 +83,12 @@ async def test_async_search_through_the_gateway() -> None:
         )
         assert started.status_code == 201, started.text
         record_id = started.json()["id"]
-        for _ in range(100):
-            record = (await client.get(f"/searches/opportunities/{record_id}")).json()
-            if record["status"]["status_code"] in ("completed", "failed"):
-                break
-            await asyncio.sleep(0.05)
+        answer = await eventually(
+            lambda: client.get(f"/searches/opportunities/{record_id}"),
+            until=lambda r: r.json()["status"]["status_code"] in ("completed", "failed"),
+            every_s=0.05,
+        )
+        record = answer.json()
         assert record["status"]["status_code"] == "completed", record
         collection = await client.get(f"/products/planet:assured/opportunities/{record_id}")
         assert collection.status_code == 200, collection.text

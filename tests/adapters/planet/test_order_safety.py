@@ -12,6 +12,7 @@ from adapters.planet.simulator import PlanetSimulator
 from gateway.settings.models import Settings
 from tests.adapters.planet.helpers import POINT, fast_sim, interval, provider
 from tests.gateways import gateway_client
+from tests.waiting import eventually
 
 FLEXIBLE = {"datetime": interval(5), "geometry": POINT, "order_parameters": {}}
 
@@ -43,12 +44,12 @@ async def test_lost_create_answer_is_the_same_order_on_retry() -> None:
         first = await client.post("/products/planet:flexible/orders", json=FLEXIBLE, headers=headers)
         assert first.status_code in (201, 202, 504), first.text
         assert transport.lost == 1
-        again = first
-        for _ in range(40):
-            again = await client.post("/products/planet:flexible/orders", json=FLEXIBLE, headers=headers)
-            if again.status_code == 201:
-                break
-            await asyncio.sleep(0.05)
+        again = await eventually(
+            lambda: client.post("/products/planet:flexible/orders", json=FLEXIBLE, headers=headers),
+            until=lambda r: r.status_code == 201,
+            every_s=0.05,
+            what="the lost order reconciled",
+        )
         assert again.status_code == 201, again.text
         order = Order[OrderStatus].model_validate(again.json())
         (held,) = sim.world.orders.values()

@@ -16,6 +16,7 @@ from stapi_pydantic import (
 
 from adapters.umbra.simulator_models import SpotlightConstraints
 from tests.adapters.umbra.harness import LINE, POINT, WINDOW, fast_state, umbra_gateway
+from tests.waiting import eventually
 
 
 async def test_products_queryables_and_order_parameters() -> None:
@@ -70,11 +71,13 @@ async def test_async_search_is_a_native_record_and_a_collection() -> None:
         assert created.status_code == 201, created.text
         record = created.json()
         OpportunitySearchRecord.model_validate(record)
-        for _ in range(100):
-            record = (await client.get(f"/searches/opportunities/{record['id']}")).json()
-            if record["status"]["status_code"] == "completed":
-                break
-            await asyncio.sleep(0.05)
+        location = f"/searches/opportunities/{record['id']}"
+        answer = await eventually(
+            lambda: client.get(location),
+            until=lambda r: r.json()["status"]["status_code"] in ("completed", "failed"),
+            every_s=0.05,
+        )
+        record = answer.json()
         assert record["status"]["status_code"] == "completed"
         href = next(link["href"] for link in record["links"] if link["rel"] == "opportunities")
         collection = (await client.get(href.removeprefix("http://gateway.test"))).json()

@@ -83,19 +83,3 @@ class Receiver:
             if r.event_id not in ids:
                 ids.append(r.event_id)
         return order
-
-
-async def until(
-    condition: Callable[[], bool | Awaitable[bool]], *, within_s: float = 20.0, step_s: float = 0.02
-) -> None:
-    """Wait for `condition` (sync or async); fail if it does not hold within `within_s` (a hang guard only)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within_s
-    while True:
-        held = condition()
-        if not isinstance(held, bool):
-            held = await held
-        if held:
-            return
-        assert loop.time() < deadline, "condition not reached"
-        await asyncio.sleep(step_s)

@@ -14,9 +14,10 @@ from gateway.notify.outbox import deliveries_of
 from gateway.notify.retry_index import RetryIndex
 from gateway.obs.metrics import Metrics
 from gateway.store import Store
-from tests.gateway.notify.receivers import Receiver, until
+from tests.gateway.notify.receivers import Receiver
 from tests.gateway.notify.test_worker import FAST, SETTINGS, _subscribe, running, status_event
 from tests.gateway.services.tracking_world import CountingStore
+from tests.waiting import eventually
 
 
 async def _queued(store: Store) -> list[str]:
@@ -100,7 +101,7 @@ async def test_a_replica_that_died_mid_requeue_leaves_the_delivery_due_again_aft
     async def requeued() -> bool:
         return await survivor.requeue_due(10) == 1
 
-    await until(requeued, within_s=10, step_s=0.05)
+    await eventually(requeued, within_s=10, every_s=0.05)
     assert await _queued(store) == ["d1"]
 
 
@@ -113,12 +114,12 @@ async def test_every_retry_arrives_and_the_index_ends_empty(store: Store) -> Non
     await store.index_add(RETRY_INDEX, "gone-long-ago", 0.0)
     async with running(store, receiver) as notifier:
         await notifier.outbox.publish(events)
-        await until(lambda: len(receiver.delivered()) == len(events))
+        await eventually(lambda: len(receiver.delivered()) == len(events))
 
         async def emptied() -> bool:
             return await notifier.worker.retries.count() == 0
 
-        await until(emptied)
+        await eventually(emptied)
     assert receiver.first_deliveries_by_subject() == {o: [e.id for e in events if e.subject == o] for o in ("o1", "o2")}
     assert all(receiver.tries[e.id] == 3 for e in events)
 
@@ -132,7 +133,7 @@ async def test_the_waiting_gauge_counts_what_waits_in_the_index(store: Store) ->
     timing = replace(FAST, gauge_every_s=0.05)
     async with running(store, receiver, settings, metrics, timing=timing) as notifier:
         await notifier.outbox.publish([status_event("o1", 0), status_event("o2", 0)])
-        await until(lambda: b"stapi_gateway_webhook_retries_waiting 2.0" in metrics.exposition())
+        await eventually(lambda: b"stapi_gateway_webhook_retries_waiting 2.0" in metrics.exposition())
     assert len(receiver.got) == 2
 
 
@@ -163,7 +164,7 @@ async def test_a_requeued_entry_that_breaks_the_worker_is_not_left_pending(store
     receiver = Receiver()
     with structlog.testing.capture_logs() as logs:
         async with running(store, receiver):
-            await until(lambda: any(e["event"] == "webhook_worker_error" for e in logs))
+            await eventually(lambda: any(e["event"] == "webhook_worker_error" for e in logs))
     _, pending = await store.stream_claim(QUEUE_STREAM, QUEUE_GROUP, "probe", min_idle_s=0, count=10)
     assert pending == []
     assert [member for member, _ in await store.index_page(RETRY_INDEX, limit=10)] == ["broken"]
@@ -178,7 +179,7 @@ async def test_an_idle_worker_looks_at_an_empty_index_once_a_round_not_once_a_re
     notifier = Notifier(counted, SETTINGS, Metrics(), transport=httpx.ASGITransport(app=Receiver()), timing=timing)
     notifier.start()
     try:
-        await until(lambda: counted.ops["stream_read"] >= 20)
+        await eventually(lambda: counted.ops["stream_read"] >= 20)
     finally:
         await notifier.aclose()
     assert counted.ops["index_page"] <= counted.ops["stream_claim"] + 1

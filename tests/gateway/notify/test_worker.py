@@ -19,7 +19,8 @@ from gateway.notify.subscriptions import Subscriptions, new_secret
 from gateway.obs.metrics import Metrics
 from gateway.settings.models import WebhookSettings
 from gateway.store import Store, open_store
-from tests.gateway.notify.receivers import Receiver, until
+from tests.gateway.notify.receivers import Receiver
+from tests.waiting import eventually
 
 FAST = WorkerTiming(claim_every_s=0.05, min_idle_s=0.15, block_s=0.1)
 SETTINGS = WebhookSettings(retry_initial_s=0.02, retry_max_s=0.1, retry_for_s=120, allow_private=True, timeout_s=5)
@@ -61,7 +62,7 @@ async def test_deliveries_are_signed_and_verify(store: Store) -> None:
     metrics = Metrics()
     async with running(store, receiver, metrics=metrics) as notifier:
         await notifier.outbox.publish([event])
-        await until(lambda: len(receiver.delivered()) == 1)
+        await eventually(lambda: len(receiver.delivered()) == 1)
     got = receiver.got[0]
     assert got.body == event.body()
     assert got.headers["content-type"] == "application/json"
@@ -80,7 +81,7 @@ async def test_a_failing_receiver_gets_everything_in_order_with_stable_ids(store
     events = [status_event(order, n) for n in range(4) for order in ("o1", "o2")]
     async with running(store, receiver) as notifier:
         await notifier.outbox.publish(events)
-        await until(lambda: len(receiver.delivered()) == len(events))
+        await eventually(lambda: len(receiver.delivered()) == len(events))
     assert all(receiver.tries[e.id] == failures + 1 for e in events)
     assert {r.event_id for r in receiver.got} == {e.id for e in events}
     by_subject = receiver.first_deliveries_by_subject()
@@ -103,7 +104,7 @@ async def test_a_delivery_past_its_window_is_failed_and_listed_with_attempts(sto
             listed = (await deliveries_of(store, sub.id, limit=10)).deliveries
             return listed[0].state is DeliveryState.FAILED
 
-        await until(failed)
+        await eventually(failed)
     (delivery,) = (await deliveries_of(store, sub.id, limit=10)).deliveries
     assert delivery.attempt_count >= 2
     assert delivery.attempts[-1].status == 500
@@ -162,9 +163,9 @@ async def test_two_workers_and_one_stopped_midway_lose_nothing_and_never_overlap
             first = Notifier(stores[0], SETTINGS, Metrics(), transport=httpx.ASGITransport(app=receiver), timing=FAST)
             first.start()
             await first.outbox.publish(events)
-            await until(lambda: len(receiver.got) >= 6)
+            await eventually(lambda: len(receiver.got) >= 6)
             await first.aclose()
-            await until(lambda: len({r.event_id for r in receiver.delivered()}) == len(events))
+            await eventually(lambda: len({r.event_id for r in receiver.delivered()}) == len(events))
             assert survivor.worker.consumer != first.worker.consumer
     finally:
         for opened in stores:
@@ -185,7 +186,7 @@ async def test_entries_a_dead_consumer_read_are_claimed_and_delivered(store: Sto
     await publisher.aclose()
     assert len(await store.stream_read(QUEUE_STREAM, QUEUE_GROUP, "killed", count=10)) == 3
     async with running(store, receiver):
-        await until(lambda: len(receiver.delivered()) == 3)
+        await eventually(lambda: len(receiver.delivered()) == 3)
     assert [r.event_id for r in receiver.delivered()] == [e.id for e in events]
 
 
@@ -202,7 +203,7 @@ async def test_a_long_gone_replicas_consumer_name_is_forgotten(store: Store) -> 
     with structlog.testing.capture_logs() as logs:
         notifier.start()
         try:
-            await until(lambda: any(e["event"] == "webhook_consumers_pruned" for e in logs))
+            await eventually(lambda: any(e["event"] == "webhook_consumers_pruned" for e in logs))
         finally:
             await notifier.aclose()
     assert sum(e.get("count", 0) for e in logs if e["event"] == "webhook_consumers_pruned") == 1

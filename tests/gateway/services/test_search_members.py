@@ -15,9 +15,9 @@ from gateway.app import create_app
 from gateway.settings.loader import load_settings
 from gateway.store import open_store
 from tests.gateway.http.routes.test_opportunities import POINT, WINDOW, settle
-from tests.gateway.test_reload import until
 from tests.gateways import GATEWAY_URL, client_of, follow_get, gateway_client
 from tests.upstreams import ProductSpec, backend_of, build_provider
+from tests.waiting import eventually
 
 ASYNC = {"Prefer": "respond-async"}
 BODY = {"datetime": WINDOW, "geometry": POINT}
@@ -66,13 +66,13 @@ async def test_open_record_finishes_with_the_members_it_started_with(tmp_path: P
             record = (await c.get(location)).json()
             return bool(b.search_records) and record["federation:members"][0]["status"] == "completed"
 
-        await until(b_started)
+        await eventually(b_started)
         write(config, after)
 
         async def reloaded() -> bool:
             return bool((await c.get("/products/fed")).json()["federation:members"] == after)
 
-        await until(reloaded)
+        await eventually(reloaded)
         b.complete_search(next(iter(b.search_records)))
         record = await settle(c, location)
         pages = await follow_get(c, f"/products/fed/opportunities/{record['id']}")

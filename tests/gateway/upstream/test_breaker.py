@@ -16,6 +16,7 @@ from gateway.upstream.policy import GuardedTransport
 from tests.faults import StaticApp, SwitchApp
 from tests.gateways import gateway_client
 from tests.upstreams import ProductSpec, build_provider
+from tests.waiting import eventually
 
 PRODUCTS = b'{"type":"ProductCollection","products":[],"links":[]}'
 
@@ -38,13 +39,13 @@ def test_a_probe_released_without_a_verdict_lets_the_next_call_probe() -> None:
 
 
 async def _wait_until_healthy(client: httpx.AsyncClient) -> dict[str, Any]:
-    """Poll /readyz (bounded) until the provider counts as healthy again; its last body."""
-    for _ in range(200):
-        ready = await client.get("/readyz")
-        if ready.json()["providers"]["acme"]["healthy"]:
-            return dict(ready.json())
-        await asyncio.sleep(0.02)
-    raise AssertionError("the circuit never let a probe through")
+    """Poll /readyz until the provider counts as healthy again; its last body."""
+    ready = await eventually(
+        lambda: client.get("/readyz"),
+        until=lambda r: r.json()["providers"]["acme"]["healthy"],
+        what="a probe let through by the circuit",
+    )
+    return dict(ready.json())
 
 
 async def test_a_cancelled_probe_reopens_the_circuit_which_recovers_and_readyz_agrees() -> None:

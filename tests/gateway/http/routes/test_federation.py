@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import structlog
@@ -12,6 +11,7 @@ from tests.faults import RefusingTransport
 from tests.gateway.http.routes.test_opportunities import POINT, WINDOW, settle
 from tests.gateways import GATEWAY_URL, follow_get, gateway_client, hrefs
 from tests.upstreams import ProductSpec, build_provider
+from tests.waiting import eventually
 
 FEDERATED = [{"id": "optical-hr", "title": "Optical HR", "members": ["a:optical", "b:optical", "down:x"]}]
 
@@ -105,9 +105,6 @@ async def test_member_missing_at_its_provider_is_reported_at_start_up() -> None:
     with structlog.testing.capture_logs() as logs:
         async with gateway_client(upstreams(), products=products) as client:
             await client.get("/")
-            for _ in range(100):
-                if any(e["event"] == "federated_member_unknown" for e in logs):
-                    break
-                await asyncio.sleep(0.01)
+            await eventually(lambda: any(e["event"] == "federated_member_unknown" for e in logs))
     unknown = [e for e in logs if e["event"] == "federated_member_unknown"]
     assert [(e["product"], e["member"]) for e in unknown] == [("typo", "a:no-such-product")]

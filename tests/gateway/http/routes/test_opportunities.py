@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import httpx
@@ -11,6 +10,7 @@ from stapi_pydantic import OpportunityCollection
 
 from tests.gateways import GATEWAY_URL, follow_get, gateway_client, hrefs
 from tests.upstreams import ProductSpec, backend_of, build_provider
+from tests.waiting import eventually
 
 WINDOW = "2026-12-01T00:00:00Z/2026-12-10T00:00:00Z"
 POINT = {"type": "Point", "coordinates": [13.4, 52.5]}
@@ -44,14 +44,13 @@ async def follow(client: httpx.AsyncClient, path: str, body: dict[str, Any]) -> 
 
 
 async def settle(client: httpx.AsyncClient, location: str) -> dict[str, Any]:
-    """Poll a search record until it is finished (bounded), and return it."""
-    record: dict[str, Any] = {}
-    for _ in range(200):
-        record = (await client.get(location.removeprefix(GATEWAY_URL))).json()
-        if record["status"]["status_code"] in ("completed", "failed", "cancelled"):
-            return record
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"search never finished: {record}")
+    """Poll a search record until it is finished, and return it."""
+    answer = await eventually(
+        lambda: client.get(location.removeprefix(GATEWAY_URL)),
+        until=lambda r: r.json()["status"]["status_code"] in ("completed", "failed", "cancelled"),
+        what="a finished search",
+    )
+    return dict(answer.json())
 
 
 async def test_sync_search_is_namespaced_and_pages_through_every_opportunity() -> None:

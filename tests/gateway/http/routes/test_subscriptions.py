@@ -8,9 +8,10 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from tests.clients import AS_A, AS_B, two_clients
-from tests.gateway.notify.receivers import Receiver, until
+from tests.gateway.notify.receivers import Receiver
 from tests.gateways import GATEWAY_URL, gateway_client
 from tests.upstreams import ProductSpec, build_provider, serve
+from tests.waiting import eventually
 
 CLIENTS = two_clients(a_products=())
 HOOK = {"url": "https://hooks.example.com/stapi?tenant=7", "events": ["order.status", "search.completed"]}
@@ -159,7 +160,7 @@ async def test_a_test_event_is_delivered_signed_and_listed(redis_url: str, redis
     async with serve(receiver) as receiver_url, gateway_client(upstreams(), **settings) as client:
         sub = (await client.post("/subscriptions", json={**HOOK, "url": f"{receiver_url}/hooks"})).json()
         queued = await client.post(f"/subscriptions/{sub['id']}/test")
-        await until(lambda: bool(receiver.delivered()))
+        await eventually(lambda: bool(receiver.delivered()))
         listed = await client.get(f"/subscriptions/{sub['id']}/deliveries")
     assert queued.status_code == 202, queued.text
     got = receiver.delivered()[0]

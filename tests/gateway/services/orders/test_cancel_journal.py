@@ -16,7 +16,7 @@ from gateway.services.journal import Retention
 from gateway.services.tracked_orders import TrackedOrders, due_index
 from gateway.store import Store, open_store
 from tests.adapters.umbra.harness import POINT, WINDOW, fast_state, umbra_gateway
-from tests.gateway.test_reload import until
+from tests.waiting import eventually
 
 ORDER: dict[str, Any] = {"datetime": WINDOW, "geometry": POINT, "order_parameters": {}}
 
@@ -106,7 +106,7 @@ async def test_an_accepted_cancel_makes_the_order_due_for_tracking(
             record = await tracked.load(order_id)
             return record is not None and record.polls >= 1
 
-        await until(polled)
+        await eventually(polled)
         before = dict(await store.index_page(due_index("umbra"), limit=10))[order_id]
         cancelled = await client.post(f"/orders/{order_id}/cancel")
 
@@ -114,6 +114,6 @@ async def test_an_accepted_cancel_makes_the_order_due_for_tracking(
             record = await tracked.load(order_id)
             return record is not None and not record.state.open
 
-        await until(ended)
+        await eventually(ended)
     assert cancelled.status_code == 202
     assert before > time.time() + 60
