@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
@@ -16,6 +15,7 @@ from adapters.registry import ADAPTERS, simulated_vendors
 from gateway.cli import main
 from tests.served import free_port, run, served
 from tests.upstreams import ProductSpec, build_provider, serve
+from tests.waiting import eventually
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "config" / "gateway.yaml"
 
@@ -137,19 +137,15 @@ async def test_running_gateway_reloads_on_sighup_and_on_file_change(tmp_path: Pa
             config.write_text(f"gateway:\n  title: Title-B2\n{base}")
             os.utime(config, ns=(stat.st_atime_ns, stat.st_mtime_ns))
             os.kill(gateway.server_pid(), signal.SIGHUP)
-            title = ""
-            for _ in range(200):
-                title = (await gateway.client.get("/")).json()["title"]
-                if title == "Title-B2":
-                    break
-                await asyncio.sleep(0.05)
+            landing = await eventually(
+                lambda: gateway.client.get("/"), until=lambda r: r.json()["title"] == "Title-B2", every_s=0.05
+            )
+            title = landing.json()["title"]
             config.write_text(f"gateway:\n  title: Title-B2\n{base}  orbit:\n    url: {orbit_url}\n")
-            ids: list[str] = []
-            for _ in range(200):
-                ids = sorted(p["id"] for p in (await gateway.client.get("/products")).json()["products"])
-                if len(ids) == 2:
-                    break
-                await asyncio.sleep(0.05)
+            listed = await eventually(
+                lambda: gateway.client.get("/products"), until=lambda r: len(r.json()["products"]) == 2, every_s=0.05
+            )
+            ids = sorted(p["id"] for p in listed.json()["products"])
     assert title == "Title-B2"
     assert ids == ["acme:optical", "orbit:sar"]
     reasons = [json.loads(line).get("reason") for line in gateway.lines if '"config_reloaded"' in line]

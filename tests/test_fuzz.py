@@ -37,6 +37,7 @@ from schemathesis.core.result import Err
 from tests.gateways import gateway_client
 from tests.served import free_port, served
 from tests.upstreams import ProductSpec, build_provider, serve
+from tests.waiting import eventually
 
 EXAMPLES_PER_OPERATION = 25
 # The POST operations carry bodies, where most of the input space is: they get more examples.
@@ -255,10 +256,12 @@ async def seed(client: httpx.AsyncClient) -> list[dict[str, str]]:
     )
     assert search.status_code == 201, search.text
     record = search.json()["id"]
-    for _ in range(200):
-        if (await client.get(f"/searches/opportunities/{record}")).json()["status"]["status_code"] == "completed":
-            break
-        await asyncio.sleep(0.05)
+    await eventually(
+        lambda: client.get(f"/searches/opportunities/{record}"),
+        until=lambda r: r.json()["status"]["status_code"] == "completed",
+        every_s=0.05,
+        what="the search completed",
+    )
     return [
         *({"productId": p} for p in PRODUCTS),
         {"orderId": order.json()["id"]},

@@ -12,6 +12,7 @@ from adapters.umbra.simulator import build_app
 from adapters.umbra.simulator_state import SimConfig, SimState
 from tests.served import free_port, served, together
 from tests.upstreams import ProductSpec, backend_of, build_provider, serve
+from tests.waiting import eventually
 
 WINDOW = "2026-12-01T00:00:00Z/2026-12-10T00:00:00Z"
 POINT = {"type": "Point", "coordinates": [13.4, 52.5]}
@@ -38,13 +39,13 @@ async def test_two_processes_share_searches_and_idempotency(tmp_path: Path, redi
                 headers={"Prefer": "respond-async"},
             )
             record_id = created.json()["id"]
-            status = ""
-            for _ in range(200):
-                record = (await two.get(f"/searches/opportunities/{record_id}")).json()
-                status = record["status"]["status_code"]
-                if status == "completed":
-                    break
-                await asyncio.sleep(0.05)
+            answer = await eventually(
+                lambda: two.get(f"/searches/opportunities/{record_id}"),
+                until=lambda r: r.json()["status"]["status_code"] == "completed",
+                every_s=0.05,
+                what="the search completed",
+            )
+            status = answer.json()["status"]["status_code"]
             collection = await two.get(f"/products/acme:sar/opportunities/{record_id}")
             order = {"datetime": WINDOW, "geometry": POINT, "order_parameters": {}}
             key = {"Idempotency-Key": "scale-out-1"}

@@ -7,7 +7,6 @@ the registry with a simulator is covered without editing this file.
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from stapi_pydantic import Order, OrderStatus, OrderStatuses, Product
 
 from adapters.registry import simulated_vendors
 from tests.served import free_port, served
+from tests.waiting import eventually
 
 VENDORS = sorted(simulated_vendors())
 POINT = {"type": "Point", "coordinates": [13.35, 52.51]}
@@ -39,11 +39,13 @@ async def _opportunities(client: httpx.AsyncClient, product_id: str) -> dict[str
         collection: dict[str, Any] = found.json()
         return collection
     record_href = next(link["href"] for link in found.json()["links"] if link["rel"] == "self")
-    for _ in range(200):
-        record = (await client.get(record_href)).json()
-        if record["status"]["status_code"] in ("completed", "failed"):
-            break
-        await asyncio.sleep(0.1)
+    answer = await eventually(
+        lambda: client.get(record_href),
+        until=lambda r: r.json()["status"]["status_code"] in ("completed", "failed"),
+        every_s=0.1,
+        what="the search finished",
+    )
+    record = answer.json()
     href = next(link["href"] for link in record["links"] if link["rel"] == "opportunities")
     return dict((await client.get(href)).json())
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -21,6 +20,7 @@ from tests.faults import StaticApp
 from tests.gateways import gateway_client, provider_settings
 from tests.hostile import HeaderEchoApp
 from tests.upstreams import ProductSpec, backend_of, build_provider
+from tests.waiting import eventually
 
 WINDOW = "2026-12-01T00:00:00Z/2026-12-10T00:00:00Z"
 POINT = {"type": "Point", "coordinates": [13.4, 52.5]}
@@ -192,12 +192,13 @@ async def _failed_search(client: httpx.AsyncClient, product: str) -> list[str]:
     )
     seen.append(f"{created.status_code} {created.headers} {created.text}")
     record = created.json()
-    for _ in range(200):
-        response = await client.get(f"/searches/opportunities/{record['id']}", headers=as_b())
-        record = response.json()
-        if record["status"]["status_code"] == "failed":
-            break
-        await asyncio.sleep(0.02)
+    location = f"/searches/opportunities/{record['id']}"
+    response = await eventually(
+        lambda: client.get(location, headers=as_b()),
+        until=lambda r: r.json()["status"]["status_code"] == "failed",
+        what="the search failed",
+    )
+    record = response.json()
     assert record["status"]["status_code"] == "failed", record
     statuses = await client.get(f"/searches/opportunities/{record['id']}/statuses", headers=as_b())
     seen += [f"{response.status_code} {response.headers} {response.text}", statuses.text]

@@ -31,6 +31,7 @@ from tests.gateway.services.tracking_world import (
 from tests.gateways import gateway_client, provider_settings
 from tests.order_faults import LosesOrderAnswers
 from tests.upstreams import ProductSpec, backend_of, build_provider
+from tests.waiting import eventually
 
 POLL_S = 60.0
 UMBRA_ORDER = {"datetime": WINDOW, "geometry": POINT, "filter": None, "order_parameters": {}}
@@ -383,10 +384,7 @@ async def test_through_the_gateway_an_umbra_order_gets_every_status_while_nobody
     async with umbra_gateway(state, settings=settings, events=sink) as client:
         created = await client.post("/products/umbra:spotlight/orders", json=UMBRA_ORDER)
         assert created.status_code == 201, created.text
-        for _ in range(400):
-            if sink.codes()[-1:] == ["completed"]:
-                break
-            await asyncio.sleep(0.025)
+        await eventually(lambda: sink.codes()[-1:] == ["completed"], what="the completed status published")
     assert [e.data["provider:status"] for e in sink.events] == list(WALK)
     assert {e.subject for e in sink.events} == {created.json()["id"]}
     assert len({e.id for e in sink.events}) == len(WALK)

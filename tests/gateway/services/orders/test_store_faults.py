@@ -16,6 +16,7 @@ from tests.gateways import gateway_client
 from tests.order_faults import LosesOrderAnswers, is_order_create
 from tests.redis_server import RedisProcess
 from tests.upstreams import ProductSpec, backend_of, build_provider
+from tests.waiting import eventually
 
 
 def provider() -> Any:
@@ -74,10 +75,12 @@ async def test_journal_write_lost_after_placing_still_acknowledges_and_is_writte
         placed = await client.post("/products/acme:eo/orders", json=order_for(7), headers=headers)
         deferred = (await client.get("/metrics")).text
         redis_process.start()
-        for _ in range(100):
-            if "stapi_gateway_journal_deferred 0.0" in (await client.get("/metrics")).text:
-                break
-            await asyncio.sleep(0.1)
+        await eventually(
+            lambda: client.get("/metrics"),
+            until=lambda r: "stapi_gateway_journal_deferred 0.0" in r.text,
+            every_s=0.1,
+            what="the deferred journal write done",
+        )
         retried = await client.post("/products/acme:eo/orders", json=order_for(7), headers=headers)
         fetched = await client.get(f"/orders/{placed.json()['id']}")
     assert placed.status_code == 201, placed.text
