@@ -4,6 +4,7 @@ translated to the gateway's ids and links. No I/O here."""
 from __future__ import annotations
 
 from typing import Any, Literal
+from urllib.parse import unquote, urlsplit
 
 from stapi_pydantic import OpportunityPayload
 
@@ -146,3 +147,12 @@ def _own_order_parameters(feature: dict[str, Any]) -> dict[str, Any]:
         if isinstance(parameters, dict):
             return parameters
     return {}
+
+
+def collection_id_of(record: dict[str, Any]) -> str | None:
+    """The collection id in a completed upstream search record's `opportunities` link."""
+    for link in record.get("links") or []:
+        if link.get("rel") == "opportunities":
+            path = urlsplit(str(link.get("href", ""))).path.rstrip("/")
+            return unquote(path.rsplit("/", 1)[-1]) or None
+    return None

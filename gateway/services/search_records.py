@@ -74,6 +74,14 @@ class SearchRecords:
         else:
             await self.store.index_add(_ACTIVE, record.id, due, self.ttl_s)
 
+    async def unschedule(self, record_id: str) -> None:
+        """End a record's refreshes (it is finished, or gone) without writing it."""
+        await self.store.index_remove(_ACTIVE, record_id)
+
+    async def postpone(self, record_id: str, due: float) -> None:
+        """Move a record's next refresh to `due` without writing it."""
+        await self.store.index_add(_ACTIVE, record_id, due, self.ttl_s)
+
     async def create(self, record: SearchRecord) -> None:
         """Write a new record, list it, and make it due at once."""
         await self.save(record, due=time.time())

@@ -15,17 +15,16 @@ kept in the member's state.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import dataclass, replace
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import structlog
 
 from adapters.base import (
     DeliberateError,
     InvalidRequest,
-    JSONObject,
     NotFound,
     ProviderInvalidPayload,
     RequestValidationFailed,
@@ -38,7 +37,7 @@ from gateway.domain import ids, merge
 from gateway.domain.errors import StoreUnavailable
 from gateway.domain.events import EventSink, NoEvents, search_event
 from gateway.domain.federation import Member
-from gateway.domain.opportunities import MAX_LIMIT, namespace_opportunity, upstream_request
+from gateway.domain.opportunities import MAX_LIMIT, collection_id_of, namespace_opportunity, upstream_request
 from gateway.domain.records import BASE_PLACEHOLDER, MemberMode, MemberState, SearchRecord, SearchState
 from gateway.obs.metrics import Metrics
 from gateway.services.catalogue import Catalogue
@@ -50,17 +49,11 @@ from gateway.upstream.stamp import new_request_id
 log = structlog.get_logger("gateway.searches")
 
 MAX_ATTEMPTS = 3
+# A record whose advance crashed (a bug) is tried again this much later, not at every poll: the
+# poller reads only the head of the due index, which such records would otherwise fill.
+CRASH_RETRY_S = 60.0
 # Failures that another attempt cannot mend.
 _FINAL = (NotFound, RequestValidationFailed, InvalidRequest)
-
-
-def collection_id_of(record: JSONObject) -> str | None:
-    """The collection id in a completed upstream record's `opportunities` link."""
-    for link in record.get("links") or []:
-        if link.get("rel") == "opportunities":
-            path = urlsplit(str(link.get("href", ""))).path.rstrip("/")
-            return unquote(path.rsplit("/", 1)[-1]) or None
-    return None
 
 
 @dataclass(slots=True)
@@ -130,6 +123,8 @@ class SearchRunner:
             log.warning("search_advance_failed", record=record_id, detail=exc.detail)
         except Exception:
             log.exception("search_advance_crashed", record=record_id)
+            with contextlib.suppress(StoreUnavailable):  # then it stays due: tried at the next poll
+                await self.records.postpone(record_id, time.time() + CRASH_RETRY_S)
         finally:
             self._running.discard(record_id)
 
@@ -152,6 +147,9 @@ class SearchRunner:
         try:
             record = await self.records.load(record_id)
             if record is None or record.state.terminal:
+                # Its last save may have stopped before leaving the due index: leave it now, or it
+                # stays at the head of the index, due for ever.
+                await self.records.unschedule(record_id)
                 return
             deadline = Deadline(self._deadline_s)
             # The record's own members, whatever the federated product's members are now.

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from stapi_pydantic import OpportunityCollection
 
+from gateway.store import open_store
 from tests.gateway.http.routes.test_opportunities import POINT, WINDOW, settle
 from tests.gateways import follow_get, gateway_client
 from tests.upstreams import ProductSpec, build_provider
+from tests.waiting import eventually
 
 BODY = {"datetime": WINDOW, "geometry": POINT, "limit": 3}
 ASYNC = {"Prefer": "respond-async"}
+# The index of records whose refresh is due (gateway/services/search_records.py).
+ACTIVE = "searches-active"
 
 
 def upstreams() -> dict[str, Any]:
@@ -86,3 +91,24 @@ async def test_memory_store_records_expire_too() -> None:
         await asyncio.sleep(0.5)
         gone = await client.get(response.headers["location"])
     assert gone.status_code == 404
+
+
+async def test_due_entries_of_finished_or_vanished_records_leave_the_index(redis_url: str, redis_prefix: str) -> None:
+    """A finished record left due (its replica died mid-save) and 100 due ids without records are
+    dropped by the poller, so they cannot fill the head of the index and starve live searches."""
+    shared: dict[str, Any] = {"store": redis_url, "store_prefix": redis_prefix, "search_refresh_s": 0.05}
+    store = open_store(redis_url, prefix=redis_prefix)
+    try:
+        async with gateway_client(upstreams(), **shared) as client:
+            response = await client.post("/products/acme:eo/opportunities", json=BODY, headers=ASYNC)
+            finished = await settle(client, response.headers["location"])
+            long_ago = time.time() - 3600
+            await store.index_add(ACTIVE, finished["id"], long_ago)
+            for n in range(100):
+                await store.index_add(ACTIVE, f"vanished-{n}", long_ago)
+            await eventually(lambda: store.index_count(ACTIVE), until=lambda count: count == 0)
+            live = await client.post("/products/acme:sar/opportunities", json=BODY, headers=ASYNC)
+            settled = await settle(client, live.headers["location"])
+    finally:
+        await store.aclose()
+    assert settled["status"]["status_code"] == "completed"
