@@ -78,6 +78,9 @@ class PlanetAdapter:
         content = orjson.dumps(json) if json is not None else None
         headers = {"Content-Type": "application/json"} if json is not None else None
         target = url if url.startswith(("http://", "https://")) else self.base_url + url
+        if "{0.scheme}://{0.netloc}".format(urlsplit(target)).lower() != self.origin.lower():
+            # A URL from an answer (a `Location`) would carry the API key to whoever it names.
+            raise ProviderInvalidPayload(pid, f"provider '{pid}' named a URL outside its own origin")
         named = {OPERATION_EXTENSION: operation}
         try:
             response = await self.client.request(
@@ -179,7 +182,7 @@ class PlanetAdapter:
                 record, is_async=True, location=f"{self.base_url}/searches/opportunities/{record['id']}"
             )
         location = response.headers.get("location") or f"/imaging-windows/search/{search['id']}/"
-        done = await self._poll(urljoin(self.origin, location) if location.startswith("/") else location)
+        done = await self._poll(urljoin(self.origin, location))
         return self._page(product, done, 0, limit)
 
     async def _poll(self, url: str) -> JSONObject:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import httpx
 import pytest
@@ -11,6 +12,7 @@ from stapi_pydantic import OpportunitySearchRecord, Order, OrderStatus
 from adapters.base import (
     InvalidRequest,
     ProviderBadStatus,
+    ProviderInvalidPayload,
     RequestValidationFailed,
     SearchMode,
     UpstreamNotFound,
@@ -161,3 +163,31 @@ async def test_bad_key_is_a_502_without_the_key_and_unknown_ids_are_404s() -> No
         await good.get_order("nope")
     with pytest.raises(UpstreamNotFound):
         await good.order_statuses("nope", token=None, limit=5)
+
+
+class _ForeignLocation(httpx.AsyncBaseTransport):
+    """The simulated Planet API, except that a search's `Location` names another host."""
+
+    def __init__(self, app: Any, location: str) -> None:
+        self.inner = httpx.ASGITransport(app=app)
+        self.location = location
+        self.sent: list[tuple[str, str | None]] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.sent.append((request.url.host, request.headers.get("authorization")))
+        response = await self.inner.handle_async_request(request)
+        if request.method == "POST" and request.url.path.endswith("/imaging-windows/search/"):
+            response.headers["location"] = self.location
+        return response
+
+
+@pytest.mark.parametrize("location", ["http://169.254.169.254/latest/meta-data/", "//evil.test/x"])
+async def test_a_location_outside_planets_origin_is_not_followed(location: str) -> None:
+    """A `Location` naming another host is provider_invalid_payload (a 502), and the API key goes nowhere else."""
+    transport = _ForeignLocation(fast_sim().app, location)
+    adapter = adapter_for(transport)
+    with pytest.raises(ProviderInvalidPayload) as raised:
+        await adapter.search_opportunities("assured", search_body(limit=3), SearchMode.SYNC)
+    assert raised.value.code == "provider_invalid_payload"
+    assert "outside its own origin" in raised.value.detail
+    assert {host for host, _ in transport.sent} == {"planet.test"}
