@@ -174,6 +174,8 @@ def check_interval(interval: Any, limits: InputLimits) -> list[dict[str, Any]]:
         start, end = (datetime.fromisoformat(part.replace("Z", "+00:00")) for part in str(interval).split("/"))
     except ValueError:
         return []
+    if start.tzinfo is None or end.tzinfo is None:
+        return []  # no length to judge: stapi-pydantic refuses a time without its offset
     days = (end - start).total_seconds() / 86_400
     if days > limits.max_interval_days:
         msg = f"spans {days:.0f} days; at most {limits.max_interval_days:.0f} are accepted"

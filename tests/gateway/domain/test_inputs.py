@@ -128,6 +128,20 @@ async def test_requests_beyond_the_limits_are_422(body: dict[str, Any], loc: lis
     assert not [r for r in backend_of(upstream).requests if r.method == "POST"]
 
 
+@pytest.mark.parametrize("path", ["/products/acme:eo/opportunities", "/products/acme:eo/orders"])
+@pytest.mark.parametrize(
+    "interval", ["2026-01-01T00:00:00Z/2026-02-01T00:00:00", "2026-01-01T00:00:00/2026-02-01T00:00Z"]
+)
+async def test_an_interval_with_an_offset_at_one_end_only_is_422(path: str, interval: str) -> None:
+    """Times are RFC 3339, with offsets: one end without is a 422 on `datetime` (it once was a 500)."""
+    body = {"datetime": interval, "geometry": POINT, "order_parameters": {}}
+    async with gateway_client({"acme": provider()}) as client:
+        response = await client.post(path, json=body)
+    assert response.status_code == 422, response.text
+    assert response.json()["code"] == "validation_failed"
+    assert [e["loc"][:2] for e in response.json()["errors"]] == [["body", "datetime"]]
+
+
 @pytest.mark.parametrize("body", [b"{not json", b"[1, 2]", b'"text"'])
 async def test_malformed_json_is_a_client_error(body: bytes) -> None:
     """Invalid JSON is 400, JSON that is not an object 422, both in contract form."""
