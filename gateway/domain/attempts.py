@@ -27,11 +27,12 @@ class AttemptState(StrEnum):
         """Placed and rejected never change again."""
         return self in (AttemptState.PLACED, AttemptState.REJECTED)
 
-    def check_move(self, to: AttemptState) -> None:
-        """Refuse moves the journal must never make: out of a final state, or unknown -> rejected."""
+    def check_move(self, to: AttemptState, *, answered: bool = False) -> None:
+        """Refuse moves the journal must never make: out of a final state, or unknown -> rejected
+        unless the provider's own answer to the create says so (`answered`)."""
         if self.final and to is not self:
             raise ValueError(f"an order attempt that is {self} cannot become {to}")
-        if self is AttemptState.UNKNOWN and to is AttemptState.REJECTED:
+        if self is AttemptState.UNKNOWN and to is AttemptState.REJECTED and not answered:
             raise ValueError("an unknown outcome is never turned into rejected by a guess")
 
 

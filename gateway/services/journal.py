@@ -137,13 +137,14 @@ class OrderJournal:
         return None if data is None else OrderAttempt.from_json(data)
 
     async def transition(
-        self, attempt_id: str, change: Callable[[OrderAttempt], OrderAttempt | None]
+        self, attempt_id: str, change: Callable[[OrderAttempt], OrderAttempt | None], *, answered: bool = False
     ) -> OrderAttempt | None:
         """Apply `change` to the stored attempt atomically; the attempt as stored afterwards.
 
         `change` gets the current attempt and returns the new one, or None for no change. It is
         never called on a final attempt, and it may run more than once when writers race.
-        None is returned only when the attempt does not exist.
+        None is returned only when the attempt does not exist. `answered`: the change is the
+        provider's answer to the create, which may settle an outcome a reconciler called unknown.
         """
         name = _attempt_key(attempt_id)
         for tried in range(_CAS_TRIES):
@@ -158,7 +159,7 @@ class OrderJournal:
             new = change(current)
             if new is None:
                 return current
-            current.state.check_move(new.state)
+            current.state.check_move(new.state, answered=answered)
             if await self.store.set_if_equals(name, raw, new.to_json(), self.retention.orders_s):
                 await self._index(new)
                 return new

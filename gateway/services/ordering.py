@@ -106,7 +106,11 @@ class OrderDesk:
         now = time.time()
         if create_outcome(exc) is AttemptState.REJECTED:
             self.metrics.order_outcomes.labels("rejected").inc()
-            await self.journal.transition(attempt.id, lambda a: a.moved(AttemptState.REJECTED, now, error=error))
+            # The provider refused this very create: evidence, even if a reconciler (this replica's
+            # or another's, with a shorter deadline) has called the outcome unknown meanwhile.
+            await self.journal.transition(
+                attempt.id, lambda a: a.moved(AttemptState.REJECTED, now, error=error), answered=True
+            )
             return None
         self.metrics.order_outcomes.labels("unknown").inc()
         if not isinstance(exc, DeliberateError):

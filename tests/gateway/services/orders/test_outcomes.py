@@ -9,12 +9,17 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import httpx
 import pytest
 
+from gateway.domain.attempts import AttemptState
+from gateway.services.journal import OrderJournal, Retention
+from gateway.store import open_store
 from tests.gateway.services.orders.burst import Burst, check_invariant, order_for
 from tests.gateways import gateway_client
-from tests.order_faults import LosesOrderAnswers
+from tests.order_faults import LosesOrderAnswers, is_order_create
 from tests.upstreams import ProductSpec, backend_of, build_provider
+from tests.waiting import eventually
 
 FAST_RECONCILE = {"deadline_s": 1.0, "reconcile_scan_interval_s": 0.05}
 
@@ -83,3 +88,58 @@ async def test_a_4xx_from_the_provider_releases_the_key() -> None:
     assert refused.json()["code"] == "provider_bad_status"
     assert placed.status_code == 201
     assert len(backend_of(app).orders) == 1
+
+
+class RefusesLate(httpx.AsyncBaseTransport):
+    """A real provider whose order creations wait for `answer`, then are refused with a 409."""
+
+    def __init__(self, app: Any) -> None:
+        self.inner = httpx.ASGITransport(app=app)
+        self.sent = asyncio.Event()
+        self.answer = asyncio.Event()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if is_order_create(request):
+            self.sent.set()
+            await self.answer.wait()
+            return httpx.Response(409, json={"detail": "window no longer available"}, request=request)
+        return await self.inner.handle_async_request(request)
+
+
+async def test_a_refusal_arriving_after_a_replica_called_the_outcome_unknown_settles_it(
+    redis_url: str, redis_prefix: str
+) -> None:
+    """Replica B (a shorter deadline) calls a create still waiting at replica A unknown; the provider then
+    refuses it: A answers the refusal (not a 500), the attempt is rejected, and the key orders again."""
+    app = provider()
+    late = RefusesLate(app)
+    shared: dict[str, Any] = {"store": redis_url, "store_prefix": redis_prefix, "secret": "s"}
+    headers = {"Idempotency-Key": "late-refusal"}
+    store = open_store(redis_url, prefix=redis_prefix)
+    journal = OrderJournal(store, Retention(60, 600))
+    try:
+        async with (
+            gateway_client({"acme": late}, deadline_s=20, **shared) as a,
+            gateway_client({"acme": late}, deadline_s=0.5, reconcile_scan_interval_s=0.05, **shared) as b,
+        ):
+            sending = asyncio.create_task(a.post("/products/acme:eo/orders", json=order_for(3), headers=headers))
+            await late.sent.wait()
+            # B's reconciler finds the attempt older than its own deadline allows: unknown.
+            (unknown,) = await eventually(
+                lambda: journal.unresolved(10),
+                until=lambda rows: len(rows) == 1 and rows[0].state is AttemptState.UNKNOWN,
+                every_s=0.1,
+            )
+            late.answer.set()
+            refused = await sending
+            settled = await journal.load(unknown.id)
+            again = await b.post("/products/acme:eo/orders", json=order_for(3), headers=headers)
+    finally:
+        await store.aclose()
+    assert refused.status_code == 502, refused.text
+    assert refused.json()["code"] == "provider_bad_status"
+    assert settled is not None
+    assert settled.state is AttemptState.REJECTED
+    assert again.status_code == 502, again.text
+    assert again.json()["code"] == "provider_bad_status"
+    assert not backend_of(app).orders
