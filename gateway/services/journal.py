@@ -21,7 +21,8 @@ from dataclasses import dataclass
 
 import structlog
 
-from gateway.domain.attempts import AttemptState, OrderAttempt
+from adapters.base import ProviderInvalidPayload
+from gateway.domain.attempts import AttemptError, AttemptState, OrderAttempt
 from gateway.domain.errors import StoreUnavailable
 from gateway.services.tracked_orders import TrackedOrders
 from gateway.store import Store
@@ -198,11 +199,16 @@ class OrderJournal:
 
     # --- orders ----------------------------------------------------------------------
 
-    async def own(self, attempt: OrderAttempt, order_id: str) -> None:
-        """Record that an order is this attempt's (the provider's own answer said so)."""
-        ttl = self.retention.orders_s
-        await self.store.set(_claim_key(order_id), attempt.id.encode(), ttl)
-        await self.store.set(_owner_key(order_id), attempt.client.encode(), ttl)
+    async def own(self, attempt: OrderAttempt, order_id: str) -> bool:
+        """Record that an order is this attempt's (the provider's own answer said so); False when it
+        is another client's: a provider answered a create with an order it had already (one that
+        folds identical requests together, or replays an answer), which is never handed over."""
+        if await self.claim(attempt, order_id):
+            return True
+        held = await self.store.get(_claim_key(order_id))
+        holder = None if held is None else await self.load(held.decode())
+        # The same client's order (a retry without a key, folded by the provider): it stays hers.
+        return holder is not None and holder.client == attempt.client
 
     async def claim(self, attempt: OrderAttempt, order_id: str) -> bool:
         """Claim a provider order found by reconciliation for an attempt; False if another attempt has it.
@@ -232,7 +238,16 @@ class OrderJournal:
     async def record_placed(self, placed: OrderAttempt) -> OrderAttempt:
         """Journal the provider's answer to a create: ownership first, then the attempt's state."""
         assert placed.order_id is not None
-        await self.own(placed, placed.order_id)
+        if not await self.own(placed, placed.order_id):
+            log.error("order_owned_by_another_client", attempt=placed.id, order=placed.order_id)
+            error = ProviderInvalidPayload(
+                placed.provider, f"provider '{placed.provider}' answered the order with one another client placed"
+            )
+            refused = AttemptError(error.code, error.detail)
+            await self.transition(
+                placed.id, lambda a: a.moved(AttemptState.REJECTED, time.time(), error=refused), answered=True
+            )
+            raise error
         stored = await self.transition(placed.id, lambda _: placed)
         if stored is None:
             # The entry is gone (a store reset since the call began): write what the provider said.

@@ -13,12 +13,13 @@ claimed for its attempt atomically, so it can never be given to two attempts.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import dataclass
 
 import structlog
 
-from adapters.base import NotFound
+from adapters.base import NotFound, ProviderInvalidPayload
 from gateway.aio.tasks import stop_task, wait_event
 from gateway.domain.attempts import AttemptError, AttemptState, OrderAttempt
 from gateway.domain.errors import StoreUnavailable
@@ -127,7 +128,8 @@ class Reconciler:
 
     async def _flush_deferred(self) -> None:
         for attempt_id, placed in list(self._deferred.items()):
-            await self.journal.record_placed(placed)
+            with contextlib.suppress(ProviderInvalidPayload):  # another client's order: rejected, and logged
+                await self.journal.record_placed(placed)
             del self._deferred[attempt_id]
             log.info("order_journal_written", attempt=attempt_id, order=placed.order_id)
         self.metrics.journal_deferred.set(len(self._deferred))

@@ -11,16 +11,20 @@ from typing import Any
 
 import httpx
 import pytest
+from stapi_pydantic import Order, OrderStatus
 
 from gateway.domain.attempts import AttemptState
 from gateway.services.journal import OrderJournal, Retention
 from gateway.store import open_store
+from tests.clients import KEY_A, KEY_B, two_clients
 from tests.gateway.services.orders.burst import Burst, check_invariant, order_for
 from tests.gateways import gateway_client
 from tests.order_faults import LosesOrderAnswers, is_order_create
 from tests.upstreams import ProductSpec, backend_of, build_provider
 from tests.waiting import eventually
 
+AS_A = {"Authorization": f"Bearer {KEY_A}"}
+AS_B = {"Authorization": f"Bearer {KEY_B}"}
 FAST_RECONCILE = {"deadline_s": 1.0, "reconcile_scan_interval_s": 0.05}
 
 
@@ -143,3 +147,49 @@ async def test_a_refusal_arriving_after_a_replica_called_the_outcome_unknown_set
     assert again.status_code == 502, again.text
     assert again.json()["code"] == "provider_bad_status"
     assert not backend_of(app).orders
+
+
+class FoldsIdenticalOrders(httpx.AsyncBaseTransport):
+    """A real provider behind a vendor habit: an identical create gets the existing order back."""
+
+    def __init__(self, app: Any) -> None:
+        self.inner = httpx.ASGITransport(app=app)
+        self.answers: dict[bytes, bytes] = {}
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if not is_order_create(request):
+            return await self.inner.handle_async_request(request)
+        body = await request.aread()
+        if body not in self.answers:
+            response = await self.inner.handle_async_request(request)
+            self.answers[body] = await response.aread()
+        return httpx.Response(201, content=self.answers[body], headers={"content-type": "application/json"})
+
+
+@pytest.mark.parametrize("store", ["memory", "redis"])
+async def test_an_order_folded_into_another_clients_is_never_handed_over(
+    store: str, redis_url: str, redis_prefix: str
+) -> None:
+    """A provider answers B's identical create with A's order: B gets a 502 and nothing; A keeps her
+    order, and the same client's folded retry gets her own order back."""
+    app = provider()
+    settings = {"clients": two_clients(), **stores(store, redis_url, redis_prefix)}
+    async with gateway_client({"acme": FoldsIdenticalOrders(app)}, **settings) as client:
+        placed = await client.post("/products/acme:eo/orders", json=order_for(4), headers=AS_A)
+        taken = await client.post("/products/acme:eo/orders", json=order_for(4), headers=AS_B)
+        again = await client.post("/products/acme:eo/orders", json=order_for(4), headers=AS_A)
+        order_id = placed.json()["id"]
+        hers = await client.get(f"/orders/{order_id}", headers=AS_A)
+        not_his = await client.get(f"/orders/{order_id}", headers=AS_B)
+        his_list = (await client.get("/orders", headers=AS_B)).json()
+    assert placed.status_code == 201, placed.text
+    assert taken.status_code == 502, taken.text
+    assert taken.json()["code"] == "provider_invalid_payload"
+    assert order_id not in taken.text
+    assert again.status_code == 201, again.text
+    assert again.json()["id"] == order_id
+    assert hers.status_code == 200
+    Order[OrderStatus].model_validate(hers.json())
+    assert not_his.status_code == 404
+    assert his_list["features"] == []
+    assert len(backend_of(app).orders) == 1
