@@ -100,19 +100,26 @@ class Outbox:
         return fresh
 
     async def _link(self, lane: str, did: str, ttl_s: float) -> str | None:
-        """Make `did` its lane's tail; the delivery that was the tail (None if none, or expired)."""
+        """Make `did` its lane's tail; the delivery before it (None if none, or expired).
+
+        The tail names its own predecessor too, so a publisher that stopped between linking and
+        storing, or two publishing the same event at once, find the same predecessor again.
+        """
         tail: bytes | None = None
+        previous: str | None = None
         for _ in range(_LANE_ROUNDS):
             tail = await self.store.get(lane)
-            if tail is None:
-                if await self.store.set_if_absent(lane, did.encode(), ttl_s):
-                    break
-            elif await self.store.set_if_equals(lane, tail, did.encode(), ttl_s):
-                break
-        else:
-            await self.store.set(lane, did.encode(), ttl_s)
-        # The tail is this delivery itself when a publisher stopped between linking and storing it.
-        return None if tail is None or tail.decode() == did else tail.decode()
+            if tail is not None:
+                tail_id, _, before = tail.decode().partition("\n")
+                if tail_id == did:
+                    return before or None
+                previous = tail_id
+                if await self.store.set_if_equals(lane, tail, f"{did}\n{previous}".encode(), ttl_s):
+                    return previous
+            elif await self.store.set_if_absent(lane, did.encode(), ttl_s):
+                return None
+        await self.store.set(lane, f"{did}\n{previous or ''}".encode(), ttl_s)
+        return previous
 
     async def _index_and_queue(self, delivery: Delivery) -> None:
         ttl = record_ttl_s(delivery, self.settings, time.time())

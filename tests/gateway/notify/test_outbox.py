@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any, cast
+
+import pytest
+
+from gateway.domain.errors import StoreUnavailable
 from gateway.domain.events import Event, order_status_event
 from gateway.notify.model import QUEUE_GROUP, QUEUE_STREAM, DeliveryState
 from gateway.notify.outbox import Outbox, deliveries_of
@@ -82,3 +88,48 @@ async def test_listing_pages_newest_first_and_visits_each_once(store: Store) -> 
     assert sorted(d.event.id for d in seen) == sorted(e.id for e in events)
     assert len(seen) == len(events)
     assert [d.created for d in seen] == sorted((d.created for d in seen), reverse=True)
+
+
+class _FailsToStoreOnce:
+    """The store under test, except that the first delivery record written fails (the publisher dies there)."""
+
+    def __init__(self, inner: Store) -> None:
+        self.inner = inner
+        self.failed = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def set_if_absent(self, key: str, value: bytes, ttl_s: float | None = None) -> bool:
+        if key.startswith("webhook-delivery:") and not self.failed:
+            self.failed = True
+            raise StoreUnavailable("the store went away")
+        return await self.inner.set_if_absent(key, value, ttl_s)
+
+
+async def test_a_delivery_republished_after_its_publisher_died_keeps_its_predecessor(store: Store) -> None:
+    """The publisher of an order's second status stops after linking it, before storing it; the
+    republished status still names the first as the one before it, so it can't overtake it."""
+    outbox, subscriptions = await _outbox(store)
+    sub = await subscriptions.create("alice", "http://127.0.0.1/hook", ["order.status"])
+    first, second = status_event("o1", 0), status_event("o1", 1)
+    await outbox.publish([first])
+    dying, _ = await _outbox(cast(Store, _FailsToStoreOnce(store)))
+    with pytest.raises(StoreUnavailable):
+        await dying.publish([second])
+    await outbox.publish([second])
+    by_event = {d.event.id: d for d in (await deliveries_of(store, sub.id, limit=10)).deliveries}
+    assert by_event[second.id].previous == by_event[first.id].id
+
+
+async def test_the_same_status_published_at_once_by_two_replicas_keeps_its_predecessor(store: Store) -> None:
+    """Two publishers of one status at the same moment store one delivery, naming the status before it."""
+    outbox, subscriptions = await _outbox(store)
+    other, _ = await _outbox(store)
+    sub = await subscriptions.create("alice", "http://127.0.0.1/hook", ["order.status"])
+    for n in range(0, 20, 2):
+        first, second = status_event(f"o{n}", 0), status_event(f"o{n}", 1)
+        await outbox.publish([first])
+        await asyncio.gather(outbox.publish([second]), other.publish([second]))
+        by_event = {d.event.id: d for d in (await deliveries_of(store, sub.id, limit=100)).deliveries}
+        assert by_event[second.id].previous == by_event[first.id].id, n
