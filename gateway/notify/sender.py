@@ -88,7 +88,7 @@ class Sender:
             error = f"timed out after {self.settings.timeout_s:g} s"
         except httpx.HTTPError as exc:
             error = _network_error(exc, subscription.url)
-        except OSError as exc:  # name resolution (socket.gaierror) and other socket failures
+        except (OSError, UnicodeError) as exc:  # name resolution (gaierror, a bad label) and sockets
             error = _network_error(exc, subscription.url)
         duration_ms = round((time.perf_counter() - started) * 1000, 1)
         return SendResult(status, error, refused, duration_ms)

@@ -54,6 +54,10 @@ def check_url(url: object, allow_private: bool) -> str:
         raise _invalid("url", "must be an http or https URL with a host", "url_scheme")
     if parts.username is not None or parts.password is not None:
         raise _invalid("url", "must not carry credentials", "url_credentials")
+    try:
+        host.encode("idna")  # what name resolution will do with it at every delivery
+    except UnicodeError:
+        raise _invalid("url", "has a host that is not a valid DNS name", "url_host") from None
     if not allow_private and non_public_host(host):
         raise _invalid(
             "url",

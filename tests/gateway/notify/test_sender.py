@@ -135,6 +135,17 @@ async def test_any_non_public_address_refuses_and_the_checked_address_is_the_one
     assert [r.headers["host"] for r in receiver.got] == [f"hooks.example.com:{port}"]
 
 
+async def test_a_host_name_resolution_cannot_encode_is_a_failed_attempt(client: httpx.AsyncClient) -> None:
+    """A label over 63 characters (a subscription stored before URLs were checked for it) fails its
+    attempt like an unknown name, instead of crashing the worker at every claim."""
+    url = "http://" + "a" * 64 + ".example.com/hook"
+    result = await _sender(client).send(_subscription(url), probe_event("a", "sub1"))
+    assert result.status is None
+    assert result.refused is False
+    assert result.error is not None
+    assert result.error.startswith("UnicodeError")
+
+
 async def test_a_slow_receiver_is_cut_at_the_timeout(client: httpx.AsyncClient) -> None:
     """A receiver that never answers costs one timeout and an attempt that says so."""
     hostile = Hostile()

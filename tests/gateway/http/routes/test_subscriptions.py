@@ -95,6 +95,7 @@ REFUSED = [
     ({"url": "https://u:p@hooks.example.com/x", "events": ["order.status"]}, ["body", "url"], "url_credentials"),
     ({"url": "https://hooks.example.com:99999/x", "events": ["order.status"]}, ["body", "url"], "url_parsing"),
     ({"url": "https://" + "a" * 2100 + ".com/", "events": ["order.status"]}, ["body", "url"], "string_too_long"),
+    ({"url": "https://" + "a" * 64 + ".example.com/", "events": ["order.status"]}, ["body", "url"], "url_host"),
     ({"url": 7, "events": ["order.status"]}, ["body", "url"], "string_type"),
     ({"url": "https://hooks.example.com/x", "events": []}, ["body", "events"], "list_type"),
     ({"url": "https://hooks.example.com/x", "events": ["order.stat"]}, ["body", "events", 0], "enum"),
