@@ -73,6 +73,10 @@ def _needle(secret: str) -> bytes:
     return orjson.dumps(secret)[1:-1]
 
 
+# How deep orjson writes JSON (it reads 1024 levels, writes 254): the gateway's answers are orjson.
+MAX_DEPTH = 254
+
+
 class Scrubber:
     """Replaces one provider's credentials by `[redacted]` in everything relayed from it."""
 
@@ -115,6 +119,22 @@ class Scrubber:
     def shown(self, value: str, limit: int = DETAIL_LIMIT) -> str:
         """Provider text as a client may see it: scrubbed (whole, before cutting), printable, bounded."""
         return printable(self.text(value), limit)
+
+    def parse(self, content: bytes) -> Any:
+        """A provider's JSON body, parsed and scrubbed; ValueError saying why when it is not JSON the
+        gateway can relay: invalid, or nested deeper than orjson writes (MAX_DEPTH), which would
+        fail only later, when the answer is rendered (a 500, and in a merged list for everyone)."""
+        try:
+            data = orjson.loads(content)
+        except orjson.JSONDecodeError:
+            raise ValueError("invalid JSON") from None
+        # Only a body with that many brackets can nest that deep; the check then costs one dump in C.
+        if content.count(b"[") + content.count(b"{") > MAX_DEPTH:
+            try:
+                orjson.dumps(data)
+            except orjson.JSONEncodeError:
+                raise ValueError(f"JSON nested deeper than {MAX_DEPTH} levels") from None
+        return self.document(content, data)
 
     def document(self, content: bytes, data: T) -> T:
         """Parsed JSON (`data`, parsed from `content`) with every string, keys too, scrubbed.

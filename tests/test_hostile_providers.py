@@ -8,6 +8,7 @@ Time ceilings are generous on purpose: they prove "bounded, not frozen", not a l
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import tracemalloc
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -276,3 +277,38 @@ async def test_an_unexpected_exception_in_one_provider_is_that_providers_failure
     assert not any(e["event"] == "unhandled_error" for e in logs)
     assert "exc_info" not in str(failures)
     assert "caf" not in orjson.dumps(failures, default=str).decode()
+
+
+class DeepensProducts(httpx.AsyncBaseTransport):
+    """A real provider whose product documents carry one field nested `depth` levels deep."""
+
+    def __init__(self, app: Any, depth: int) -> None:
+        self.inner = httpx.ASGITransport(app=app)
+        self.deep: Any = 1
+        for _ in range(depth):
+            self.deep = [self.deep]
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        if request.method != "GET" or not request.url.path.startswith("/products"):
+            return response
+        body = orjson.loads(await response.aread())
+        for product in body.get("products", [body]):
+            product["x-vendor-extra"] = self.deep
+        content = json.dumps(body).encode()  # the stdlib writes 300 levels, as a hostile server could
+        return httpx.Response(response.status_code, content=content, headers={"content-type": "application/json"})
+
+
+async def test_a_body_nested_deeper_than_the_gateway_writes_is_that_providers_502() -> None:
+    """A product nested 300 levels deep (orjson reads 1024, writes 254) is a 502 for its provider and a
+    missing provider in the merged list, never the 500 it was when the answer was rendered."""
+    bad = DeepensProducts(build_provider([ProductSpec("eo")], name="bad"), depth=300)
+    async with gateway_client({"good": good(), "bad": bad}) as client:
+        single = await client.get("/products/bad:eo")
+        merged = await client.get("/products")
+    assert single.status_code == 502, single.text
+    assert single.json()["code"] == "provider_invalid_payload"
+    assert "nested deeper than 254 levels" in single.json()["detail"]
+    assert merged.status_code == 200, merged.text
+    assert merged.json()["federation:missing"] == ["bad"]
+    assert [p["id"] for p in merged.json()["products"]] == ["good:eo"]

@@ -94,8 +94,8 @@ class PlanetAdapter:
 
     def _body(self, response: httpx.Response) -> Any:
         try:
-            return self.scrubber.document(response.content, orjson.loads(response.content))
-        except orjson.JSONDecodeError:
+            return self.scrubber.parse(response.content)
+        except ValueError:
             return None
 
     def _json(self, response: httpx.Response, *required: str) -> JSONObject:

@@ -129,9 +129,9 @@ class StapiAdapter:
     def _json(self, response: httpx.Response) -> Any:
         """The body, parsed and scrubbed: everything relayed from the provider comes through here."""
         try:
-            return self.scrubber.document(response.content, orjson.loads(response.content))
-        except orjson.JSONDecodeError:
-            raise ProviderInvalidPayload(self.provider_id, f"provider '{self.provider_id}' sent invalid JSON") from None
+            return self.scrubber.parse(response.content)
+        except ValueError as exc:
+            raise ProviderInvalidPayload(self.provider_id, f"provider '{self.provider_id}' sent {exc}") from None
 
     def _validated(self, model: type[BaseModel] | TypeAdapter[Any], response: httpx.Response) -> JSONObject:
         data = self._json(response)

@@ -11,7 +11,6 @@ from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
-import orjson
 
 from adapters.base import (
     DeliberateError,
@@ -73,8 +72,8 @@ def segment(provider_id: str, value: str) -> str:
 
 def _error_body(response: httpx.Response, scrubber: Scrubber) -> Any:
     try:
-        return scrubber.document(response.content, orjson.loads(response.content))
-    except orjson.JSONDecodeError:
+        return scrubber.parse(response.content)
+    except ValueError:
         return None
 
 

@@ -101,9 +101,9 @@ class UmbraAdapter:
         if response.status_code == 204:
             return None
         try:
-            return self.scrubber.document(response.content, orjson.loads(response.content))
-        except orjson.JSONDecodeError:
-            raise ProviderInvalidPayload(pid, f"provider '{pid}' sent invalid JSON") from None
+            return self.scrubber.parse(response.content)
+        except ValueError as exc:
+            raise ProviderInvalidPayload(pid, f"provider '{pid}' sent {exc}") from None
 
     def _status_error(self, response: httpx.Response, order: bool | None) -> Exception:
         pid, status = self.provider_id, response.status_code
