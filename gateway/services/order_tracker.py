@@ -198,7 +198,7 @@ class OrderTracker:
             for order_id, due in await self.orders.due(provider.id, lane.room):
                 if lane.bucket.take() > 0:
                     break  # this pass's share of the budget is spent
-                token = await self.orders.claim(provider.id, order_id, due, self.settings.lease_s)
+                token = await self.orders.claim(provider.id, order_id, self.settings.lease_s)
                 if token is None:
                     continue  # another replica is polling it
                 started.append(self._spawn(provider, lane, _Claim(order_id, due, token, time.monotonic())))
@@ -219,9 +219,9 @@ class OrderTracker:
                 if time.monotonic() - claim.at > self.settings.max_wait_s:
                     # Too late to finish within the lease: give the round back rather than risk
                     # a second replica polling the order at the same time.
-                    await self.orders.release(provider.id, order_id, claim.due, claim.token)
+                    await self.orders.release(provider.id, order_id, claim.token, due=claim.due)
                     return
-                await self.poll(provider, order_id)
+                await self.poll(provider, order_id, claim.token)
         except StoreUnavailable as exc:
             # Nothing saved: the claim lapses and the order is polled again, its events republished.
             self.metrics.store_errors.labels("order_tracking").inc()
@@ -231,13 +231,18 @@ class OrderTracker:
         finally:
             lane.claimed -= 1
 
-    async def poll(self, provider: Provider, order_id: str) -> TrackedOrder | None:
-        """Poll one claimed order: publish its new status entries, then save; the record as saved."""
+    async def poll(self, provider: Provider, order_id: str, claim: bytes | None = None) -> TrackedOrder | None:
+        """Poll one claimed order: publish its new status entries, then save; the record as saved.
+
+        With the `claim`'s token, the claim is renewed once the provider answered, and nothing is
+        published or saved if it lapsed meanwhile (another replica may be polling it: its events
+        must not be published twice at once, nor its save overwritten by an older one)."""
         record = await self.orders.load(order_id)
         if record is None or not record.state.open:
             await self.orders.forget(provider.id, order_id)
             return None
         every, max_age = poll_interval(provider), self.settings.max_age_s
+        entries: list[JSONObject] | None
         try:
             entries = await self._history(provider, record.upstream_id)
         except DeliberateError as exc:
@@ -245,7 +250,11 @@ class OrderTracker:
             record = record.failed(self.orders.clock(), every, max_age, not_found=gone)
             outcome = "not_found" if gone else "failed"
             log.info("order_status_poll_failed", order=order_id, code=exc.code, errors=record.errors)
-        else:
+            entries = None
+        if claim is not None and (claim := await self.orders.renew(order_id, claim, self.settings.lease_s)) is None:
+            log.warning("order_tracking_claim_lapsed", order=order_id)
+            return None
+        if entries is not None:
             events = [order_status_event(record.client, order_id, e) for e in in_history_order(entries)]
             fresh = record.fresh(events)
             if fresh:
@@ -253,6 +262,8 @@ class OrderTracker:
             record = record.observed(events, self.orders.clock(), every, max_age)
             outcome = "changed" if fresh else "unchanged"
         await self.orders.save(record)
+        if claim is not None:
+            await self.orders.release(provider.id, order_id, claim)
         self.metrics.status_polls.labels(provider.id, outcome).inc()
         if not record.state.open:
             log.info("order_tracking_ended", order=order_id, state=record.state.value, status=record.last_status)

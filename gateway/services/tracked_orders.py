@@ -2,10 +2,13 @@
 
 Keys: `tracked-order:{order id}` holds the record; `tracked-due:{provider}` indexes the open ones
 by when each is next due, so a pass reads only what is due and the index's size is the number
-tracked; `tracked-claim:{order id}:{due}` is the claim on one round of polling, taken with
-set-if-absent and left to expire. A claim also moves the order's due time a lease ahead: other
-replicas stop seeing it as due, and if the claimer dies the order falls due again after the
-lease, under a new claim key.
+tracked; `tracked-claim:{order id}` is the claim on the order's polling, taken with set-if-absent
+for a lease. A claim also moves the order's due time a lease ahead, so other replicas stop seeing
+it as due; if the claimer dies, the order falls due again as its claim ends. One key per order,
+not per round: an order made due early (`poll_soon`) while claimed can't be claimed a second time.
+The claimer renews its claim before publishing and releases it once saved. A claim's value says
+when it ends by the tracker's clock, the clock due times are on, so it ends for the others at the
+same moment the order falls due (its TTL, the same lease on the store's clock, is the backstop).
 """
 
 from __future__ import annotations
@@ -29,8 +32,19 @@ def due_index(provider_id: str) -> str:
     return f"tracked-due:{provider_id}"
 
 
-def _claim_key(order_id: str, due: float) -> str:
-    return f"tracked-claim:{order_id}:{due!r}"
+def _claim_key(order_id: str) -> str:
+    return f"tracked-claim:{order_id}"
+
+
+def _claim_value(token: str, ends: float) -> bytes:
+    return f"{token} {ends!r}".encode()
+
+
+def _claim_ends(value: bytes) -> float:
+    try:
+        return float(value.split(b" ")[1])
+    except (IndexError, ValueError):
+        return float("-inf")  # a claim of the earlier layout (a bare token): over
 
 
 class TrackedOrders:
@@ -73,18 +87,27 @@ class TrackedOrders:
         page = await self.store.index_page(due_index(provider_id), limit=limit)
         return [(order_id, due) for order_id, due in page if due <= now]
 
-    async def claim(self, provider_id: str, order_id: str, due: float, lease_s: float) -> bytes | None:
-        """Take the round of polling that falls due at `due`: the claim's token, None when another
-        process has it. The order stops being due for `lease_s`, unless `release`d earlier."""
-        token = uuid.uuid4().hex.encode()
-        if not await self.store.set_if_absent(_claim_key(order_id, due), token, lease_s):
-            return None
-        await self.store.index_add(due_index(provider_id), order_id, self.clock() + lease_s, self.retention_s)
-        return token
+    async def claim(self, provider_id: str, order_id: str, lease_s: float) -> bytes | None:
+        """Take the order's polling: the claim (to renew and release it), None when another process
+        has it. The order stops being due for `lease_s`, unless `release`d earlier."""
+        now, key = self.clock(), _claim_key(order_id)
+        claim = _claim_value(uuid.uuid4().hex, now + lease_s)
+        if not await self.store.set_if_absent(key, claim, lease_s):
+            held = await self.store.get(key)
+            if held is None or _claim_ends(held) > now or not await self.store.set_if_equals(key, held, claim, lease_s):
+                return None
+        await self.store.index_add(due_index(provider_id), order_id, now + lease_s, self.retention_s)
+        return claim
 
-    async def release(self, provider_id: str, order_id: str, due: float, token: bytes) -> None:
-        """Give back a claim not polled (it waited too long for a slot): due again at once, at its old place."""
-        if await self.store.delete_if_equals(_claim_key(order_id, due), token):
+    async def renew(self, order_id: str, claim: bytes, lease_s: float) -> bytes | None:
+        """The claim held `lease_s` longer (the order's due time stays: it is past the poll by then);
+        None when it lapsed, and another process may be polling the order."""
+        renewed = _claim_value(claim.split(b" ")[0].decode(), self.clock() + lease_s)
+        return renewed if await self.store.set_if_equals(_claim_key(order_id), claim, renewed, lease_s) else None
+
+    async def release(self, provider_id: str, order_id: str, claim: bytes, due: float | None = None) -> None:
+        """Give the claim back: after the record was saved, or (with `due`) unpolled, due again at its old place."""
+        if await self.store.delete_if_equals(_claim_key(order_id), claim) and due is not None:
             await self.store.index_add(due_index(provider_id), order_id, due, self.retention_s)
 
     async def save(self, record: TrackedOrder) -> None:

@@ -174,6 +174,74 @@ async def test_a_tracker_stopped_between_publishing_and_saving_is_resumed_withou
     assert sink.calls[3] == [sink.events[2].id]
 
 
+async def test_an_order_made_due_early_while_claimed_is_not_polled_twice_at_once(
+    redis_url: str, redis_prefix: str
+) -> None:
+    """A cancel makes an order due now (`poll_soon`) while one replica is polling it: another replica
+    can't claim it until that poll ends (before, the moved due time made a second claim possible)."""
+    app = acme()
+    sink, other_sink = CollectingSink(), CollectingSink()
+    async with tracking_world(
+        stapi_settings(redis_url, redis_prefix, ["acme"]), {"acme": CountingTransport(app)}
+    ) as world:
+        order_id = await world.place("acme:eo")
+        first = world.tracker(sink)
+        sink.stall = True
+        stalled = asyncio.create_task(first.run_due())
+        await sink.stalled.wait()
+        world.clock.advance(1.0)
+        await world.tracked.poll_soon(order_id)
+        other = world.tracker(other_sink)
+        while_claimed = await other.run_due()
+        await first.stop()
+        stalled.cancel()
+        world.clock.advance(first.settings.lease_s)
+        after_the_lease = await other.run_due()
+    assert while_claimed == 0
+    assert after_the_lease == 1
+    assert other_sink.codes() == ["received"]
+
+
+class HeldStatuses(httpx.AsyncBaseTransport):
+    """A real provider whose first status read waits until `release` is set (one slow poll)."""
+
+    def __init__(self, app: Any) -> None:
+        self.inner = httpx.ASGITransport(app=app)
+        self.release = asyncio.Event()
+        self.waiting = asyncio.Event()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/statuses") and not self.waiting.is_set():
+            self.waiting.set()
+            await self.release.wait()
+        return await self.inner.handle_async_request(request)
+
+
+async def test_a_poll_whose_claim_lapsed_publishes_and_saves_nothing(redis_url: str, redis_prefix: str) -> None:
+    """A poll outlives its lease; another replica takes the order over and polls it. When the slow
+    poll's answer comes, it finds its claim gone: no second publish, no stale save over the other's."""
+    app = acme()
+    held = HeldStatuses(app)
+    slow_sink, other_sink = CollectingSink(), CollectingSink()
+    async with tracking_world(stapi_settings(redis_url, redis_prefix, ["acme"]), {"acme": held}) as world:
+        order_id = await world.place("acme:eo")
+        slow = world.tracker(slow_sink)
+        polling = asyncio.create_task(slow.run_due())
+        await held.waiting.wait()
+        world.clock.advance(slow.settings.lease_s + 1)
+        other = world.tracker(other_sink)
+        taken_over = await other.run_due()
+        saved = await world.tracked.load(order_id)
+        held.release.set()
+        await polling
+        after = await world.tracked.load(order_id)
+    assert taken_over == 1
+    assert other_sink.codes() == ["received"]
+    assert slow_sink.calls == []
+    assert saved is not None
+    assert after == saved
+
+
 async def test_a_fresh_tracker_resumes_where_a_stopped_one_left_off(redis_url: str, redis_prefix: str) -> None:
     """Progress is in the store: a new tracker (a restarted replica) publishes only what is new."""
     app = acme()
