@@ -31,6 +31,14 @@ log = structlog.get_logger("gateway.orders")
 
 UNRESOLVED = "order-attempts-unresolved"
 ABANDONED = "order-attempts-abandoned"
+
+
+def unresolved_at(provider_id: str) -> str:
+    """One provider's unresolved attempts (besides UNRESOLVED, which holds every provider's): the
+    reconciler reads each provider's own, so one provider's backlog never hides another's."""
+    return f"{UNRESOLVED}:{provider_id}"
+
+
 # Compare-and-set retries: each lost race means another writer made progress; a little jitter
 # after each keeps a crowd of writers on one attempt from colliding again and again.
 _CAS_TRIES = 50
@@ -170,27 +178,55 @@ class OrderJournal:
         if attempt.state.final:
             await self._settled(attempt)
         elif attempt.gave_up:
-            await self.store.index_remove(UNRESOLVED, attempt.id)
+            await self._unindex(attempt)
             await self.store.index_add(ABANDONED, attempt.id, attempt.created, self.retention.orders_s)
         else:
-            await self.store.index_add(UNRESOLVED, attempt.id, attempt.created, self.retention.orders_s)
+            for index in (UNRESOLVED, unresolved_at(attempt.provider)):
+                await self.store.index_add(index, attempt.id, attempt.created, self.retention.orders_s)
 
-    async def _settled(self, attempt: OrderAttempt, index: str = UNRESOLVED) -> None:
-        """Take a final attempt out of the unresolved index, a placed one registered for tracking
+    async def _unindex(self, attempt: OrderAttempt) -> None:
+        for index in (UNRESOLVED, unresolved_at(attempt.provider)):
+            await self.store.index_remove(index, attempt.id)
+
+    async def _settled(self, attempt: OrderAttempt, *, abandoned: bool = False) -> None:
+        """Take a final attempt out of the unresolved indexes, a placed one registered for tracking
         first: every attempt is indexed from its creation until this, so a process killed between
         the state change and here leaves the entry for the next `unresolved()` to finish."""
         if attempt.state is AttemptState.PLACED and self.tracking is not None:
             await self.tracking.register(attempt)
-        await self.store.index_remove(index, attempt.id)
+        if abandoned:
+            await self.store.index_remove(ABANDONED, attempt.id)
+        else:
+            await self._unindex(attempt)
 
-    async def unresolved(self, limit: int, *, abandoned: bool = False) -> list[OrderAttempt]:
-        """The oldest attempts whose outcome is not known (or that the reconciler gave up on)."""
-        index = ABANDONED if abandoned else UNRESOLVED
+    async def index_by_provider(self, page: int = 500) -> int:
+        """Put every unresolved attempt in its provider's index too (attempts journaled before those
+        indexes existed are only in UNRESOLVED); how many. Idempotent; cost: the backlog, once."""
+        count, after = 0, None
+        while rows := await self.store.index_page(UNRESOLVED, limit=page, after=after):
+            for attempt in await self._loaded(rows, UNRESOLVED, abandoned=False):
+                await self.store.index_add(
+                    unresolved_at(attempt.provider), attempt.id, attempt.created, self.retention.orders_s
+                )
+                count += 1
+            after = (rows[-1][1], rows[-1][0])
+        return count
+
+    async def unresolved(
+        self, limit: int, *, abandoned: bool = False, provider: str | None = None
+    ) -> list[OrderAttempt]:
+        """The oldest attempts whose outcome is not known, of one provider if given (or that the
+        reconciler gave up on)."""
+        index = ABANDONED if abandoned else UNRESOLVED if provider is None else unresolved_at(provider)
+        return await self._loaded(await self.store.index_page(index, limit=limit), index, abandoned=abandoned)
+
+    async def _loaded(self, rows: list[tuple[str, float]], index: str, *, abandoned: bool) -> list[OrderAttempt]:
+        """The attempts an index page names, still open; final or vanished ones leave the index."""
         out = []
-        for attempt_id, _ in await self.store.index_page(index, limit=limit):
+        for attempt_id, _ in rows:
             attempt = await self.load(attempt_id)
             if attempt is not None and attempt.state.final:
-                await self._settled(attempt, index)
+                await self._settled(attempt, abandoned=abandoned)
             elif attempt is None:
                 await self.store.index_remove(index, attempt_id)
             else:

@@ -32,7 +32,8 @@ from gateway.upstream.stamp import new_request_id
 
 log = structlog.get_logger("gateway.orders")
 
-_MAX_ATTEMPTS_PER_PASS = 500
+# Attempts of one provider a pass looks at (the oldest first).
+_MAX_ATTEMPTS_PER_PROVIDER = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +69,8 @@ class Reconciler:
         self._wake = asyncio.Event()
         self._deferred: dict[str, OrderAttempt] = {}
         self._counted: set[str] = set()
+        # Whether this process has made sure every unresolved attempt is in its provider's index.
+        self._indexed = False
         self._task: asyncio.Task[None] | None = None
         self._scanner = OrderListScan(
             journal, metrics, pages=settings.max_pages, page_size=settings.page_size, deadline_s=settings.deadline_s
@@ -137,10 +140,15 @@ class Reconciler:
     async def run_once(self) -> None:
         """One pass over every unresolved attempt."""
         await self._flush_deferred()
-        attempts = await self.journal.unresolved(_MAX_ATTEMPTS_PER_PASS)
+        if not self._indexed:
+            if moved := await self.journal.index_by_provider():
+                log.info("order_attempts_indexed_by_provider", attempts=moved)
+            self._indexed = True
         groups: dict[str, list[OrderAttempt]] = {}
-        for attempt in attempts:
-            groups.setdefault(attempt.provider, []).append(attempt)
+        for provider in self.catalogue.providers:
+            # Each provider's oldest: a provider down with a backlog can't keep others' waiting.
+            if attempts := await self.journal.unresolved(_MAX_ATTEMPTS_PER_PROVIDER, provider=provider.id):
+                groups[provider.id] = attempts
         for pid in self._counted | set(groups):
             self.metrics.order_attempts_unresolved.labels(pid).set(len(groups.get(pid, [])))
         self._counted = set(groups)

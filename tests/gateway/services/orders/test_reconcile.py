@@ -9,10 +9,13 @@ from typing import Any
 import httpx
 import pytest
 
+from gateway.services.journal import unresolved_at
+from gateway.store import open_store
 from tests.gateway.services.orders.burst import order_for
 from tests.gateways import gateway_client
 from tests.order_faults import LosesOrderAnswers
 from tests.upstreams import ProductSpec, backend_of, build_provider, provider_client
+from tests.waiting import eventually
 
 
 def provider() -> Any:
@@ -127,3 +130,60 @@ async def test_reconciliation_waits_for_an_open_circuit_then_finds_the_order() -
     assert found.status_code == 201
     assert closed == "closed"
     assert len(backend_of(app).orders) == 1
+
+
+async def test_one_providers_backlog_does_not_keep_anothers_lost_order_unfound() -> None:
+    """501 attempts of unknown outcome wait at a provider that places nothing (more than a pass once
+    read of all providers together); another provider's lost order is still found for its retry."""
+    down_app, up_app = (build_provider([ProductSpec("eo")], name=name) for name in ("down", "up"))
+    down = LosesOrderAnswers(down_app, rate=1.0, modes=["503"], before_place=True)
+    up = LosesOrderAnswers(up_app, rate=1.0, modes=["502"])
+    upstreams = {"down": down, "up": up}
+    settings: dict[str, Any] = {"deadline_s": 2.0, "reconcile_scan_interval_s": 0.05}
+    async with gateway_client(upstreams, provider_overrides={"circuit_failures": 0}, **settings) as client:
+        for n in range(501):  # a client retrying without a key: a new attempt each time
+            assert (await client.post("/products/down:eo/orders", json=order_for(n))).status_code == 504
+        headers = {"Idempotency-Key": "up-1"}
+        lost = await client.post("/products/up:eo/orders", json=order_for(9_999), headers=headers)
+        found = await eventually(
+            lambda: client.post("/products/up:eo/orders", json=order_for(9_999), headers=headers),
+            until=lambda r: r.status_code == 201,
+            every_s=0.2,
+            what="the lost order found at the healthy provider",
+        )
+    assert lost.status_code == 504
+    assert found.json()["id"] == f"up:{next(iter(backend_of(up_app).orders))}"
+    assert len(backend_of(up_app).orders) == 1
+    assert not backend_of(down_app).orders
+
+
+async def test_attempts_journaled_before_per_provider_indexes_are_still_reconciled(
+    redis_url: str, redis_prefix: str
+) -> None:
+    """An attempt only in the all-providers index (journaled by the previous layout) is put in its
+    provider's index when a gateway starts, and its lost order is found for the retry."""
+    app = build_provider([ProductSpec("eo")], name="acme")
+    lossy = LosesOrderAnswers(app, rate=1.0, modes=["502"])
+    settings: dict[str, Any] = {"store": redis_url, "store_prefix": redis_prefix, "secret": "s"}
+    headers = {"Idempotency-Key": "legacy-1"}
+    async with gateway_client({"acme": lossy}, reconcile_scan_interval_s=3600, **settings) as client:
+        lost = await client.post("/products/acme:eo/orders", json=order_for(1), headers=headers)
+    store = open_store(redis_url, prefix=redis_prefix)
+    try:
+        (attempt_id, _), *_ = await store.index_page(unresolved_at("acme"), limit=10)
+        await store.index_remove(unresolved_at("acme"), attempt_id)
+        lossy.rate = 0.0
+        fast: dict[str, Any] = {"deadline_s": 2.0, "reconcile_scan_interval_s": 0.05, **settings}
+        async with gateway_client({"acme": lossy}, **fast) as client:
+            found = await eventually(
+                lambda: client.post("/products/acme:eo/orders", json=order_for(1), headers=headers),
+                until=lambda r: r.status_code == 201,
+                every_s=0.2,
+            )
+            reindexed = await store.index_page(unresolved_at("acme"), limit=10)
+    finally:
+        await store.aclose()
+    assert lost.status_code == 504
+    assert found.json()["id"] == f"acme:{next(iter(backend_of(app).orders))}"
+    assert len(backend_of(app).orders) == 1
+    assert reindexed == []  # found, so settled: out of both indexes
