@@ -143,15 +143,26 @@ class ProviderFailedBehind(ProviderError):
 
 class OrderNotCancellable(DeliberateError):
     """The provider refused to cancel an order in its present state (`vendor_state`, the vendor's own
-    status, shown as `provider:status`); `order` is the order as the vendor showed it then, if read."""
+    status, shown as `provider:status`); `order` is the order as the vendor showed it then, if read.
+    `cancelling`: the refusal is because the order is cancelled, or being cancelled, already (a
+    cancel asked again after a lost answer, or two at once), which is no refusal for the client."""
 
     code = "order_not_cancellable"
 
-    def __init__(self, provider_id: str, detail: str, vendor_state: str, order: JSONObject | None = None) -> None:
+    def __init__(
+        self,
+        provider_id: str,
+        detail: str,
+        vendor_state: str,
+        order: JSONObject | None = None,
+        *,
+        cancelling: bool = False,
+    ) -> None:
         super().__init__(detail, extra={"provider": provider_id, "provider:status": vendor_state})
         self.provider_id = provider_id
         self.vendor_state = vendor_state
         self.order = order
+        self.cancelling = cancelling
 
 
 # --- what an adapter returns -------------------------------------------------------------

@@ -23,6 +23,8 @@ ORDER_STATUS = {
     "EXPIRED": "expired",
     "FAILED": "failed",
 }
+# The statuses in which Planet refuses a cancel because one was accepted already.
+CANCELLING = frozenset({"PENDING_CANCELLATION", "CANCELLED"})
 # Planet staff's code maps unknown statuses to `held`: the order exists, its state is not one we read.
 ORDER_DEFAULT = "held"
 

@@ -20,7 +20,7 @@ from adapters.base import (
     UpstreamNotFound,
 )
 from adapters.planet.products import BY_PLANET_NAME, PlanetProduct
-from adapters.planet.statuses import event_status, order_status, search_status
+from adapters.planet.statuses import CANCELLING, event_status, order_status, search_status
 from adapters.scrub import Scrubber
 from adapters.stapi.wire import upstream_detail
 
@@ -193,4 +193,5 @@ def cancel_outcome(pid: str, status: int, order: dict[str, Any]) -> dict[str, An
     if status not in CANCEL_REFUSED:
         return order
     state = str(order["properties"]["status"].get("provider:status", ""))
-    raise OrderNotCancellable(pid, f"provider '{pid}' cannot cancel an order that is {state}", state, order)
+    detail = f"provider '{pid}' cannot cancel an order that is {state}"
+    raise OrderNotCancellable(pid, detail, state, order, cancelling=state in CANCELLING)

@@ -37,6 +37,7 @@ from adapters.umbra import wire
 from adapters.umbra.config import UmbraOptions
 from adapters.umbra.pacing import local_gates
 from adapters.umbra.products import PRODUCTS, UmbraProduct
+from adapters.umbra.statuses import CANCELLING
 
 _NEWEST_FIRST = [{"field": "createdAt", "dir": "desc"}]
 _MAX_LIMIT = 200  # PostSearchTasksRequest.limit maximum
@@ -280,7 +281,8 @@ class UmbraAdapter:
             task = await self._get_task("get_order", order_id)
             state, pid = str(task["properties"].get("status")), self.provider_id
             detail = f"provider '{pid}' cannot cancel a {state} task"
-            raise OrderNotCancellable(pid, detail, state, wire.order(self.base_url, task)) from None
+            order, cancelling = wire.order(self.base_url, task), state in CANCELLING
+            raise OrderNotCancellable(pid, detail, state, order, cancelling=cancelling) from None
         return await self.get_order(order_id)
 
     async def aclose(self) -> None:

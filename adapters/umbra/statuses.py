@@ -39,6 +39,9 @@ TASK_STATUSES: dict[str, Code] = {
     "ANOMALY": Code.failed,
 }
 
+# The statuses in which Umbra refuses a cancel because one was accepted already.
+CANCELLING = frozenset({"CANCEL_REQUESTED", "CANCELED"})
+
 # Feasibility statuses (`FeasibilityStatus`) as STAPI search record status codes.
 FEASIBILITY_STATUSES = {"RECEIVED": "received", "COMPLETED": "completed", "ERROR": "failed"}
 

@@ -113,7 +113,7 @@ async def cancel(ctx: RequestContext, ref: OrderRef) -> JSONObject:
         found = await ctx.ask(ref.provider, lambda: adapter.cancel_order(upstream_id), absent)
     except OrderNotCancellable as refused:
         # Vendors refuse to cancel twice; for the client the order is cancelled all the same.
-        if refused.order is None or _status_code(refused.order) != "cancelled":
+        if refused.order is None or not (refused.cancelling or _status_code(refused.order) == "cancelled"):
             await cancels.end(attempt.ended(CancelState.REFUSED, time.time(), error_code=refused.code,
                                             vendor_state=refused.vendor_state))  # fmt: skip
             raise

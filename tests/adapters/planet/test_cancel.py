@@ -9,6 +9,7 @@ import pytest
 from stapi_pydantic import Order, OrderStatus
 
 from adapters.base import OrderNotCancellable
+from adapters.planet.wire import cancel_outcome
 from gateway.domain.federation import CANCEL_CLASS
 from gateway.settings.models import Settings
 from tests.adapters.planet.helpers import POINT, adapter_for, fast_sim, interval, provider
@@ -93,3 +94,16 @@ async def test_the_adapter_cancels_and_reports_refusals() -> None:
     assert cancelled["properties"]["status"]["provider:status"] == "CANCELLED"
     assert refused.value.vendor_state == "CANCELLED"
     assert refused.value.order is not None
+
+
+@pytest.mark.parametrize(
+    ("state", "cancelling"), [("PENDING_CANCELLATION", True), ("CANCELLED", True), ("FULFILLED", False)]
+)
+def test_a_refusal_says_whether_planet_is_calling_the_order_off_already(state: str, cancelling: bool) -> None:
+    """Planet refuses a second cancel while PENDING_CANCELLATION (or once CANCELLED): the refusal says
+    so, and the gateway answers it as accepted; a FULFILLED order's refusal is a real one."""
+    order = {"id": "o1", "properties": {"status": {"status_code": "held", "provider:status": state}}}
+    with pytest.raises(OrderNotCancellable) as refused:
+        cancel_outcome("planet", 400, order)
+    assert refused.value.cancelling is cancelling
+    assert refused.value.vendor_state == state

@@ -51,6 +51,18 @@ async def test_a_task_is_cancelled_and_cancelling_again_is_no_error() -> None:
     assert all(not link["href"].startswith("http://umbra.test") for link in cancelled.json()["links"])
 
 
+async def test_a_cancel_asked_again_while_umbra_is_calling_the_task_off_is_accepted() -> None:
+    """A task in CANCEL_REQUESTED (a first cancel accepted, its answer lost): Umbra refuses a second
+    cancel with 422, and the gateway answers 202 with the order, not 409 (the client asked again)."""
+    state = still_state()
+    async with umbra_gateway(state, clients=CLIENTS) as client:
+        order_id = await _place(client, state, ["RECEIVED", "SUBMITTED", "ACCEPTED", "CANCEL_REQUESTED"])
+        again = await client.post(f"/orders/{order_id}/cancel", headers=AS_A)
+    assert again.status_code == 202, again.text
+    Order[OrderStatus].model_validate(again.json())
+    assert again.json()["properties"]["status"]["provider:status"] == "CANCEL_REQUESTED"
+
+
 async def test_a_delivered_task_is_not_cancellable() -> None:
     """Past SCHEDULED Umbra answers 422: the gateway's 409 names the task's status, which stays."""
     state = still_state()
