@@ -55,7 +55,9 @@ def reconcile_settings(gw: GatewaySettings) -> ReconcileSettings:
 
 def tracker_settings(gw: GatewaySettings) -> TrackerSettings:
     """The status tracker's deadline and horizon from the gateway settings."""
-    return TrackerSettings(deadline_s=gw.deadline_s, max_age_s=gw.order_retention_s)
+    return TrackerSettings(
+        deadline_s=gw.deadline_s, max_age_s=gw.order_retention_s, links_base=gw.public_base_url or ""
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -76,6 +76,14 @@ def fingerprint(product_id: str, order: dict[str, Any]) -> str:
     return hashlib.sha256(canonical).hexdigest()
 
 
+def namespace_status(status: Any, links: LinkRewriter) -> Any:
+    """A status entry with its links rewritten like the order's (a provider's own hrefs would
+    otherwise reach clients and webhook receivers as the provider wrote them, signed queries too)."""
+    if not isinstance(status, dict) or not isinstance(status.get("links"), list):
+        return status
+    return {**status, "links": links.links(status["links"])}
+
+
 def namespace_order(order: dict[str, Any], links: LinkRewriter) -> dict[str, Any]:
     """A provider's order with namespaced ids, gateway links, and a `monitor` link."""
     pid = links.provider_id
@@ -83,6 +91,8 @@ def namespace_order(order: dict[str, Any], links: LinkRewriter) -> dict[str, Any
     properties = dict(order.get("properties") or {})
     if properties.get("product_id") is not None:
         properties["product_id"] = ids.namespaced(pid, str(properties["product_id"]))
+    if "status" in properties:
+        properties["status"] = namespace_status(properties["status"], links)
     rewritten = links.links(order.get("links") or [], drop_rels=frozenset({"next"}))
     href = f"{links.gateway_base}/orders/{order_id}"
     if not any(link.get("rel") == "self" for link in rewritten):

@@ -25,6 +25,7 @@ from adapters.base import DeliberateError, JSONObject, NotFound
 from gateway.aio.tasks import cancel_all, stop_task
 from gateway.domain.errors import StoreUnavailable
 from gateway.domain.events import EventSink, order_status_event
+from gateway.domain.orders import namespace_status
 from gateway.domain.ratelimit import TokenBucket
 from gateway.domain.tracking import TrackedOrder, in_history_order
 from gateway.obs.metrics import Metrics
@@ -56,6 +57,9 @@ class TrackerSettings:
     max_pages: int = 5
     page_size: int = 100
     gauge_every_s: float = 10.0
+    # Where the hrefs in published status entries point: the gateway's `public_url` ("" when it has
+    # none: then they are paths), as no request says which base a webhook receiver knows.
+    links_base: str = ""
 
     @property
     def lease_s(self) -> float:
@@ -255,7 +259,9 @@ class OrderTracker:
             log.warning("order_tracking_claim_lapsed", order=order_id)
             return None
         if entries is not None:
-            events = [order_status_event(record.client, order_id, e) for e in in_history_order(entries)]
+            links = provider.rewriter(self.settings.links_base)
+            shown = [namespace_status(e, links) for e in in_history_order(entries)]
+            events = [order_status_event(record.client, order_id, e) for e in shown]
             fresh = record.fresh(events)
             if fresh:
                 await self.events.publish(fresh)

@@ -15,7 +15,7 @@ from gateway.domain import ids, merge
 from gateway.domain.cancels import CancelState
 from gateway.domain.errors import CancelNotSupported, InvalidCursor
 from gateway.domain.federation import Target
-from gateway.domain.orders import namespace_order
+from gateway.domain.orders import namespace_order, namespace_status
 from gateway.services import fanout
 from gateway.services.context import RequestContext
 from gateway.services.listing import link, pages_missing, with_missing
@@ -157,4 +157,5 @@ async def order_statuses(ctx: RequestContext, ref: OrderRef, limit: int, cursor:
     links = [link(href, "self")]
     if page.next_token is not None:
         links.append(link(f"{href}?next={rt.cursors.encode(kind, page.next_token)}&limit={limit}", "next"))
-    return {"statuses": page.items, "links": links}
+    rewriter = ctx.rewriter(ref.provider)
+    return {"statuses": [namespace_status(entry, rewriter) for entry in page.items], "links": links}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import httpx
@@ -10,8 +11,10 @@ import pytest
 from starlette.types import Message, Receive, Scope, Send
 
 from tests.gateway.http.routes.test_opportunities import POINT, WINDOW, settle
+from tests.gateway.services.tracking_world import CollectingSink
 from tests.gateways import GATEWAY_URL, gateway_client, hrefs
 from tests.upstreams import ProductSpec, backend_of, build_provider
+from tests.waiting import eventually
 
 ORDER = {"datetime": WINDOW, "geometry": POINT, "order_parameters": {"delivery_format": "cog"}}
 
@@ -237,3 +240,59 @@ async def test_unknown_orders_are_404() -> None:
         unprefixed = await client.get("/orders/nope")
     assert [missing.status_code, statuses.status_code, unprefixed.status_code] == [404, 404, 404]
     assert missing.json()["code"] == "not_found"
+
+
+SECRET_LINKS = [
+    {"href": "http://acme.test/internal/report?sig=PROVIDER-SIGNED", "rel": "report"},
+    {"href": "http://10.0.0.7:9001/orders/x", "rel": "alternate"},
+    {"href": "http://acme.test/orders/report", "rel": "describedby"},
+]
+
+
+class LinksInStatuses(httpx.AsyncBaseTransport):
+    """A real provider whose status entries carry links: a signed one, a private one, a plain own one."""
+
+    def __init__(self, app: Any) -> None:
+        self.inner = httpx.ASGITransport(app=app)
+
+    def _inject(self, value: Any) -> None:
+        if isinstance(value, dict):
+            if "status_code" in value and "timestamp" in value:
+                value["links"] = SECRET_LINKS
+            for item in value.values():
+                self._inject(item)
+        elif isinstance(value, list):
+            for item in value:
+                self._inject(item)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        body = await response.aread()
+        if "/orders" not in request.url.path or not response.headers.get("content-type", "").endswith("json"):
+            return httpx.Response(response.status_code, headers=response.headers, content=body)
+        data = json.loads(body)
+        self._inject(data)
+        return httpx.Response(
+            response.status_code, content=json.dumps(data).encode(), headers={"content-type": "application/json"}
+        )
+
+
+async def test_links_in_status_entries_are_rewritten_like_the_orders() -> None:
+    """A provider's own hrefs in status entries become the gateway's, signed and private ones go: in the
+    create's answer, the order, its statuses, and the `order.status` events published for webhooks."""
+    sink = CollectingSink()
+    upstream = LinksInStatuses(acme())
+    async with gateway_client({"acme": upstream}, events=sink, provider_overrides={"status_poll_s": 0.05}) as client:
+        created = await client.post("/products/acme:eo/orders", json=ORDER)
+        order_id = created.json()["id"]
+        read = await client.get(f"/orders/{order_id}")
+        statuses = await client.get(f"/orders/{order_id}/statuses")
+        await eventually(lambda: sink.events, what="the first status published")
+    shown = [created.text, read.text, statuses.text, *(json.dumps(e.data) for e in sink.events)]
+    assert created.status_code == 201, created.text
+    for text in shown:
+        for leaked in ("acme.test", "10.0.0.7", "PROVIDER-SIGNED"):
+            assert leaked not in text, text
+    (entry,) = statuses.json()["statuses"]
+    assert [link["rel"] for link in entry["links"]] == ["describedby"]
+    assert entry["links"][0]["href"] == f"{GATEWAY_URL}/orders/acme:report"
