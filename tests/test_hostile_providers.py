@@ -24,6 +24,7 @@ from stapi_pydantic import OrderParameters
 
 from adapters.schemas import check_schema
 from gateway.settings.models import ProviderSettings, Settings
+from gateway.upstream.providers import TOKEN_TRANSPORT_SUFFIX
 from tests.gateways import gateway_client
 from tests.hostile import ExplodingTransport, GzipBombApp, SchemaApp, listener
 from tests.upstreams import DefaultOrderParameters, ProductSpec, backend_of, build_provider, serve
@@ -312,3 +313,26 @@ async def test_a_body_nested_deeper_than_the_gateway_writes_is_that_providers_50
     assert merged.status_code == 200, merged.text
     assert merged.json()["federation:missing"] == ["bad"]
     assert [p["id"] for p in merged.json()["products"]] == ["good:eo"]
+
+
+async def test_a_gzip_bomb_from_the_token_endpoint_is_refused_within_its_cap() -> None:
+    """The OAuth token endpoint answers 1 MB of gzip that expands to 1 GiB: the token answer is read
+    decoded within 64 KiB, so the call fails at once, in contract form, holding little memory."""
+    oauth = {"token_url": "http://auth.test/token", "client_id": "cid-12345678", "client_secret": "sec-12345678"}
+    providers = [ProviderSettings(id="bad", url="http://bad.test", oauth=oauth)]
+    upstreams: dict[str, Any] = {"bad": build_provider([ProductSpec("x")], name="bad")}
+    upstreams[f"bad{TOKEN_TRANSPORT_SUFFIX}"] = httpx.ASGITransport(app=GzipBombApp(1024))
+    async with gateway_client(upstreams, settings=Settings.build(providers, secret="test-secret")) as client:
+        tracemalloc.start()
+        try:
+            started = time.monotonic()
+            response = await client.get("/products/bad:x")
+            elapsed = time.monotonic() - started
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert response.status_code == 502, response.text
+    assert "sec-12345678" not in response.text
+    assert elapsed < 10, f"{elapsed:.1f} s"
+    # Decoded in full it would be 1 GiB; before the cap it was.
+    assert peak < 64 * 2**20, f"peak {peak / 2**20:.0f} MiB"

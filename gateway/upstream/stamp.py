@@ -15,6 +15,7 @@ import httpx
 
 from gateway.obs.version import VERSION
 from gateway.upstream.context import request_id
+from gateway.upstream.transport import read_decoded
 
 USER_AGENT = f"stapi-gateway/{VERSION}"
 
@@ -33,18 +34,28 @@ def stamp(request: httpx.Request) -> None:
 
 
 class StampingTransport(httpx.AsyncBaseTransport):
-    """Stamps the gateway's headers on calls that do not pass through GuardedTransport (OAuth tokens)."""
+    """Stamps the gateway's headers on calls that do not pass through GuardedTransport (OAuth tokens),
+    and reads their bodies decoded within `max_body_bytes`, as GuardedTransport does (else httpx
+    would decode a gzip bomb whole)."""
 
-    def __init__(self, inner: httpx.AsyncBaseTransport, also: Callable[[httpx.Request], None] | None = None) -> None:
+    def __init__(
+        self,
+        inner: httpx.AsyncBaseTransport,
+        also: Callable[[httpx.Request], None] | None = None,
+        *,
+        max_body_bytes: int = 64 * 1024,
+    ) -> None:
         self.inner = inner
         self.also = also  # the trace context's `traceparent`, when tracing is on
+        self.max_body_bytes = max_body_bytes
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        """Stamp, then send."""
+        """Stamp, send, and read the answer within the limit."""
         stamp(request)
         if self.also is not None:
             self.also(request)
-        return await self.inner.handle_async_request(request)
+        response = await self.inner.handle_async_request(request)
+        return await read_decoded(response, request, self.max_body_bytes)
 
     async def aclose(self) -> None:
         """Close the wrapped transport."""
