@@ -23,7 +23,7 @@ from gateway.notify.model import (
     Subscription,
     delivery_id,
 )
-from gateway.notify.schedule import record_ttl_s
+from gateway.notify.schedule import KEEP_FINAL_S, record_ttl_s
 from gateway.notify.subscriptions import Subscriptions
 from gateway.settings.models import WebhookSettings
 from gateway.store import IndexPosition, Store
@@ -125,6 +125,9 @@ class Outbox:
         ttl = record_ttl_s(delivery, self.settings, time.time())
         index = DELIVERIES_OF.format(subscription=delivery.subscription_id)
         await self.store.index_add(index, delivery.id, delivery.created, ttl_s=ttl)
+        # Entries whose records have expired, which a listing (newest first) would never reach:
+        # without this a busy subscription's index holds every delivery it ever had.
+        await self.store.index_remove_below(index, time.time() - self.settings.retry_for_s - KEEP_FINAL_S)
         await self.store.stream_add(QUEUE_STREAM, {"delivery": delivery.id})
 
 

@@ -180,6 +180,7 @@ class OrderJournal:
         elif attempt.gave_up:
             await self._unindex(attempt)
             await self.store.index_add(ABANDONED, attempt.id, attempt.created, self.retention.orders_s)
+            await self.store.index_remove_below(ABANDONED, time.time() - self.retention.orders_s)
         else:
             for index in (UNRESOLVED, unresolved_at(attempt.provider)):
                 await self.store.index_add(index, attempt.id, attempt.created, self.retention.orders_s)

@@ -86,6 +86,8 @@ class SearchRecords:
         """Write a new record, list it, and make it due at once."""
         await self.save(record, due=time.time())
         await self.store.index_add(_ALL, record.id, record.created, self.ttl_s)
+        # Records are listed for their TTL after creation; older entries would only pile up.
+        await self.store.index_remove_below(_ALL, time.time() - self.ttl_s)
 
     async def load(self, record_id: str) -> SearchRecord | None:
         """A record, or None if it never existed or expired."""

@@ -70,6 +70,9 @@ class Store(Protocol):
     async def index_remove(self, index: str, member: str) -> None:
         """Remove `member` from `index` (no error if it is not there)."""
 
+    async def index_remove_below(self, index: str, score: float) -> int:
+        """Remove every member scored below `score` (entries whose records have expired); how many."""
+
     async def index_page(
         self,
         index: str,

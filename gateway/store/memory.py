@@ -126,6 +126,18 @@ class MemoryStore:
         if not idx.scores:
             del self._indexes[index]
 
+    async def index_remove_below(self, index: str, score: float) -> int:
+        idx = self._live_index(index)
+        if idx is None:
+            return 0
+        cut = bisect_left(idx.order, (score, ""))
+        for _, member in idx.order[:cut]:
+            del idx.scores[member]
+        del idx.order[:cut]
+        if not idx.scores:
+            del self._indexes[index]
+        return cut
+
     async def index_page(
         self,
         index: str,

@@ -158,6 +158,10 @@ class RedisStore:
         with self._translated("index_remove"):
             await self._redis.zrem(self._ix(index), member)
 
+    async def index_remove_below(self, index: str, score: float) -> int:
+        with self._translated("index_remove_below"):
+            return int(await self._redis.zremrangebyscore(self._ix(index), "-inf", f"({score!r}"))
+
     async def index_page(
         self,
         index: str,

@@ -114,6 +114,11 @@ class ReplicatedRedisStore(RedisStore):
         """ZREM, then WAIT."""
         await self._write("index_remove", self._ix(index), ("ZREM", self._ix(index), member))
 
+    async def index_remove_below(self, index: str, score: float) -> int:
+        """ZREMRANGEBYSCORE, then WAIT."""
+        command = ("ZREMRANGEBYSCORE", self._ix(index), "-inf", f"({score!r}")
+        return int(await self._write("index_remove_below", self._ix(index), command))
+
     # --- streams ---------------------------------------------------------------------------
 
     async def stream_add(self, stream: str, fields: dict[str, str]) -> str:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any, cast
 
 import pytest
 
 from gateway.domain.errors import StoreUnavailable
 from gateway.domain.events import Event, order_status_event
-from gateway.notify.model import QUEUE_GROUP, QUEUE_STREAM, DeliveryState
+from gateway.notify.model import DELIVERIES_OF, QUEUE_GROUP, QUEUE_STREAM, DeliveryState
 from gateway.notify.outbox import Outbox, deliveries_of
+from gateway.notify.schedule import KEEP_FINAL_S
 from gateway.notify.subscriptions import Subscriptions
 from gateway.settings.models import WebhookSettings
 from gateway.store import Store
@@ -133,3 +135,17 @@ async def test_the_same_status_published_at_once_by_two_replicas_keeps_its_prede
         await asyncio.gather(outbox.publish([second]), other.publish([second]))
         by_event = {d.event.id: d for d in (await deliveries_of(store, sub.id, limit=100)).deliveries}
         assert by_event[second.id].previous == by_event[first.id].id, n
+
+
+async def test_entries_of_expired_deliveries_leave_the_subscriptions_index(store: Store) -> None:
+    """A delivery older than its retry window plus the week it is kept has no record any more: the
+    next delivery made drops its index entry, so a busy subscription's index stays its live ones."""
+    outbox, subscriptions = await _outbox(store)
+    sub = await subscriptions.create("alice", "http://127.0.0.1/hook", ["order.status"])
+    index = DELIVERIES_OF.format(subscription=sub.id)
+    long_gone = time.time() - SETTINGS.retry_for_s - KEEP_FINAL_S - 60
+    await store.index_add(index, "delivery-of-last-month", long_gone)
+    await outbox.publish([status_event("o1", 0)])
+    members = [member for member, _ in await store.index_page(index, limit=10)]
+    assert "delivery-of-last-month" not in members
+    assert len(members) == 1

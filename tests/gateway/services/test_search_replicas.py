@@ -18,6 +18,8 @@ BODY = {"datetime": WINDOW, "geometry": POINT, "limit": 3}
 ASYNC = {"Prefer": "respond-async"}
 # The index of records whose refresh is due (gateway/services/search_records.py).
 ACTIVE = "searches-active"
+# The index of every search record, newest listed first.
+LISTED = "searches"
 
 
 def upstreams() -> dict[str, Any]:
@@ -112,3 +114,20 @@ async def test_due_entries_of_finished_or_vanished_records_leave_the_index(redis
     finally:
         await store.aclose()
     assert settled["status"]["status_code"] == "completed"
+
+
+async def test_listing_entries_older_than_the_ttl_are_dropped_when_a_search_is_created(
+    redis_url: str, redis_prefix: str
+) -> None:
+    """The list of all searches keeps entries no older than the records' TTL: one left from long ago
+    (a record expired unread) goes when the next search is created, instead of staying for ever."""
+    shared: dict[str, Any] = {"store": redis_url, "store_prefix": redis_prefix, "search_refresh_s": 0.05}
+    store = open_store(redis_url, prefix=redis_prefix)
+    try:
+        await store.index_add(LISTED, "search-of-last-year", time.time() - 400 * 86_400)
+        async with gateway_client(upstreams(), **shared) as client:
+            created = await client.post("/products/acme:eo/opportunities", json=BODY, headers=ASYNC)
+        members = [member for member, _ in await store.index_page(LISTED, limit=10)]
+    finally:
+        await store.aclose()
+    assert members == [created.json()["id"]]

@@ -167,6 +167,18 @@ async def test_index_add_moves_and_remove_deletes(store: Store) -> None:
     assert await store.index_page("idx", limit=10) == [("a", 3.0)]
 
 
+async def test_index_remove_below_drops_only_lower_scores(store: Store) -> None:
+    """Members scored below the cut go (how many is the answer); one at the cut and above stay."""
+    for member, score in (("a", 1.0), ("b", 2.0), ("c", 2.5), ("d", 3.0)):
+        await store.index_add("idx", member, score)
+    assert await store.index_remove_below("idx", 2.5) == 2
+    assert await store.index_page("idx", limit=10) == [("c", 2.5), ("d", 3.0)]
+    assert await store.index_remove_below("idx", 0.0) == 0
+    assert await store.index_remove_below("missing-index", 9.0) == 0
+    assert await store.index_remove_below("idx", 9.0) == 2
+    assert await store.index_count("idx") == 0
+
+
 async def test_keys_and_indexes_do_not_clash(store: Store) -> None:
     """A key and an index may share a name."""
     await store.set("same", b"v")
