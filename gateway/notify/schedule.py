@@ -77,6 +77,9 @@ class WorkerTiming:
     requeue_lease_s: float = 300.0
     # Each round puts back at most this many deliveries per free place in flight.
     requeue_per_free: int = 4
+    # A lane predecessor due this long and not being sent has lost its queue entry (its publisher
+    # stopped between storing and queueing it, and nothing republishes it): it is queued again.
+    orphan_after_s: float = 60.0
 
 
 DEFAULT_TIMING = WorkerTiming()

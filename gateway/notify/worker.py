@@ -39,6 +39,7 @@ log = structlog.get_logger("gateway.webhooks")
 T = TypeVar("T")
 
 SENDING_KEY = "webhook-sending:{id}"
+ORPHAN_KEY = "webhook-orphan:{id}"
 # After a store failure, a loop waits this long before trying again.
 _STORE_PAUSE_S = 1.0
 # Waiting entries remembered for a prompt retry; beyond this they wait for the next claim.
@@ -213,11 +214,22 @@ class DeliveryWorker:
             await self.store.set_if_equals(DELIVERY_KEY.format(id=delivery.id), raw, later.to_json(), ttl)
             return await self._park(entry, delivery.id, previous.next_attempt_at)
         # It is due, so being sent (here or elsewhere): stay pending, and go at once if it is here.
+        if time.time() - previous.next_attempt_at > self.timing.orphan_after_s:
+            await self._requeue_orphan(previous.id)
         if len(self._waiting) >= _MAX_WAITING:
             # Stale ones (their predecessor was handled elsewhere) are still pending: claimed later.
             self._waiting.clear()
         self._waiting[previous.id] = entry
         return False
+
+    async def _requeue_orphan(self, did: str) -> None:
+        """Queue a long-due predecessor again through the retry index, unless it is being sent;
+        once per lease, so the waiters behind it do not each queue it again."""
+        if await self.store.get(SENDING_KEY.format(id=did)) is not None:
+            return
+        if await self.store.set_if_absent(ORPHAN_KEY.format(id=did), b"1", ttl_s=self.timing.requeue_lease_s):
+            log.warning("webhook_predecessor_requeued", delivery_id=did)
+            await self.retries.wait(did, time.time())
 
     def _wake(self, did: str) -> None:
         """`did` is final or parked: the entry waiting behind it here, if any, is looked at now."""

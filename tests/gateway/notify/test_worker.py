@@ -4,16 +4,19 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
+from typing import Any, cast
 
 import httpx
 import pytest
 import structlog
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from gateway.domain.errors import StoreUnavailable
 from gateway.domain.events import Event, order_status_event
 from gateway.notify.model import QUEUE_GROUP, QUEUE_STREAM, DeliveryState, Subscription
 from gateway.notify.notifier import Notifier
-from gateway.notify.outbox import deliveries_of
+from gateway.notify.outbox import Outbox, deliveries_of
 from gateway.notify.schedule import WorkerTiming
 from gateway.notify.subscriptions import Subscriptions, new_secret
 from gateway.obs.metrics import Metrics
@@ -207,3 +210,36 @@ async def test_a_long_gone_replicas_consumer_name_is_forgotten(store: Store) -> 
         finally:
             await notifier.aclose()
     assert sum(e.get("count", 0) for e in logs if e["event"] == "webhook_consumers_pruned") == 1
+
+
+class _LosesTheFirstQueueEntry:
+    """The store under test, except that the first queue entry written fails (its publisher stops there)."""
+
+    def __init__(self, inner: Store) -> None:
+        self.inner = inner
+        self.failed = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def stream_add(self, stream: str, fields: dict[str, str]) -> str:
+        if not self.failed:
+            self.failed = True
+            raise StoreUnavailable("the store went away")
+        return await self.inner.stream_add(stream, fields)
+
+
+async def test_a_lane_behind_a_delivery_that_was_never_queued_moves_on(store: Store) -> None:
+    """A status stored but never queued (its publisher stopped, and nothing publishes it again) would
+    hold its lane until its record expired: once long due, it is queued again, and both arrive in order."""
+    receiver = Receiver()
+    await _subscribe(store)
+    first, second = status_event("o1", 0), status_event("o1", 1)
+    timing = replace(FAST, orphan_after_s=0.3)
+    async with running(store, receiver, timing=timing) as notifier:
+        dying = Outbox(cast(Store, _LosesTheFirstQueueEntry(store)), notifier.outbox.subscriptions, SETTINGS)
+        with pytest.raises(StoreUnavailable):
+            await dying.publish([first])
+        await notifier.outbox.publish([second])
+        await eventually(lambda: len(receiver.delivered()) == 2)
+    assert [r.event_id for r in receiver.delivered()] == [first.id, second.id]
