@@ -150,17 +150,11 @@ class OrderNotCancellable(DeliberateError):
     code = "order_not_cancellable"
 
     def __init__(
-        self,
-        provider_id: str,
-        detail: str,
-        vendor_state: str,
-        order: JSONObject | None = None,
-        *,
-        cancelling: bool = False,
+        self, provider_id: str, detail: str, state: str, order: JSONObject | None = None, *, cancelling: bool = False
     ) -> None:
-        super().__init__(detail, extra={"provider": provider_id, "provider:status": vendor_state})
+        super().__init__(detail, extra={"provider": provider_id, "provider:status": state})
         self.provider_id = provider_id
-        self.vendor_state = vendor_state
+        self.vendor_state = state
         self.order = order
         self.cancelling = cancelling
 
