@@ -283,11 +283,12 @@ async def test_an_unexpected_exception_in_one_provider_is_that_providers_failure
 class DeepensProducts(httpx.AsyncBaseTransport):
     """A real provider whose product documents carry one field nested `depth` levels deep."""
 
-    def __init__(self, app: Any, depth: int) -> None:
+    def __init__(self, app: Any, depth: int, padding: int = 0) -> None:
         self.inner = httpx.ASGITransport(app=app)
         self.deep: Any = 1
         for _ in range(depth):
             self.deep = [self.deep]
+        self.padding = "x" * padding
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         response = await self.inner.handle_async_request(request)
@@ -296,6 +297,8 @@ class DeepensProducts(httpx.AsyncBaseTransport):
         body = orjson.loads(await response.aread())
         for product in body.get("products", [body]):
             product["x-vendor-extra"] = self.deep
+            if self.padding:
+                product["x-vendor-padding"] = self.padding
         content = json.dumps(body).encode()  # the stdlib writes 300 levels, as a hostile server could
         return httpx.Response(response.status_code, content=content, headers={"content-type": "application/json"})
 
@@ -336,3 +339,16 @@ async def test_a_gzip_bomb_from_the_token_endpoint_is_refused_within_its_cap() -
     assert elapsed < 10, f"{elapsed:.1f} s"
     # Decoded in full it would be 1 GiB; before the cap it was.
     assert peak < 64 * 2**20, f"peak {peak / 2**20:.0f} MiB"
+
+
+async def test_a_large_body_nested_that_deep_is_relayed_not_a_500() -> None:
+    """Over 256 KiB a body is not checked for depth when parsed (that costs a whole dump): the
+    answer is then written by the stdlib, nesting and all, instead of failing to render."""
+    bad = DeepensProducts(build_provider([ProductSpec("eo")], name="bad"), depth=300, padding=300 * 1024)
+    async with gateway_client({"good": good(), "bad": bad}) as client:
+        single = await client.get("/products/bad:eo")
+        merged = await client.get("/products")
+    assert single.status_code == 200, single.text[:500]
+    assert single.json()["x-vendor-extra"] == bad.deep
+    assert merged.status_code == 200
+    assert sorted(p["id"] for p in merged.json()["products"]) == ["bad:eo", "good:eo"]

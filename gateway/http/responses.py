@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import orjson
@@ -16,8 +17,12 @@ class JSONResponse(Response):
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        """Encode the content."""
-        return orjson.dumps(content)
+        """Encode the content; what orjson won't write (JSON nested deeper than 254 levels, in a
+        provider body too large to have been checked for it) is written by the stdlib."""
+        try:
+            return orjson.dumps(content)
+        except orjson.JSONEncodeError:
+            return json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def error_body(code: str, detail: str, request_id: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
