@@ -1,4 +1,5 @@
-"""Faults a real STAPI server cannot produce on demand, as small ASGI apps and httpx transports."""
+"""Faults a real STAPI server cannot produce on demand, as small ASGI apps and httpx transports
+(and a store that fails once, for a writer that stops midway)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,12 @@ import socket
 import struct
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import httpx
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from gateway.domain.errors import StoreUnavailable
 
 
 class RefusingTransport(httpx.AsyncBaseTransport):
@@ -226,3 +230,25 @@ class SwitchApp:
             await asyncio.Event().wait()
         else:
             await self.app(scope, receive, send)
+
+
+class FailsOnce:
+    """A store that raises StoreUnavailable at the first call of `method` on a key starting with
+    `prefix`, and is the store under test otherwise: a writer that stops right there."""
+
+    def __init__(self, inner: Any, method: str, prefix: str = "") -> None:
+        self.inner, self.method, self.prefix = inner, method, prefix
+        self.failed = False
+
+    def __getattr__(self, name: str) -> Any:
+        target = getattr(self.inner, name)
+        if name != self.method:
+            return target
+
+        async def once(*args: Any, **kwargs: Any) -> Any:
+            if not self.failed and str(args[0]).startswith(self.prefix):
+                self.failed = True
+                raise StoreUnavailable("the store went away")
+            return await target(*args, **kwargs)
+
+        return once

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, cast
+from typing import cast
 
 import pytest
 
@@ -16,6 +16,7 @@ from gateway.notify.schedule import KEEP_FINAL_S
 from gateway.notify.subscriptions import Subscriptions
 from gateway.settings.models import WebhookSettings
 from gateway.store import Store
+from tests.faults import FailsOnce
 
 SETTINGS = WebhookSettings(allow_private=True)
 
@@ -92,23 +93,6 @@ async def test_listing_pages_newest_first_and_visits_each_once(store: Store) -> 
     assert [d.created for d in seen] == sorted((d.created for d in seen), reverse=True)
 
 
-class _FailsToStoreOnce:
-    """The store under test, except that the first delivery record written fails (the publisher dies there)."""
-
-    def __init__(self, inner: Store) -> None:
-        self.inner = inner
-        self.failed = False
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-    async def set_if_absent(self, key: str, value: bytes, ttl_s: float | None = None) -> bool:
-        if key.startswith("webhook-delivery:") and not self.failed:
-            self.failed = True
-            raise StoreUnavailable("the store went away")
-        return await self.inner.set_if_absent(key, value, ttl_s)
-
-
 async def test_a_delivery_republished_after_its_publisher_died_keeps_its_predecessor(store: Store) -> None:
     """The publisher of an order's second status stops after linking it, before storing it; the
     republished status still names the first as the one before it, so it can't overtake it."""
@@ -116,7 +100,7 @@ async def test_a_delivery_republished_after_its_publisher_died_keeps_its_predece
     sub = await subscriptions.create("alice", "http://127.0.0.1/hook", ["order.status"])
     first, second = status_event("o1", 0), status_event("o1", 1)
     await outbox.publish([first])
-    dying, _ = await _outbox(cast(Store, _FailsToStoreOnce(store)))
+    dying, _ = await _outbox(cast(Store, FailsOnce(store, "set_if_absent", "webhook-delivery:")))
     with pytest.raises(StoreUnavailable):
         await dying.publish([second])
     await outbox.publish([second])

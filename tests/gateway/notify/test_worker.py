@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
-from typing import Any, cast
+from typing import cast
 
 import httpx
 import pytest
@@ -22,6 +22,7 @@ from gateway.notify.subscriptions import Subscriptions, new_secret
 from gateway.obs.metrics import Metrics
 from gateway.settings.models import WebhookSettings
 from gateway.store import Store, open_store
+from tests.faults import FailsOnce
 from tests.gateway.notify.receivers import Receiver
 from tests.waiting import eventually
 
@@ -212,23 +213,6 @@ async def test_a_long_gone_replicas_consumer_name_is_forgotten(store: Store) -> 
     assert sum(e.get("count", 0) for e in logs if e["event"] == "webhook_consumers_pruned") == 1
 
 
-class _LosesTheFirstQueueEntry:
-    """The store under test, except that the first queue entry written fails (its publisher stops there)."""
-
-    def __init__(self, inner: Store) -> None:
-        self.inner = inner
-        self.failed = False
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-    async def stream_add(self, stream: str, fields: dict[str, str]) -> str:
-        if not self.failed:
-            self.failed = True
-            raise StoreUnavailable("the store went away")
-        return await self.inner.stream_add(stream, fields)
-
-
 async def test_a_lane_behind_a_delivery_that_was_never_queued_moves_on(store: Store) -> None:
     """A status stored but never queued (its publisher stopped, and nothing publishes it again) would
     hold its lane until its record expired: once long due, it is queued again, and both arrive in order."""
@@ -237,7 +221,7 @@ async def test_a_lane_behind_a_delivery_that_was_never_queued_moves_on(store: St
     first, second = status_event("o1", 0), status_event("o1", 1)
     timing = replace(FAST, orphan_after_s=0.3)
     async with running(store, receiver, timing=timing) as notifier:
-        dying = Outbox(cast(Store, _LosesTheFirstQueueEntry(store)), notifier.outbox.subscriptions, SETTINGS)
+        dying = Outbox(cast(Store, FailsOnce(store, "stream_add")), notifier.outbox.subscriptions, SETTINGS)
         with pytest.raises(StoreUnavailable):
             await dying.publish([first])
         await notifier.outbox.publish([second])
