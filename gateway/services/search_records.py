@@ -70,9 +70,9 @@ class SearchRecords:
         """Write a record; `due` (epoch seconds) schedules its next refresh, None ends them."""
         await self.store.set(_record_key(record.id), encode_record(record), self.ttl_s)
         if due is None:
-            await self.store.index_remove(_ACTIVE, record.id)
+            await self.unschedule(record.id)
         else:
-            await self.store.index_add(_ACTIVE, record.id, due, self.ttl_s)
+            await self.postpone(record.id, due)
 
     async def unschedule(self, record_id: str) -> None:
         """End a record's refreshes (it is finished, or gone) without writing it."""
