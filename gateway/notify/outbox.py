@@ -23,7 +23,7 @@ from gateway.notify.model import (
     Subscription,
     delivery_id,
 )
-from gateway.notify.schedule import KEEP_FINAL_S, record_ttl_s
+from gateway.notify.schedule import expired_before, record_ttl_s
 from gateway.notify.subscriptions import Subscriptions
 from gateway.settings.models import WebhookSettings
 from gateway.store import IndexPosition, Store
@@ -127,7 +127,7 @@ class Outbox:
         await self.store.index_add(index, delivery.id, delivery.created, ttl_s=ttl)
         # Entries whose records have expired, which a listing (newest first) would never reach:
         # without this a busy subscription's index holds every delivery it ever had.
-        await self.store.index_remove_below(index, time.time() - self.settings.retry_for_s - KEEP_FINAL_S)
+        await self.store.index_remove_below(index, expired_before(self.settings, time.time()))
         await self.store.stream_add(QUEUE_STREAM, {"delivery": delivery.id})
 
 

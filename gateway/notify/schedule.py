@@ -38,6 +38,11 @@ def record_ttl_s(delivery: Delivery, settings: WebhookSettings, now: float) -> f
     return max(1.0, give_up_at(delivery, settings) + KEEP_FINAL_S - now)
 
 
+def expired_before(settings: WebhookSettings, now: float) -> float:
+    """Deliveries created before this have no record any more (`record_ttl_s` has run out)."""
+    return now - settings.retry_for_s - KEEP_FINAL_S
+
+
 def after_attempt(
     delivery: Delivery, attempt: DeliveryAttempt, settings: WebhookSettings, *, now: float, draw: float
 ) -> Delivery:
