@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 import httpx
 import orjson
@@ -56,9 +56,8 @@ class PlanetAdapter:
         self.client = client
         self.options = options
         self.base_url = str(client.base_url).rstrip("/")
-        parts = urlsplit(self.base_url)
         # Planet's `Location` headers are paths from the host root: resolved against the origin.
-        self.origin = f"{parts.scheme}://{parts.netloc}"
+        self.origin = wire.origin(self.base_url)
         self.scrubber = scrubber or Scrubber.for_client(client)
 
     # --- the boundary ----------------------------------------------------------------
@@ -78,7 +77,7 @@ class PlanetAdapter:
         content = orjson.dumps(json) if json is not None else None
         headers = {"Content-Type": "application/json"} if json is not None else None
         target = url if url.startswith(("http://", "https://")) else self.base_url + url
-        if "{0.scheme}://{0.netloc}".format(urlsplit(target)).lower() != self.origin.lower():
+        if wire.origin(target) != self.origin:
             # A URL from an answer (a `Location`) would carry the API key to whoever it names.
             raise ProviderInvalidPayload(pid, f"provider '{pid}' named a URL outside its own origin")
         named = {OPERATION_EXTENSION: operation}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -195,3 +196,9 @@ def cancel_outcome(pid: str, status: int, order: dict[str, Any]) -> dict[str, An
     state = str(order["properties"]["status"].get("provider:status", ""))
     detail = f"provider '{pid}' cannot cancel an order that is {state}"
     raise OrderNotCancellable(pid, detail, state, order, cancelling=state in CANCELLING)
+
+
+def origin(url: str) -> str:
+    """`scheme://host[:port]` of a URL, lower-cased (hosts and schemes compare without case)."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
