@@ -39,6 +39,10 @@ def unresolved_at(provider_id: str) -> str:
     return f"{UNRESOLVED}:{provider_id}"
 
 
+def _unresolved_indexes(attempt: OrderAttempt) -> tuple[str, str]:
+    return UNRESOLVED, unresolved_at(attempt.provider)
+
+
 # Compare-and-set retries: each lost race means another writer made progress; a little jitter
 # after each keeps a crowd of writers on one attempt from colliding again and again.
 _CAS_TRIES = 50
@@ -182,11 +186,11 @@ class OrderJournal:
             await self.store.index_add(ABANDONED, attempt.id, attempt.created, self.retention.orders_s)
             await self.store.index_remove_below(ABANDONED, time.time() - self.retention.orders_s)
         else:
-            for index in (UNRESOLVED, unresolved_at(attempt.provider)):
+            for index in _unresolved_indexes(attempt):
                 await self.store.index_add(index, attempt.id, attempt.created, self.retention.orders_s)
 
     async def _unindex(self, attempt: OrderAttempt) -> None:
-        for index in (UNRESOLVED, unresolved_at(attempt.provider)):
+        for index in _unresolved_indexes(attempt):
             await self.store.index_remove(index, attempt.id)
 
     async def _settled(self, attempt: OrderAttempt, *, abandoned: bool = False) -> None:
